@@ -1,0 +1,77 @@
+//! `podsignal`: the one binary. `main` parses the command line, sets up logging and the
+//! runtime, and dispatches to `cmd/`; errors become one line on stderr and an exit code.
+//!
+//! - `cli`: clap definitions (the `--help` text lives there).
+//! - `cmd/`: one module per subcommand.
+//! - `child`: running a command that cannot outlive us (lock, leader).
+//! - `exit`: exit codes.
+
+mod child;
+mod cli;
+mod cmd;
+mod exit;
+
+use clap::Parser;
+use podsignal_client::{Access, Volume, VolumeOptions};
+
+use crate::cli::{AccessArg, Cli, GlobalOpts, LogFormat};
+use crate::exit::ExitCode;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("podsignal: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(ExitCode::ERROR.0);
+        }
+    };
+    let result = runtime.block_on(cmd::dispatch(cli));
+    // Threads blocked in flock(2) for an abandoned wait must not hold up the exit.
+    runtime.shutdown_background();
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit::code_of(&e);
+            let message = format!("{e:#}");
+            if !message.is_empty() {
+                eprintln!("podsignal: {message}");
+            }
+            code
+        }
+    };
+    std::process::ExitCode::from(code.0)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PODSIGNAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Opens the shared directory as the global options say.
+pub async fn open_volume(global: &GlobalOpts) -> anyhow::Result<Volume> {
+    let access = match global.access {
+        AccessArg::Owner => Access::Owner,
+        AccessArg::Group => Access::Group,
+        AccessArg::All => Access::All,
+    };
+    let options = VolumeOptions {
+        access,
+        durable: global.durable,
+        rescan: global.rescan,
+        source: None,
+    };
+    Ok(Volume::open(&global.dir, options).await?)
+}

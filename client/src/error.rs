@@ -1,0 +1,111 @@
+//! The client's one error type. Every variant names the path or name involved; the message
+//! does not repeat its `#[source]`, so `{:#}` prints the whole chain on one line.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use podsignal_proto::{Name, NameError, Phase, RecordError};
+
+/// Anything a podsignal client call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call on a path failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done, e.g. "cannot open".
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file in the shared directory is not what the protocol allows (a symlink, a FIFO, a
+    /// directory, or too large): it is refused, never followed or read.
+    #[error("refusing {path}: {why}")]
+    Refused {
+        /// The offending path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A record's contents are not a valid record.
+    #[error("bad record {path}")]
+    BadRecord {
+        /// The record's path.
+        path: PathBuf,
+        /// Why it could not be decoded.
+        #[source]
+        source: RecordError,
+    },
+    /// A name is not valid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// Event data or another argument is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// A wait ran out of time; `pending` says what was still missing and why.
+    #[error("timed out after {}: {}", podsignal_proto::format_duration(*.after), .pending.join("; "))]
+    Timeout {
+        /// How long was waited.
+        after: Duration,
+        /// One line per unmet condition: the name and why it is not met.
+        pending: Vec<String>,
+    },
+    /// `try_acquire` found the lock held.
+    #[error("lock {name} is held{}", .holder.as_deref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    LockBusy {
+        /// The lock.
+        name: Name,
+        /// Who holds it, if the holder record says.
+        holder: Option<String>,
+    },
+    /// The fencing counter has reached its maximum value.
+    #[error("fencing counter of {name} is exhausted")]
+    FenceExhausted {
+        /// The lock.
+        name: Name,
+    },
+    /// `phase set` to an earlier phase than the current one, without force.
+    #[error("phase is {current} already; moving back to {requested} needs --force")]
+    PhaseBackwards {
+        /// The current phase.
+        current: Phase,
+        /// The requested phase.
+        requested: Phase,
+    },
+    /// Events before `available` were rotated away before they could be read.
+    #[error("events {wanted} to {} were rotated away before they could be read", .available - 1)]
+    EventsRotated {
+        /// The first sequence number asked for.
+        wanted: u64,
+        /// The oldest sequence number still in the log.
+        available: u64,
+    },
+    /// The HTTP agent answered with an error or could not be reached.
+    #[error("agent {url}: {message}")]
+    Agent {
+        /// The URL called.
+        url: String,
+        /// The agent's error message, or the transport error.
+        message: String,
+    },
+}
+
+/// The client's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: impl Into<io::Error>,
+    ) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! [`Volume`]: the shared directory, opened. Every protocol operation is a method on it,
+//! defined in the module of its concept (`readiness`, `lock`, `leader`, `events`, `phase`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use podsignal_proto::{Identity, layout};
+
+use crate::error::{Error, Result};
+use crate::identity;
+use crate::safe_dir::{Access, SafeDir, WriteOptions};
+use crate::watch::{Area, Watcher};
+
+/// How a [`Volume`] writes and waits.
+#[derive(Debug, Clone)]
+pub struct VolumeOptions {
+    /// Permissions of what podsignal creates.
+    pub access: Access,
+    /// fsync every write. The fencing counter is always fsynced; readiness, phase and event
+    /// writes are not by default, because an emptyDir dies with the pod anyway.
+    pub durable: bool,
+    /// How often waiters re-check even without an inotify event.
+    pub rescan: Duration,
+    /// The `source` recorded as writer; defaults to `PODSIGNAL_NAME`.
+    pub source: Option<String>,
+}
+
+impl Default for VolumeOptions {
+    fn default() -> Self {
+        VolumeOptions {
+            access: Access::Owner,
+            durable: false,
+            rescan: Duration::from_secs(1),
+            source: None,
+        }
+    }
+}
+
+/// The shared directory, opened: cheap to clone, safe to share between tasks.
+///
+/// ```no_run
+/// # async fn demo() -> podsignal_client::Result<()> {
+/// use podsignal_client::{Volume, VolumeOptions};
+/// let volume = Volume::open("/run/podsignal", VolumeOptions::default()).await?;
+/// println!("{}", volume.path().display());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Volume {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) root: SafeDir,
+    pub(crate) ready: SafeDir,
+    pub(crate) locks: SafeDir,
+    pub(crate) leaders: SafeDir,
+    pub(crate) events: SafeDir,
+    pub(crate) exits: SafeDir,
+    pub(crate) stop: SafeDir,
+    pub(crate) options: VolumeOptions,
+    pub(crate) identity: Identity,
+    pub(crate) watcher: Watcher,
+}
+
+impl Volume {
+    /// Opens the shared directory at `path`, creating it and its subdirectories if missing,
+    /// and starts watching it. Must be called inside a tokio runtime.
+    pub async fn open(path: impl AsRef<Path>, options: VolumeOptions) -> Result<Volume> {
+        let path = path.as_ref();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Invalid(
+                "Volume::open must be called inside a tokio runtime".into(),
+            ));
+        }
+        let access = options.access;
+        let root = SafeDir::open_root(path, access)?;
+        let sub = |name: &str| root.open_subdir(name, access);
+        let (ready, locks, leaders) = (
+            sub(layout::READY_DIR)?,
+            sub(layout::LOCKS_DIR)?,
+            sub(layout::LEADERS_DIR)?,
+        );
+        let (events, exits, stop) = (
+            sub(layout::EVENTS_DIR)?,
+            sub(layout::EXITS_DIR)?,
+            sub(layout::STOP_DIR)?,
+        );
+        let dirs: Vec<(PathBuf, PathBuf, Area)> = [
+            (&root, Area::Root),
+            (&ready, Area::Ready),
+            (&locks, Area::Locks),
+            (&leaders, Area::Leaders),
+            (&events, Area::Events),
+            (&exits, Area::Exits),
+            (&stop, Area::Stop),
+        ]
+        .iter()
+        .map(|(d, a)| (d.proc_path(), d.path().to_owned(), *a))
+        .collect();
+        let watcher = Watcher::start(&dirs, options.rescan);
+        let mut identity = identity::current();
+        if options.source.is_some() {
+            identity.source = options.source.clone();
+        }
+        Ok(Volume {
+            inner: Arc::new(Inner {
+                root,
+                ready,
+                locks,
+                leaders,
+                events,
+                exits,
+                stop,
+                options,
+                identity,
+                watcher,
+            }),
+        })
+    }
+
+    /// The directory this volume was opened at.
+    pub fn path(&self) -> &Path {
+        self.inner.root.path()
+    }
+
+    /// The identity this volume records as writer.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    pub(crate) fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            access: self.inner.options.access,
+            durable: self.inner.options.durable,
+        }
+    }
+
+    pub(crate) fn access(&self) -> Access {
+        self.inner.options.access
+    }
+}

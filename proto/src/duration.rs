@@ -1,0 +1,120 @@
+//! Durations as people write them on a command line: `500ms`, `30s`, `2m`, `1h`, `1m30s`.
+//!
+//! The same spelling is used by the CLI (`--timeout 30s`) and the HTTP API (`?wait=30s`).
+
+use std::time::Duration;
+
+/// Why a string is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {input:?}: {why} (examples: 500ms, 30s, 2m, 1h, 1m30s)")]
+pub struct DurationError {
+    /// The rejected input.
+    pub input: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+/// Parses a duration: one or more `<integer><unit>` parts, unit one of `ms`, `s`, `m`, `h`.
+/// A bare `0` is accepted; any other number needs a unit.
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let err = |why| DurationError {
+        input: input.to_owned(),
+        why,
+    };
+    let s = input.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err(err("empty"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(err("expected a number"));
+        }
+        let value: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| err("number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value.checked_mul(60).ok_or_else(|| err("too large"))?),
+            "h" => Duration::from_secs(value.checked_mul(3600).ok_or_else(|| err("too large"))?),
+            "" => return Err(err("missing unit")),
+            _ => return Err(err("unknown unit")),
+        };
+        total = total.checked_add(part).ok_or_else(|| err("too large"))?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// Formats a duration in the spelling [`parse_duration`] reads, choosing the largest exact unit.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0".to_owned()
+    } else if ms.is_multiple_of(3_600_000) {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn rejects_missing_units_and_garbage() {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "1.5s",
+            "-1s",
+            "1d",
+            "10 s",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn format_then_parse_round_trips(ms in 0u64..10_000_000_000) {
+            let d = Duration::from_millis(ms);
+            prop_assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(s in ".*") {
+            let _ = parse_duration(&s);
+        }
+    }
+}

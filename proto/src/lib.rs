@@ -1,0 +1,31 @@
+//! podsignal's protocol, with no I/O: what the files in the shared directory are called, what
+//! they contain, and how the CLI and HTTP API spell the same ideas.
+//!
+//! - [`name`]: the names of records, locks, leaders and event kinds, and their validation.
+//! - [`layout`]: where each record lives, relative to the shared directory.
+//! - [`record`]: the envelope every JSON record shares (format version, size cap, decoding).
+//! - [`readiness`], [`lock`], [`event`], [`phase`]: one module per protocol concept.
+//! - [`duration`]: `500ms`, `30s`, `2m` and back.
+//! - [`exit`]: the process exit codes every subcommand uses.
+//!
+//! The volume engine and the HTTP client in `podsignal-client` do the I/O; this crate only
+//! parses and serializes over `&[u8]` and `&str`, so both transports agree by construction.
+
+pub mod duration;
+pub mod event;
+pub mod exit;
+pub mod layout;
+pub mod lock;
+pub mod name;
+pub mod phase;
+pub mod readiness;
+pub mod record;
+
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use event::{Event, EventSegment};
+pub use exit::ExitCode;
+pub use lock::{FencingToken, HolderRecord};
+pub use name::{Name, NameError};
+pub use phase::{Phase, PhaseRecord};
+pub use readiness::{ReadinessRecord, ReadinessState};
+pub use record::{FORMAT_VERSION, Identity, MAX_RECORD_BYTES, RecordError};

@@ -1,0 +1,99 @@
+//! Readiness records: `ready/NAME.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::Name;
+use crate::record::{self, Identity, RecordError};
+
+/// Whether a readiness record says ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadinessState {
+    /// The named component is ready.
+    Ready,
+    /// The named component is not ready (the reason says why).
+    Unready,
+}
+
+/// A readiness record as stored in `ready/NAME.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessRecord {
+    /// Format version ([`record::FORMAT_VERSION`]).
+    pub version: u32,
+    /// The record's name; must match its file name.
+    pub name: Name,
+    /// Ready or unready.
+    pub state: ReadinessState,
+    /// Why, in the writer's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// True when the writer holds the liveness file `ready/NAME.INCARNATION.live`: the record
+    /// counts only while that flock is held. False: a "sticky" record that stays until changed.
+    pub held: bool,
+    /// Who wrote it.
+    pub writer: Identity,
+    /// When the state last changed, in Unix milliseconds.
+    pub since_ms: u64,
+    /// When the record was last written, in Unix milliseconds.
+    pub updated_ms: u64,
+}
+
+impl ReadinessRecord {
+    /// Decodes and checks a record read from the file of `expected`.
+    pub fn decode(bytes: &[u8], expected: &Name) -> Result<ReadinessRecord, RecordError> {
+        let r: ReadinessRecord = record::decode(bytes)?;
+        if &r.name != expected {
+            return Err(RecordError::Invalid(format!(
+                "record names {:?}, but its file is {expected:?}",
+                r.name.as_str()
+            )));
+        }
+        if !record::is_incarnation(&r.writer.incarnation) {
+            return Err(RecordError::Invalid(format!(
+                "incarnation {:?} is not 16 hex digits",
+                r.writer.incarnation
+            )));
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ReadinessRecord {
+        ReadinessRecord {
+            version: 1,
+            name: Name::new("db").unwrap(),
+            state: ReadinessState::Ready,
+            reason: Some("migrated".into()),
+            held: false,
+            writer: Identity {
+                pid: 1,
+                hostname: "h".into(),
+                source: None,
+                incarnation: "00000000000000ff".into(),
+            },
+            since_ms: 1,
+            updated_ms: 2,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_checks_the_name() {
+        let bytes = record::encode(&sample());
+        assert_eq!(
+            ReadinessRecord::decode(&bytes, &Name::new("db").unwrap()).unwrap(),
+            sample()
+        );
+        assert!(ReadinessRecord::decode(&bytes, &Name::new("other").unwrap()).is_err());
+    }
+
+    #[test]
+    fn refuses_a_path_as_incarnation() {
+        let mut r = sample();
+        r.writer.incarnation = "../../x".into();
+        assert!(ReadinessRecord::decode(&record::encode(&r), &r.name).is_err());
+    }
+}

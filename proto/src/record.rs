@@ -1,0 +1,137 @@
+//! The envelope every JSON record shares: a format version, a size cap, the writer's
+//! identity, and decoding that turns garbage into an error, never a panic.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The record format this crate writes. Readers refuse records with a higher version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The largest record a reader accepts, in bytes. A larger file is refused unread, so a
+/// neighbour cannot make every waiter read gigabytes.
+pub const MAX_RECORD_BYTES: u64 = 64 * 1024;
+
+/// Who wrote a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The writer's process id, in its own PID namespace.
+    pub pid: u32,
+    /// The writer's hostname (in a Pod: the pod name, the same for every container).
+    pub hostname: String,
+    /// The writer's container or component name (`PODSIGNAL_NAME`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// A random id of the writing process, different on every start: tells restarts apart.
+    pub incarnation: String,
+}
+
+impl Identity {
+    /// How events and `status` name the writer: its source, else `pid@hostname`.
+    pub fn label(&self) -> String {
+        match &self.source {
+            Some(s) => s.clone(),
+            None => format!("{}@{}", self.pid, self.hostname),
+        }
+    }
+}
+
+/// True when `s` is a well-formed incarnation id: 16 lowercase hex digits.
+pub fn is_incarnation(s: &str) -> bool {
+    s.len() == 16
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Why a record's bytes could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The record is larger than [`MAX_RECORD_BYTES`].
+    #[error("record is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+    },
+    /// The bytes are not the expected JSON.
+    #[error("malformed record: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The record was written by a newer podsignal.
+    #[error(
+        "record format version {found} is newer than this podsignal understands ({FORMAT_VERSION})"
+    )]
+    NewerVersion {
+        /// The version found.
+        found: u32,
+    },
+    /// A field has a value the protocol does not allow.
+    #[error("malformed record: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+/// Decodes a record after checking its size and format version.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+    let size = bytes.len() as u64;
+    if size > MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge { size });
+    }
+    let v: VersionOnly = serde_json::from_slice(bytes)?;
+    if v.version > FORMAT_VERSION {
+        return Err(RecordError::NewerVersion { found: v.version });
+    }
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// Encodes a record as one line of JSON with a trailing newline (so `cat` shows it well).
+pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail: no maps with non-string keys, no I/O.
+    let mut out = serde_json::to_vec(record).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct R {
+        version: u32,
+        x: u8,
+    }
+
+    #[test]
+    fn decode_checks_size_version_and_shape() {
+        assert_eq!(
+            decode::<R>(br#"{"version":1,"x":3}"#).unwrap(),
+            R { version: 1, x: 3 }
+        );
+        assert!(matches!(
+            decode::<R>(br#"{"version":9,"x":3}"#),
+            Err(RecordError::NewerVersion { found: 9 })
+        ));
+        assert!(matches!(
+            decode::<R>(b"{\"version\":1,"),
+            Err(RecordError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode::<R>(b"\xff\x00garbage"),
+            Err(RecordError::Malformed(_))
+        ));
+        let big = vec![b' '; MAX_RECORD_BYTES as usize + 1];
+        assert!(matches!(
+            decode::<R>(&big),
+            Err(RecordError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn incarnations_are_16_hex() {
+        assert!(is_incarnation("0123456789abcdef"));
+        assert!(!is_incarnation("0123456789ABCDEF"));
+        assert!(!is_incarnation("../../etc/passwd"));
+    }
+}
