@@ -7,6 +7,9 @@
 //! orphan keeps running while others believe it stopped.
 //!
 //! Signals are sent through a pidfd, so a signal can never hit a recycled PID.
+//!
+//! `run` spawns through [`spawn_with`] and a [`Reaper`]: then the reaper, not
+//! `Child::wait`, collects the exit status (see `supervisor/reaper.rs` for why).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -21,6 +24,7 @@ use rustix::process::{Pid, Signal};
 use tokio::sync::oneshot;
 
 use crate::exit::{Exit, ExitCode};
+use crate::supervisor::reaper::Reaper;
 
 /// What to run.
 #[derive(Debug)]
@@ -31,6 +35,15 @@ pub struct ChildSpec<'a> {
     pub env: Vec<(String, String)>,
     /// A descriptor the child inherits (a held lock, as `flock(1)` passes it).
     pub inherit: Option<&'a File>,
+}
+
+/// How to spawn, beyond what to run: [`spawn`] uses the defaults.
+#[derive(Debug, Default)]
+pub struct SpawnOptions {
+    /// Let this reaper collect the exit status (a subreaper must not race `Child::wait`).
+    pub reaper: Option<Reaper>,
+    /// Put the child in a process group of its own (signals can then go to the group).
+    pub process_group: bool,
 }
 
 /// A running child: its pid, a way to signal it, and its exit.
@@ -44,6 +57,11 @@ pub struct Child {
 /// Spawns the child. Errors name the command; "not found" and "not executable" map to the
 /// shell's 127 and 126.
 pub fn spawn(spec: ChildSpec<'_>) -> anyhow::Result<Child> {
+    spawn_with(spec, SpawnOptions::default())
+}
+
+/// [`spawn`], with options.
+pub fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::Result<Child> {
     let program = spec
         .argv
         .first()
@@ -53,6 +71,9 @@ pub fn spawn(spec: ChildSpec<'_>) -> anyhow::Result<Child> {
     cmd.args(&spec.argv[1..])
         .envs(spec.env.iter().map(|(k, v)| (k, v)));
     set_parent_death_signal(&mut cmd);
+    if options.process_group {
+        cmd.process_group(0);
+    }
     // Let the inherited descriptor survive exec for this one spawn. Nothing else in this
     // process spawns children concurrently, so no other child can inherit it by accident.
     if let Some(f) = spec.inherit {
@@ -64,8 +85,11 @@ pub fn spawn(spec: ChildSpec<'_>) -> anyhow::Result<Child> {
     std::thread::Builder::new()
         .name("podsignal-child".into())
         .spawn(move || {
-            let child = cmd.spawn();
-            let mut child = match child {
+            let spawned = match &options.reaper {
+                Some(reaper) => reaper.spawn(&mut cmd).map(|(c, rx)| (c, Some(rx))),
+                None => cmd.spawn().map(|c| (c, None)),
+            };
+            let (mut child, reaped) = match spawned {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = started_tx.send(Err(e));
@@ -75,7 +99,13 @@ pub fn spawn(spec: ChildSpec<'_>) -> anyhow::Result<Child> {
             let pid = Pid::from_child(&child);
             let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
             let _ = started_tx.send(Ok((pid, pidfd)));
-            let _ = exit_tx.send(child.wait());
+            let status = match reaped {
+                Some(rx) => rx
+                    .recv()
+                    .map_err(|_| io::Error::other("the reaper stopped")),
+                None => child.wait(),
+            };
+            let _ = exit_tx.send(status);
             // This thread returns only after the child is reaped: the death signal stays armed
             // for the child's whole life.
         })?;
@@ -126,6 +156,11 @@ fn set_parent_death_signal(cmd: &mut Command) {
 }
 
 impl Child {
+    /// The child's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
     /// A handle that signals the child, usable from another task.
     pub fn signaller(&self) -> Signaller {
         Signaller {
@@ -156,6 +191,16 @@ pub struct Signaller {
 }
 
 impl Signaller {
+    /// Sends `signal` to the child's process group (the child must lead one: spawned with
+    /// [`SpawnOptions::process_group`]); does nothing once the child is reaped, so the
+    /// group id cannot have been recycled.
+    pub fn send_group(&self, signal: Signal) {
+        let Ok(guard) = self.pidfd.lock() else { return };
+        if guard.is_some() {
+            let _ = rustix::process::kill_process_group(self.pid, signal);
+        }
+    }
+
     /// Sends `signal`; does nothing once the child is reaped.
     pub fn send(&self, signal: Signal) {
         let Ok(guard) = self.pidfd.lock() else { return };

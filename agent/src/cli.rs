@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use podsignal_proto::{Name, Phase};
+use podsignal_proto::{Condition, HttpCheck, Name, Phase, ReadyProbe};
 
 const EXIT_CODES: &str = podsignal_proto::ExitCode::TABLE;
 
@@ -22,6 +22,7 @@ const EXIT_CODES: &str = podsignal_proto::ExitCode::TABLE;
 ///   $ podsignal ready web --hold              # ready until this process stops
 ///   $ podsignal lock migrations -- ./migrate  # PODSIGNAL_FENCING_TOKEN set for ./migrate
 ///   $ podsignal status
+///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
 #[derive(Debug, Parser)]
 #[command(name = "podsignal", version, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 75 lock busy, 124 timeout, 128+N killed by signal N (--help for more)")]
 pub struct Cli {
@@ -63,6 +64,17 @@ pub struct GlobalOpts {
     /// Log format on stderr.
     #[arg(long, global = true, env = "PODSIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, help_heading = "Logging")]
     pub log_format: LogFormat,
+
+    /// Go through a `podsignal agent` at URL (http://HOST:PORT or unix:PATH) instead of
+    /// the shared directory: ready, unready, wait (readiness names), lock, leader, event,
+    /// phase and status work the same way.
+    #[arg(long, global = true, env = "PODSIGNAL_AGENT", value_name = "URL", help_heading = "Agent")]
+    pub agent: Option<String>,
+
+    /// A file holding the agent's bearer token: the agent checks it, `--agent` clients send
+    /// it (with `agent --generate-token`, created if missing).
+    #[arg(long, global = true, env = "PODSIGNAL_TOKEN_FILE", value_name = "PATH", help_heading = "Agent")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `--access`.
@@ -100,12 +112,16 @@ pub enum Command {
     Ready(ReadyArgs),
     /// Mark NAME unready (a sticky record with an optional reason).
     Unready(UnreadyArgs),
-    /// Wait until every NAME is ready (or one, with --any).
+    /// Wait until every condition holds (or one, with --any).
     ///
-    /// Returns 0 as soon as the condition holds (at once if it already does), or 124 after
-    /// --timeout with one line naming what is still missing and why.
+    /// A condition is a readiness NAME, exit:NAME[=CODE] (the container running
+    /// `run --name NAME` exited), phase:PHASE, file:PATH, tcp:HOST:PORT, http://... or
+    /// unix:PATH (docs/conditions.md). Returns 0 as soon as they hold (at once if they already
+    /// do), or 124 after --timeout with one line naming each unmet condition and why.
     ///
     ///   $ podsignal wait proxy db-migrated --timeout 2m
+    ///   $ podsignal wait tcp:db:5432 http://127.0.0.1:8080/healthz --timeout 30s
+    ///   $ podsignal wait exit:app=0
     ///   $ podsignal wait --unready web        # until web's holder is gone
     Wait(WaitArgs),
     /// Run a command holding a lock, with a fencing token.
@@ -136,6 +152,89 @@ pub enum Command {
     Phase(PhaseCommand),
     /// Show everything in the shared directory: phase, readiness, locks, leaders, events.
     Status(StatusArgs),
+    /// Run a container's command: wait for its dependencies, publish its readiness, stop
+    /// it in step with the others, and exit with its code.
+    ///
+    /// The entrypoint that replaces wait-for-it, linkerd-await, kubexit, scuttle and tini:
+    /// --wait-for blocks until conditions hold (docs/conditions.md); --ready-when publishes
+    /// the readiness of --name, held while CMD runs; when CMD exits, a tombstone
+    /// (exit:NAME) and an `exit` event tell the others. Signals are forwarded to CMD; zombies
+    /// are reaped (as PID 1, or as a child subreaper); if run is killed, CMD dies with it.
+    /// Stopping is: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
+    /// SIGKILL. run exits with CMD's code, 128+N if a signal N killed it, 124 if --wait-for
+    /// timed out, 143/130 if SIGTERM/SIGINT arrived while waiting.
+    ///
+    ///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
+    ///   $ podsignal run --name proxy --ready-when http://127.0.0.1:15021/ready \
+    ///         --exit-with exit:app --exit-code on-stop-zero -- ./proxy
+    ///   $ podsignal run --name web --drain --drain-ports 8080 --grace 20s -- ./web
+    ///   $ podsignal run --name api --ready-when notify -- ./api   # the child sends READY=1
+    #[command(verbatim_doc_comment)]
+    Run(Box<RunArgs>),
+    /// Ask the container running `run --name NAME` to stop gracefully.
+    ///
+    /// Writes stop/NAME.json in the shared directory; that `run` stops its command as it
+    /// would on SIGTERM (without --stop-after) and exits. With --wait, waits for its
+    /// tombstone. A /quitquitquit for every sidecar, with no HTTP server or curl needed.
+    ///
+    ///   $ podsignal stop proxy --reason "job finished" --wait --timeout 30s
+    #[command(verbatim_doc_comment)]
+    Stop(StopArgs),
+    /// Copy this podsignal binary into DEST (a directory or a file path).
+    ///
+    /// For an init container sharing a volume with images that do not ship podsignal.
+    ///
+    ///   $ podsignal install /podsignal-bin/        # then: /podsignal-bin/podsignal run ...
+    #[command(verbatim_doc_comment)]
+    Install(InstallArgs),
+    /// Serve the shared directory over HTTP on localhost (the agent).
+    ///
+    /// A versioned JSON API under /v1 (readiness, locks, leaders, events with Server-Sent
+    /// Events, phase, shutdown), plus /healthz, /readyz, /metrics and /openapi.json. The
+    /// directory stays the source of truth: the API and `podsignal` on the volume agree.
+    /// Binds loopback only, unless --allow-remote with a --token-file. SIGTERM/SIGINT: open
+    /// long-polls get 503, streams end, everything held is released, exit 0. See
+    /// docs/http-api.md.
+    ///
+    ///   $ podsignal agent --listen 127.0.0.1:7781
+    ///   $ podsignal agent --listen unix:/run/podsignal/agent.sock
+    ///   $ curl -s localhost:7781/v1/readiness/db?wait=30s
+    Agent(AgentArgs),
+}
+
+/// `agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Where to listen: HOST:PORT (loopback unless --allow-remote) or unix:PATH.
+    #[arg(long, env = "PODSIGNAL_LISTEN", default_value = "127.0.0.1:7781", value_name = "ADDR")]
+    pub listen: String,
+    /// Allow a non-loopback --listen address (requires --token-file).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Create --token-file with a random token (mode 0640) if it does not exist.
+    #[arg(long, requires = "token_file")]
+    pub generate_token: bool,
+    /// The largest request body accepted, in bytes (413 above).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES", help_heading = "Limits")]
+    pub max_body: usize,
+    /// How many long-polls, waiting acquisitions and holds may be open at once (503 above).
+    #[arg(long, default_value_t = 1024, value_name = "N", help_heading = "Limits")]
+    pub max_waiters: usize,
+    /// How many event streams may be open at once (503 above).
+    #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Limits")]
+    pub max_streams: usize,
+    /// The longest single long-poll; a longer ?wait= is cut to this (clients poll again).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub max_wait: Duration,
+    /// How long any request may take beyond its own wait (503 after).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub request_timeout: Duration,
+    /// How often hold streams send a heartbeat line.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub heartbeat: Duration,
+    /// On shutdown, how long to wait for open connections to finish before exiting anyway.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub drain_timeout: Duration,
 }
 
 /// `ready`.
@@ -166,9 +265,10 @@ pub struct UnreadyArgs {
 /// `wait`.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    /// The names to wait for.
-    #[arg(required = true, value_parser = parse_name)]
-    pub names: Vec<Name>,
+    /// The conditions to wait for: NAME, exit:NAME[=CODE], phase:PHASE, file:PATH,
+    /// tcp:HOST:PORT, http(s)://..., unix:PATH.
+    #[arg(required = true, value_parser = parse_condition, value_name = "COND")]
+    pub conditions: Vec<Condition>,
     /// Give up after this long (e.g. 500ms, 30s, 2m) with exit code 124.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Option<Duration>,
@@ -178,6 +278,164 @@ pub struct WaitArgs {
     /// Wait for the names to be NOT ready (absent, unready, or their holder gone).
     #[arg(long)]
     pub unready: bool,
+    /// How probes are timed.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+impl WaitArgs {
+    /// The readiness names, when every condition is a plain NAME (as before conditions).
+    pub fn plain_names(&self) -> Option<Vec<Name>> {
+        self.conditions
+            .iter()
+            .map(|c| match c {
+                Condition::Ready(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// How probing conditions are timed (`wait`, `run`).
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// How often a local tcp: port is looked up in /proc/net/tcp{,6} (no connection).
+    #[arg(long, default_value = "5ms", value_parser = parse_duration, value_name = "DUR", help_heading = "Probes")]
+    pub tcp_interval: Duration,
+    /// First delay between http:, unix: and remote tcp: attempts (doubling, with jitter).
+    #[arg(long, default_value = "10ms", value_parser = parse_duration, value_name = "DUR", help_heading = "Probes")]
+    pub backoff_min: Duration,
+    /// Longest delay between attempts.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration, value_name = "DUR", help_heading = "Probes")]
+    pub backoff_max: Duration,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// This container's name: its readiness record, tombstone (exit:NAME), stop requests
+    /// and events. Exported to CMD as PODSIGNAL_NAME.
+    #[arg(long, env = "PODSIGNAL_NAME", value_parser = parse_name, help_heading = "Identity")]
+    pub name: Option<Name>,
+
+    /// Before starting CMD, wait until these hold (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Startup")]
+    pub wait_for: Vec<Condition>,
+    /// --wait-for: one condition is enough.
+    #[arg(long, help_heading = "Startup")]
+    pub any: bool,
+    /// --wait-for: give up after this long, exit 124 naming what is missing.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Startup")]
+    pub timeout: Option<Duration>,
+    /// How probes are timed.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+
+    /// Publish --name ready when this passes: tcp:PORT, http://127.0.0.1:PORT/PATH,
+    /// exec:CMD, file:PATH, unix:PATH or notify (sd_notify READY=1). Held: gone at once if
+    /// run dies, retracted when CMD exits.
+    #[arg(long, value_parser = parse_probe, value_name = "PROBE", help_heading = "Readiness")]
+    pub ready_when: Option<ReadyProbe>,
+    /// Keep probing this often after the first success; a failure marks --name unready
+    /// with the reason.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Readiness")]
+    pub probe_interval: Option<Duration>,
+    /// With --ready-when notify: bind NOTIFY_SOCKET at this path (default: an abstract
+    /// socket).
+    #[arg(long, value_name = "PATH", help_heading = "Readiness")]
+    pub notify_socket: Option<PathBuf>,
+    /// With --ready-when notify: CMD must send WATCHDOG=1 this often (WATCHDOG_USEC is set
+    /// for it); a missed deadline marks it unready and publishes a `watchdog` event.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Readiness")]
+    pub watchdog: Option<Duration>,
+
+    /// Stop CMD and exit when any of these holds (e.g. exit:app, phase:stopping).
+    #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Shutdown")]
+    pub exit_with: Vec<Condition>,
+    /// On SIGTERM, keep CMD running until these hold (e.g. exit:app), bounded by --grace.
+    #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Shutdown")]
+    pub stop_after: Vec<Condition>,
+    /// The signal that stops CMD (default: the one run received, else SIGTERM).
+    #[arg(long, value_parser = parse_signal, value_name = "SIG", help_heading = "Shutdown")]
+    pub stop_signal: Option<i32>,
+    /// Bounds the pre-stop steps, and then the time CMD has after the stop signal before
+    /// SIGKILL.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR", help_heading = "Shutdown")]
+    pub grace: Duration,
+    /// When stopping, first mark --name unready (then --drain-delay, --drain-ports).
+    #[arg(long, help_heading = "Shutdown")]
+    pub drain: bool,
+    /// When stopping, wait this long before the stop signal (implies --drain).
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Shutdown")]
+    pub drain_delay: Option<Duration>,
+    /// When stopping, wait until no connection is established on these local ports
+    /// (implies --drain).
+    #[arg(long, value_delimiter = ',', value_name = "PORT", help_heading = "Shutdown")]
+    pub drain_ports: Vec<u16>,
+    /// Run `sh -c CMD` before the stop signal.
+    #[arg(long, value_name = "CMD", help_heading = "Shutdown")]
+    pub pre_stop: Option<String>,
+    /// POST to this URL before the stop signal.
+    #[arg(long, value_parser = parse_http, value_name = "URL", help_heading = "Shutdown")]
+    pub pre_stop_http: Option<HttpCheck>,
+    /// On SIGTERM/SIGINT, set the pod phase (e.g. draining), so `--exit-with phase:...`
+    /// elsewhere follows.
+    #[arg(long, value_name = "PHASE", help_heading = "Shutdown")]
+    pub on_term_phase: Option<Phase>,
+    /// Put CMD in its own process group and signal the whole group.
+    #[arg(long, help_heading = "Shutdown")]
+    pub pgroup: bool,
+
+    /// run's exit code: child (CMD's), zero (always 0), on-stop-zero (0 when podsignal
+    /// stopped CMD on purpose: --exit-with, podsignal stop, a SIGTERM; else CMD's).
+    #[arg(long, value_enum, default_value_t = ExitCodePolicy::Child, help_heading = "Exit")]
+    pub exit_code: ExitCodePolicy,
+    /// Exit with TO when CMD exits with FROM (repeatable), e.g. 143:0.
+    #[arg(long, value_parser = parse_remap, value_name = "FROM:TO", help_heading = "Exit")]
+    pub remap_exit: Vec<(u8, u8)>,
+    /// Write why CMD ended here, in Kubernetes' terminationMessage format (default:
+    /// /dev/termination-log when it is writable).
+    #[arg(long, env = "PODSIGNAL_TERMINATION_LOG", value_name = "PATH", help_heading = "Exit")]
+    pub termination_log: Option<PathBuf>,
+
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `run --exit-code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExitCodePolicy {
+    /// CMD's exit code (128+N if killed by signal N).
+    Child,
+    /// Always 0.
+    Zero,
+    /// 0 when podsignal stopped CMD on purpose, else CMD's code.
+    OnStopZero,
+}
+
+/// `stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The `run --name` of the container to stop.
+    #[arg(value_parser = parse_name)]
+    pub name: Name,
+    /// Why (logged by the stopped container, in its stop event and tombstone).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Wait until it has exited (its tombstone appears).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long, with exit code 124.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", requires = "wait")]
+    pub timeout: Option<Duration>,
+}
+
+/// `install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Where to copy the binary: a directory (gets DEST/podsignal) or a file path.
+    pub dest: PathBuf,
 }
 
 /// `lock`.
@@ -311,6 +569,28 @@ fn parse_name(s: &str) -> Result<Name, String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     podsignal_proto::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_condition(s: &str) -> Result<Condition, String> {
+    Condition::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_probe(s: &str) -> Result<ReadyProbe, String> {
+    ReadyProbe::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_http(s: &str) -> Result<HttpCheck, String> {
+    HttpCheck::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    crate::supervisor::signals::parse(s)
+}
+
+fn parse_remap(s: &str) -> Result<(u8, u8), String> {
+    let (from, to) = s.split_once(':').ok_or("expected FROM:TO, e.g. 143:0")?;
+    let code = |c: &str| c.parse::<u8>().map_err(|_| format!("{c:?} is not an exit code 0-255"));
+    Ok((code(from)?, code(to)?))
 }
 
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {

@@ -3,13 +3,19 @@
 //!
 //! - `cli`: clap definitions (the `--help` text lives there).
 //! - `cmd/`: one module per subcommand.
-//! - `child`: running a command that cannot outlive us (lock, leader).
+//! - `child`: running a command that cannot outlive us (lock, leader, run).
+//! - `condition/`: evaluating conditions (`wait`, `run --wait-for`, `--ready-when`).
+//! - `supervisor/`: `run`'s child supervision: reaper, signals, sd_notify, shutdown.
+//! - `http/`: the agent's HTTP API (`podsignal agent`).
 //! - `exit`: exit codes.
 
 mod child;
 mod cli;
 mod cmd;
+mod condition;
 mod exit;
+mod http;
+mod supervisor;
 
 use clap::Parser;
 use podsignal_client::{Access, Volume, VolumeOptions};
@@ -19,7 +25,13 @@ use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.log_format);
+    // The agent is a server: its operators want to see it start, serve and stop.
+    let default_level = if matches!(cli.command, cli::Command::Agent(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.global.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -48,15 +60,32 @@ fn main() -> std::process::ExitCode {
     std::process::ExitCode::from(code.0)
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PODSIGNAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The transport the global options ask for: the agent at `--agent`, else the volume.
+pub async fn open_client(global: &GlobalOpts) -> anyhow::Result<podsignal_client::Client> {
+    match &global.agent {
+        Some(url) => {
+            let token = global
+                .token_file
+                .as_deref()
+                .map(cmd::agent::read_token)
+                .transpose()?;
+            Ok(podsignal_client::Client::Agent(
+                podsignal_client::http::AgentClient::new(url, token)?,
+            ))
+        }
+        None => Ok(podsignal_client::Client::Volume(open_volume(global).await?)),
     }
 }
 

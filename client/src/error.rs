@@ -88,8 +88,19 @@ pub enum Error {
     Agent {
         /// The URL called.
         url: String,
+        /// The HTTP status the agent answered with; `None` if it could not be reached.
+        status: Option<u16>,
+        /// The agent's error code (e.g. `bad_name`, `not_found`), when it sent one.
+        code: Option<String>,
         /// The agent's error message, or the transport error.
         message: String,
+    },
+    /// The agent is shutting down: it answered an in-flight request with 503, or closed a
+    /// held lock, leadership or readiness because it is stopping.
+    #[error("agent {url} is shutting down")]
+    AgentShutdown {
+        /// The URL called.
+        url: String,
     },
 }
 

@@ -132,7 +132,10 @@ impl Volume {
                         if changed.is_err() { watching = false; continue; }
                         if rx.borrow_and_update()[Area::Events as usize] != seen { break; }
                     }
-                    _ = tokio::time::sleep(rescan) => break,
+                    _ = tokio::time::sleep(rescan) => {
+                        self.inner.watcher.count_rescan();
+                        break
+                    }
                     _ = tx.closed() => return,
                 }
             }
@@ -145,6 +148,16 @@ impl Volume {
 pub struct EventStream {
     rx: mpsc::Receiver<Result<Event>>,
     task: tokio::task::AbortHandle,
+}
+
+impl EventStream {
+    /// A stream fed by `task` through `rx` (the HTTP transport feeds one from the agent).
+    pub(crate) fn from_channel(
+        rx: mpsc::Receiver<Result<Event>>,
+        task: tokio::task::AbortHandle,
+    ) -> EventStream {
+        EventStream { rx, task }
+    }
 }
 
 impl futures_core::Stream for EventStream {
@@ -326,23 +339,35 @@ impl EventReader {
                 .map_err(|e| Error::io("cannot read", dir.path_of(&seg.file_name()), e))?;
             *offset += buf.len() as u64;
             self.partial.extend_from_slice(&buf);
+            // Consume complete lines only, and only as far as the sink takes them: what it
+            // does not take stays in `partial` for the next call.
             let complete = self
                 .partial
                 .iter()
                 .rposition(|b| *b == b'\n')
                 .map_or(0, |i| i + 1);
-            let lines: Vec<u8> = self.partial.drain(..complete).collect();
-            for line in lines.split(|b| *b == b'\n') {
-                let Some(event) = Event::from_line(line) else {
-                    continue;
-                };
+            let mut consumed = 0;
+            let mut stop = false;
+            while consumed < complete {
+                let len = self.partial[consumed..complete]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .unwrap_or(complete - consumed);
+                let event = Event::from_line(&self.partial[consumed..consumed + len]);
+                consumed += len + 1;
+                let Some(event) = event else { continue };
                 if event.seq <= self.last_seq {
                     continue;
                 }
                 self.last_seq = event.seq;
                 if !sink(Ok(event))? {
-                    return Ok(());
+                    stop = true;
+                    break;
                 }
+            }
+            self.partial.drain(..consumed);
+            if stop {
+                return Ok(());
             }
             // At the end of this segment. If a newer one exists, this one is final (rotation
             // happens under the publish flock, after the last append here): move on.

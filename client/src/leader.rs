@@ -56,6 +56,13 @@ impl Volume {
         })
     }
 
+    /// Takes leadership of `name` if nobody leads now; [`crate::Error::LockBusy`] if someone does.
+    pub async fn try_campaign(&self, name: &Name) -> Result<Leadership> {
+        Ok(Leadership {
+            guard: self.acquire(Scope::Leader, name, None).await?,
+        })
+    }
+
     /// The current leader of `name`, or `None` if nobody leads now.
     pub fn leader(&self, name: &Name) -> Result<Option<HolderRecord>> {
         let status = self.lock_status_in(Scope::Leader, name);

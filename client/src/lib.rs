@@ -18,11 +18,16 @@
 //! ```
 //!
 //! Where things live: [`volume`] opens the directory; [`readiness`], [`lock`], [`leader`],
-//! [`events`], [`phase`] and [`status`] add one concept each; `safe_dir` does all file access
-//! (no symlink is ever followed) and `watch` turns inotify into wake-ups.
+//! [`events`], [`phase`], [`exits`] (tombstones), [`stop`] (stop requests) and [`status`] add
+//! one concept each; `safe_dir` does all file access
+//! (no symlink is ever followed) and `watch` turns inotify into wake-ups. [`http`] is the
+//! other transport, a client of `podsignal agent`; [`Client`] is one API over both.
 
+mod client;
 pub mod error;
 pub mod events;
+pub mod http;
+pub mod exits;
 pub mod identity;
 pub mod leader;
 pub mod lock;
@@ -30,20 +35,24 @@ pub mod phase;
 pub mod readiness;
 mod safe_dir;
 pub mod status;
+pub mod stop;
 pub mod volume;
 mod watch;
 
+pub use client::{Client, HeldLeadership, HeldLock, HeldReadiness};
 pub use error::{Error, Result};
 pub use events::EventStream;
 pub use leader::Leadership;
 pub use lock::{LockGuard, LockStatus};
 pub use podsignal_proto::{
     Event, FencingToken, HolderRecord, Name, Phase, PhaseRecord, ReadinessRecord, ReadinessState,
+    StopRequest, TombstoneRecord,
 };
 pub use readiness::{Readiness, ReadinessGuard, WaitMode};
 pub use safe_dir::Access;
 pub use status::Status;
 pub use volume::{Volume, VolumeOptions};
+pub use watch::WatchStats;
 
 /// Formats an error and its sources on one line, `outer: inner: innermost`.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use podsignal_proto::record::encode;
 use podsignal_proto::{FORMAT_VERSION, FencingToken, HolderRecord, Name, layout};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::identity::now_ms;
@@ -86,7 +86,7 @@ impl Drop for LockGuard {
 }
 
 /// A lock as an observer sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockStatus {
     /// The lock's name.
     pub name: Name,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use podsignal_proto::record::encode;
 use podsignal_proto::{FORMAT_VERSION, Name, ReadinessRecord, ReadinessState, layout};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::identity::now_ms;
@@ -29,7 +29,7 @@ pub enum WaitMode {
 }
 
 /// A readiness record as a reader sees it: the record, and whether it counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Readiness {
     /// The name.
     pub name: Name,

@@ -1,7 +1,7 @@
 //! A snapshot of everything in the shared directory, for `podsignal status` and `/v1/status`.
 
 use podsignal_proto::{PhaseRecord, layout};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::lock::LockStatus;
@@ -9,7 +9,7 @@ use crate::readiness::Readiness;
 use crate::volume::Volume;
 
 /// Everything in the shared directory at one moment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     /// The directory.
     pub dir: String,
@@ -28,7 +28,7 @@ pub struct Status {
 }
 
 /// Which events the log holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventsExtent {
     /// The oldest sequence number kept (0 if empty).
     pub first_seq: u64,

@@ -131,6 +131,50 @@ impl Volume {
         &self.inner.identity
     }
 
+    /// How often waiters re-check without an inotify event (`VolumeOptions::rescan`).
+    pub fn rescan(&self) -> Duration {
+        self.inner.options.rescan
+    }
+
+    /// The watcher's counters: whether inotify runs, rescans, queue overflows.
+    pub fn watch_stats(&self) -> crate::watch::WatchStats {
+        self.inner.watcher.stats()
+    }
+
+    /// Checks the directory is usable: creates a probe file, takes an exclusive flock on it,
+    /// checks that a second descriptor is refused a shared flock (flock works on this
+    /// filesystem), and removes it. For the agent's `/readyz`.
+    pub fn self_test(&self) -> Result<()> {
+        let root = &self.inner.root;
+        let probe = layout::temp_file("self-test", std::process::id(), identity::nonce());
+        let file = root.create_new(&probe, self.access())?;
+        let result = (|| {
+            file.try_lock().map_err(|e| {
+                Error::io(
+                    "cannot flock",
+                    root.path_of(&probe),
+                    std::io::Error::other(e.to_string()),
+                )
+            })?;
+            let other = root.open_regular(&probe)?.ok_or_else(|| {
+                Error::io(
+                    "cannot reopen",
+                    root.path_of(&probe),
+                    std::io::ErrorKind::NotFound,
+                )
+            })?;
+            match other.try_lock_shared() {
+                Err(std::fs::TryLockError::WouldBlock) => Ok(()),
+                _ => Err(Error::Refused {
+                    path: root.path_of(&probe),
+                    why: "flock(2) does not exclude other descriptors on this filesystem".into(),
+                }),
+            }
+        })();
+        root.remove(&probe)?;
+        result
+    }
+
     pub(crate) fn write_options(&self) -> WriteOptions {
         WriteOptions {
             access: self.inner.options.access,

@@ -15,6 +15,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -48,6 +50,26 @@ pub(crate) struct Watcher {
     tx: watch::Sender<Generations>,
     task: Option<tokio::task::AbortHandle>,
     rescan: Duration,
+    stats: Arc<Counters>,
+}
+
+/// How often waiters fell back to the rescan, and how often inotify overflowed: for
+/// `/metrics`. Atomics, because they are bumped from many tasks and only ever read as totals.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) rescans: AtomicU64,
+    pub(crate) overflows: AtomicU64,
+}
+
+/// Totals of the watcher's counters, as [`crate::Volume::watch_stats`] reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Whether inotify is running (false: waiters rely on the rescan alone).
+    pub watching: bool,
+    /// Times a waiter re-checked because the rescan interval passed without an inotify event.
+    pub rescans: u64,
+    /// Times the inotify queue overflowed (each wakes every waiter).
+    pub overflows: u64,
 }
 
 impl Drop for Watcher {
@@ -63,7 +85,8 @@ impl Watcher {
     /// inotify is unavailable, logs why and relies on the rescan alone.
     pub(crate) fn start(dirs: &[(PathBuf, PathBuf, Area)], rescan: Duration) -> Watcher {
         let (tx, _) = watch::channel([0; AREAS]);
-        let task = match Self::spawn(dirs, tx.clone()) {
+        let stats = Arc::new(Counters::default());
+        let task = match Self::spawn(dirs, tx.clone(), stats.clone()) {
             Ok(handle) => Some(handle),
             Err(e) => {
                 tracing::warn!(
@@ -74,12 +97,18 @@ impl Watcher {
                 None
             }
         };
-        Watcher { tx, task, rescan }
+        Watcher {
+            tx,
+            task,
+            rescan,
+            stats,
+        }
     }
 
     fn spawn(
         dirs: &[(PathBuf, PathBuf, Area)],
         tx: watch::Sender<Generations>,
+        stats: Arc<Counters>,
     ) -> Result<tokio::task::AbortHandle> {
         let inotify =
             Inotify::init().map_err(|e| inotify_error(e, "inotify_init", PathBuf::new()))?;
@@ -117,6 +146,7 @@ impl Watcher {
                 };
                 if event.mask.contains(EventMask::Q_OVERFLOW) {
                     tracing::debug!("inotify queue overflow: waking every waiter");
+                    stats.overflows.fetch_add(1, Ordering::Relaxed);
                     tx.send_modify(|g| g.iter_mut().for_each(|n| *n += 1));
                     continue;
                 }
@@ -167,7 +197,10 @@ impl Watcher {
                         if areas.iter().any(|a| now[*a as usize] != seen[*a as usize]) { break }
                         false
                     }
-                    _ = tokio::time::sleep_until(rescan_at) => break,
+                    _ = tokio::time::sleep_until(rescan_at) => {
+                        self.stats.rescans.fetch_add(1, Ordering::Relaxed);
+                        break
+                    }
                     _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => true,
                 };
                 if expired {
@@ -182,6 +215,20 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// The totals of the watcher's counters.
+    pub(crate) fn stats(&self) -> WatchStats {
+        WatchStats {
+            watching: self.task.as_ref().is_some_and(|t| !t.is_finished()),
+            rescans: self.stats.rescans.load(Ordering::Relaxed),
+            overflows: self.stats.overflows.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts one rescan by a stream that waits on its own.
+    pub(crate) fn count_rescan(&self) {
+        self.stats.rescans.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A receiver of the change counters, for streams that wait on their own.

@@ -38,7 +38,8 @@ EXIT CODES:
     126    the command could not be executed
     127    the command was not found
     128+N  the command was killed by signal N (e.g. 137 = SIGKILL, 143 = SIGTERM)
-    other  the command's own exit code (lock, leader)";
+    other  the command's own exit code (lock, leader, run; run --remap-exit and
+           --exit-code change it)";
 }
 
 #[cfg(test)]

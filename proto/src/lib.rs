@@ -5,12 +5,17 @@
 //! - [`layout`]: where each record lives, relative to the shared directory.
 //! - [`record`]: the envelope every JSON record shares (format version, size cap, decoding).
 //! - [`readiness`], [`lock`], [`event`], [`phase`]: one module per protocol concept.
+//! - [`condition`]: the condition grammar of `wait` and `run --wait-for`/`--ready-when`.
+//! - [`tombstone`], [`stop`]: how a `run` container exited, and requests that it stop.
 //! - [`duration`]: `500ms`, `30s`, `2m` and back.
 //! - [`exit`]: the process exit codes every subcommand uses.
+//! - [`api`]: the HTTP API's request, response and error bodies.
 //!
 //! The volume engine and the HTTP client in `podsignal-client` do the I/O; this crate only
 //! parses and serializes over `&[u8]` and `&str`, so both transports agree by construction.
 
+pub mod condition;
+pub mod api;
 pub mod duration;
 pub mod event;
 pub mod exit;
@@ -20,7 +25,10 @@ pub mod name;
 pub mod phase;
 pub mod readiness;
 pub mod record;
+pub mod stop;
+pub mod tombstone;
 
+pub use condition::{Condition, ConditionError, HttpCheck, ReadyProbe, StatusMatch, TcpTarget};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use event::{Event, EventSegment};
 pub use exit::ExitCode;
@@ -29,3 +37,5 @@ pub use name::{Name, NameError};
 pub use phase::{Phase, PhaseRecord};
 pub use readiness::{ReadinessRecord, ReadinessState};
 pub use record::{FORMAT_VERSION, Identity, MAX_RECORD_BYTES, RecordError};
+pub use stop::StopRequest;
+pub use tombstone::TombstoneRecord;

@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use futures_util::StreamExt;
-use podsignal_client::{Error as ClientError, Volume};
+use podsignal_client::{Client, Error as ClientError};
 
 use crate::cli::EventCommand;
 use crate::exit::{Exit, ExitCode};
 
-pub async fn event(volume: &Volume, cmd: EventCommand) -> anyhow::Result<ExitCode> {
+pub async fn event(volume: &Client, cmd: EventCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         EventCommand::Publish { kind, data } => {
             let event = volume.publish(&kind, data).await?;
@@ -22,7 +22,7 @@ pub async fn event(volume: &Volume, cmd: EventCommand) -> anyhow::Result<ExitCod
             timeout,
         } => {
             let watch = async {
-                let mut stream = volume.watch_events(since)?;
+                let mut stream = volume.watch_events(since).await?;
                 let mut printed = 0u64;
                 let mut out = std::io::stdout().lock();
                 if count == Some(0) {

@@ -1,14 +1,14 @@
 //! `podsignal leader NAME -- CMD` and `podsignal leader show NAME`.
 
-use podsignal_client::Volume;
+use podsignal_client::Client;
 
 use crate::child::{self, ChildSpec};
 use crate::cli::{LeaderArgs, LeaderCommand};
 use crate::exit::{Exit, ExitCode};
 
-pub async fn leader(volume: &Volume, args: LeaderArgs) -> anyhow::Result<ExitCode> {
+pub async fn leader(volume: &Client, args: LeaderArgs) -> anyhow::Result<ExitCode> {
     if let Some(LeaderCommand::Show { name, json }) = args.show {
-        return show(volume, &name, json);
+        return show(volume, &name, json).await;
     }
     let name = args
         .name
@@ -28,18 +28,18 @@ pub async fn leader(volume: &Volume, args: LeaderArgs) -> anyhow::Result<ExitCod
         ),
         ("PODSIGNAL_LEADER".to_owned(), name.to_string()),
     ];
-    let code = child::run_forwarding(ChildSpec {
+    let run = child::run_forwarding(ChildSpec {
         argv: &args.command,
         env,
-        inherit: Some(leadership.guard().file()),
-    })
-    .await?;
-    leadership.resign();
+        inherit: leadership.file(),
+    });
+    let code = super::run_while_held(run, leadership.lost(), &format!("leadership of {name}")).await?;
+    leadership.release();
     Ok(code)
 }
 
-fn show(volume: &Volume, name: &podsignal_client::Name, json: bool) -> anyhow::Result<ExitCode> {
-    let leader = volume.leader(name)?;
+async fn show(volume: &Client, name: &podsignal_client::Name, json: bool) -> anyhow::Result<ExitCode> {
+    let leader = volume.leader(name).await?;
     if json {
         println!(
             "{}",

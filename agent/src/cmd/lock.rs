@@ -1,12 +1,12 @@
 //! `podsignal lock NAME -- CMD`.
 
-use podsignal_client::Volume;
+use podsignal_client::Client;
 
 use crate::child::{self, ChildSpec};
 use crate::cli::LockArgs;
 use crate::exit::{Exit, ExitCode};
 
-pub async fn lock(volume: &Volume, args: LockArgs) -> anyhow::Result<ExitCode> {
+pub async fn lock(volume: &Client, args: LockArgs) -> anyhow::Result<ExitCode> {
     let acquire = async {
         if args.no_wait {
             volume.try_lock(&args.name).await
@@ -33,12 +33,12 @@ pub async fn lock(volume: &Volume, args: LockArgs) -> anyhow::Result<ExitCode> {
         ),
         ("PODSIGNAL_LOCK".to_owned(), args.name.to_string()),
     ];
-    let code = child::run_forwarding(ChildSpec {
+    let run = child::run_forwarding(ChildSpec {
         argv: &args.command,
         env,
-        inherit: Some(guard.file()),
-    })
-    .await?;
+        inherit: guard.file(),
+    });
+    let code = super::run_while_held(run, guard.lost(), &format!("lock {}", args.name)).await?;
     drop(guard);
     Ok(code)
 }

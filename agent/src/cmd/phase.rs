@@ -1,11 +1,11 @@
 //! `podsignal phase set|get|wait`.
 
-use podsignal_client::Volume;
+use podsignal_client::Client;
 
 use crate::cli::PhaseCommand;
 use crate::exit::ExitCode;
 
-pub async fn phase(volume: &Volume, cmd: PhaseCommand) -> anyhow::Result<ExitCode> {
+pub async fn phase(volume: &Client, cmd: PhaseCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PhaseCommand::Set {
             phase,
@@ -15,7 +15,7 @@ pub async fn phase(volume: &Volume, cmd: PhaseCommand) -> anyhow::Result<ExitCod
             volume.set_phase(phase, reason.as_deref(), force).await?;
         }
         PhaseCommand::Get { json } => {
-            let record = volume.phase()?;
+            let record = volume.phase().await?;
             if json {
                 println!(
                     "{}",

@@ -1,11 +1,11 @@
 //! `podsignal ready` and `podsignal unready`.
 
-use podsignal_client::Volume;
+use podsignal_client::Client;
 
 use crate::cli::{ReadyArgs, UnreadyArgs};
 use crate::exit::ExitCode;
 
-pub async fn ready(volume: &Volume, args: ReadyArgs) -> anyhow::Result<ExitCode> {
+pub async fn ready(volume: &Client, args: ReadyArgs) -> anyhow::Result<ExitCode> {
     if !args.hold {
         volume.set_ready(&args.name, args.reason.as_deref()).await?;
         return Ok(ExitCode::SUCCESS);
@@ -21,12 +21,15 @@ pub async fn ready(volume: &Volume, args: ReadyArgs) -> anyhow::Result<ExitCode>
         args.name,
         std::process::id()
     );
-    let signo = signal.await??;
+    let signo = tokio::select! {
+        signo = signal => signo??,
+        why = guard.lost() => anyhow::bail!("readiness {} is no longer held: {why}", args.name),
+    };
     guard.retract(&format!("holder stopped by signal {signo}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn unready(volume: &Volume, args: UnreadyArgs) -> anyhow::Result<ExitCode> {
+pub async fn unready(volume: &Client, args: UnreadyArgs) -> anyhow::Result<ExitCode> {
     volume
         .set_unready(&args.name, args.reason.as_deref())
         .await?;

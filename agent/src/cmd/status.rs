@@ -2,13 +2,13 @@
 
 use std::fmt::Write;
 
-use podsignal_client::{LockStatus, Status, Volume, identity::now_ms};
+use podsignal_client::{Client, LockStatus, Status, identity::now_ms};
 
 use crate::cli::StatusArgs;
 use crate::exit::ExitCode;
 
-pub async fn status(volume: &Volume, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let status = volume.status()?;
+pub async fn status(volume: &Client, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let status = volume.status().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

@@ -1,0 +1,228 @@
+//! `podsignal agent`: serve the shared directory over HTTP until SIGTERM/SIGINT.
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AgentArgs, GlobalOpts};
+use crate::exit::ExitCode;
+use crate::http::{self, AppState, Config, Listener};
+
+/// Where `--listen` points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListenAddr {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+pub async fn agent(global: &GlobalOpts, args: AgentArgs) -> anyhow::Result<ExitCode> {
+    if global.agent.is_some() {
+        bail!(
+            "agent serves the shared directory itself; --agent (PODSIGNAL_AGENT) makes no sense here"
+        );
+    }
+    let addr = parse_listen(&args.listen)?;
+    let token = match &global.token_file {
+        Some(path) if args.generate_token => Some(generate_token(path)?),
+        Some(path) => Some(read_token(path)?),
+        None => None,
+    };
+    if let ListenAddr::Tcp(a) = &addr
+        && !a.ip().is_loopback()
+    {
+        if !args.allow_remote {
+            bail!(
+                "refusing to listen on {a}: not a loopback address (use --allow-remote with --token-file to serve beyond this pod's containers)"
+            );
+        }
+        if token.is_none() {
+            bail!(
+                "--allow-remote needs --token-file: a remote listener without a token would let anyone take locks"
+            );
+        }
+    }
+    let volume = crate::open_volume(global).await?;
+    let config = Config {
+        max_body: args.max_body,
+        max_waiters: args.max_waiters,
+        max_streams: args.max_streams,
+        max_wait: args.max_wait,
+        request_timeout: args.request_timeout,
+        heartbeat: args.heartbeat,
+        token,
+        check_host: !args.allow_remote,
+    };
+    let listener = bind(&addr).await?;
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(volume, config, shutdown.child_token());
+    tokio::spawn(watch_signals(shutdown.clone()));
+    tracing::info!(
+        "serving {} on {} (token: {})",
+        global.dir.display(),
+        args.listen,
+        if global.token_file.is_some() {
+            "required"
+        } else {
+            "none"
+        }
+    );
+    let server = http::run(listener, state.clone(), shutdown.child_token());
+    let drain = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(args.drain_timeout).await;
+    };
+    let result = tokio::select! {
+        r = server => r.context("serving HTTP"),
+        () = drain => {
+            tracing::warn!("connections still open {} after shutdown began; exiting anyway", podsignal_proto::format_duration(args.drain_timeout));
+            state.release_all();
+            Ok(())
+        }
+    };
+    if let ListenAddr::Unix(path) = &addr {
+        let _ = std::fs::remove_file(path);
+    }
+    result?;
+    tracing::info!("agent stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first SIGTERM/SIGINT starts a graceful shutdown; a second one exits at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    let Ok(signo) = super::termination_signal().await else {
+        tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
+        return;
+    };
+    tracing::info!("signal {signo}: shutting down (a second signal exits at once)");
+    shutdown.cancel();
+    if let Ok(signo) = super::termination_signal().await {
+        eprintln!("podsignal: signal {signo} again: exiting without draining");
+        std::process::exit(i32::from(ExitCode::from_signal(signo).0));
+    }
+}
+
+fn parse_listen(s: &str) -> anyhow::Result<ListenAddr> {
+    if let Some(path) = s.strip_prefix("unix:") {
+        if path.is_empty() {
+            bail!("--listen unix: needs a path, e.g. unix:/run/podsignal/agent.sock");
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(path)));
+    }
+    let s = match s.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => s.to_owned(),
+    };
+    s.parse()
+        .map(ListenAddr::Tcp)
+        .with_context(|| format!("--listen {s:?}: expected HOST:PORT (an IP address) or unix:PATH"))
+}
+
+async fn bind(addr: &ListenAddr) -> anyhow::Result<Listener> {
+    match addr {
+        ListenAddr::Tcp(a) => Ok(Listener::Tcp(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a}"))?,
+        )),
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path).await?;
+            Ok(Listener::Unix(
+                tokio::net::UnixListener::bind(path)
+                    .with_context(|| format!("cannot listen on {}", path.display()))?,
+            ))
+        }
+    }
+}
+
+/// Removes a socket left by an agent that died; refuses if an agent still answers on it.
+async fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        bail!(
+            "{} exists and is not a socket; refusing to replace it",
+            path.display()
+        );
+    }
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        bail!("{}: another agent is listening there", path.display());
+    }
+    std::fs::remove_file(path)
+        .with_context(|| format!("cannot remove stale socket {}", path.display()))
+}
+
+/// Reads a bearer token: the file's contents, trimmed; never logged.
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read token file {}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!(
+            "token file {} must hold one token with no spaces",
+            path.display()
+        );
+    }
+    Ok(token.to_owned())
+}
+
+/// Creates `path` with a random token, mode 0640, unless it exists; returns the token.
+fn generate_token(path: &Path) -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
+    {
+        Ok(mut f) => {
+            f.write_all(format!("{token}\n").as_bytes())
+                .with_context(|| format!("cannot write token file {}", path.display()))?;
+            tracing::info!("created token file {}", path.display());
+            Ok(token)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_token(path),
+        Err(e) => Err(e).with_context(|| format!("cannot create token file {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_parse() {
+        assert_eq!(
+            parse_listen("127.0.0.1:7781").unwrap(),
+            ListenAddr::Tcp("127.0.0.1:7781".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("localhost:9").unwrap(),
+            ListenAddr::Tcp("127.0.0.1:9".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("unix:/run/a.sock").unwrap(),
+            ListenAddr::Unix("/run/a.sock".into())
+        );
+        assert!(parse_listen("unix:").is_err());
+        assert!(parse_listen("nonsense").is_err());
+    }
+
+    #[test]
+    fn generated_tokens_are_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let t1 = generate_token(&path).unwrap();
+        assert_eq!(t1.len(), 64);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o007, 0, "token file is world-accessible: {mode:o}");
+        assert_eq!(generate_token(&path).unwrap(), t1);
+        assert_eq!(read_token(&path).unwrap(), t1);
+    }
+}

@@ -1,0 +1,372 @@
+//! `podsignal run [OPTIONS] -- CMD`: the container entrypoint. This module is the outline
+//! (wait, spawn, supervise, record the exit); `supervisor/` does the supervising.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use podsignal_client::identity::now_ms;
+use podsignal_client::{Volume, WaitMode};
+use podsignal_proto::{Condition, FORMAT_VERSION, Name, ReadyProbe, TombstoneRecord};
+use rustix::process::Signal;
+use tokio::time::Instant;
+
+use crate::child;
+use crate::cli::{ExitCodePolicy, GlobalOpts, RunArgs};
+use crate::condition::{self, ProbeTiming};
+use crate::exit::{Exit, ExitCode};
+use crate::supervisor::notify::NotifySocket;
+use crate::supervisor::reaper::{self, Reaper};
+use crate::supervisor::shutdown::PreStop;
+use crate::supervisor::signals::{self, SignalStream};
+use crate::supervisor::{self as sup, Outcome, Plan};
+
+/// Set to `1` to exec CMD directly, skipping everything `run` adds (it says what).
+const DISABLED_ENV: &str = "PODSIGNAL_DISABLED";
+/// Where Kubernetes reads a container's termination message by default.
+const K8S_TERMINATION_LOG: &str = "/dev/termination-log";
+/// Kubernetes reads at most this much of the termination message.
+const TERMINATION_LOG_MAX: usize = 4096;
+
+pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = SignalStream::install()?;
+    if std::env::var(DISABLED_ENV).is_ok_and(|v| v == "1") {
+        return exec_disabled(&args);
+    }
+    validate(&args)?;
+    let reaper = Reaper::start()?;
+    let volume = crate::open_volume(global).await?;
+    let timing = args.probe.timing(volume.rescan());
+    if let Some(name) = &args.name {
+        // This container is running now: it has not exited, and earlier stop requests were
+        // for an earlier run.
+        volume.remove_tombstone(name)?;
+        volume.clear_stop_request(name)?;
+    }
+    wait_for(&volume, &args, timing, &mut signals).await?;
+
+    let plan = plan(&args, timing);
+    let notify = match &args.ready_when {
+        Some(ReadyProbe::Notify) => Some(NotifySocket::bind(args.notify_socket.clone())?),
+        _ => None,
+    };
+    let mut env = Vec::new();
+    if let Some(name) = &args.name {
+        env.push(("PODSIGNAL_NAME".to_owned(), name.to_string()));
+    }
+    if let Some(n) = &notify {
+        env.push(("NOTIFY_SOCKET".to_owned(), n.env_value.clone()));
+        if let Some(w) = args.watchdog {
+            env.push(("WATCHDOG_USEC".to_owned(), w.as_micros().to_string()));
+        }
+    }
+    let started_ms = now_ms();
+    let child = match sup::spawn_child(&args.command, env, &plan, &reaper, notify.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            // Waiters on exit:NAME must learn that this container is done, even so.
+            let code = crate::exit::code_of(&e);
+            let why = format!("{e:#}");
+            record_exit(&volume, &args, started_ms, code, None, None, &why, false).await;
+            return Err(e);
+        }
+    };
+    let pid = child.pid().as_raw_nonzero().get();
+    tracing::info!("started {:?} as pid {pid}", args.command);
+    if let Some(name) = &args.name {
+        let data = serde_json::json!({ "name": name, "pid": pid });
+        if let Err(e) = volume.publish(&kind("start"), Some(data)).await {
+            tracing::warn!("publishing the start event: {e:#}");
+        }
+    }
+    let outcome = sup::supervise(&volume, &plan, child, &mut signals, &reaper, notify).await?;
+    stop_leftovers(&reaper, plan.grace, pid, plan.pgroup).await;
+    finish(&volume, &args, started_ms, &outcome).await
+}
+
+fn validate(args: &RunArgs) -> anyhow::Result<()> {
+    let usage = |m: &str| Err(Exit::with(ExitCode::USAGE, m));
+    if args.ready_when.is_some() && args.name.is_none() {
+        return usage("--ready-when needs --name (whose readiness to publish)");
+    }
+    if args.watchdog.is_some() && args.ready_when != Some(ReadyProbe::Notify) {
+        return usage("--watchdog needs --ready-when notify");
+    }
+    let mut all: Vec<Condition> = args.wait_for.clone();
+    all.extend(args.exit_with.iter().cloned());
+    all.extend(args.stop_after.iter().cloned());
+    if let Some(ReadyProbe::Check(c)) = &args.ready_when {
+        all.push(c.clone());
+    }
+    if let Some(h) = &args.pre_stop_http {
+        all.push(Condition::Http(h.clone()));
+    }
+    condition::check_supported(&all)
+}
+
+fn plan(args: &RunArgs, timing: ProbeTiming) -> Plan {
+    let drain = args.drain || args.drain_delay.is_some() || !args.drain_ports.is_empty();
+    Plan {
+        name: args.name.clone(),
+        ready_when: args.ready_when.clone(),
+        probe_interval: args.probe_interval,
+        exit_with: args.exit_with.clone(),
+        stop_signal: args.stop_signal,
+        grace: args.grace,
+        drain,
+        on_term_phase: args.on_term_phase,
+        pgroup: args.pgroup,
+        pre_stop: PreStop {
+            drain_delay: args.drain_delay,
+            drain_ports: args.drain_ports.clone(),
+            stop_after: args.stop_after.clone(),
+            command: args.pre_stop.clone(),
+            http: args.pre_stop_http.clone(),
+        },
+        timing,
+        watchdog: args.watchdog,
+    }
+}
+
+/// `--wait-for`, ended at once by SIGTERM (143) or SIGINT (130).
+async fn wait_for(
+    volume: &Volume,
+    args: &RunArgs,
+    timing: ProbeTiming,
+    signals: &mut SignalStream,
+) -> anyhow::Result<()> {
+    if args.wait_for.is_empty() {
+        return Ok(());
+    }
+    let mode = if args.any {
+        WaitMode::Any
+    } else {
+        WaitMode::All
+    };
+    let list = args
+        .wait_for
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::info!("waiting for {list}");
+    let waited = condition::wait_all(volume, &args.wait_for, mode, args.timeout, timing);
+    tokio::pin!(waited);
+    loop {
+        tokio::select! {
+            r = &mut waited => return r,
+            Some(signo) = signals.recv() => {
+                if signals::is_termination(signo) {
+                    return Err(Exit::with(
+                        ExitCode::from_signal(signo),
+                        format!("{} while waiting for {list}: not starting {:?}", signals::name(signo), args.command),
+                    ));
+                }
+                tracing::debug!("ignoring {} while waiting (no command to forward it to)", signals::name(signo));
+            }
+        }
+    }
+}
+
+/// After the child exited: stop whatever it left behind (orphans reparented to us, its
+/// process group), SIGTERM first, SIGKILL after `grace`. Leaves no descendant running.
+async fn stop_leftovers(reaper: &Reaper, grace: Duration, child_pid: i32, pgroup: bool) {
+    let mut reaped = reaper.reaped();
+    let deadline = Instant::now() + grace;
+    let mut signal = Signal::TERM;
+    let mut logged = false;
+    loop {
+        let pids = reaper::living_children();
+        let group_alive = pgroup
+            && rustix::process::Pid::from_raw(child_pid)
+                .is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok());
+        if pids.is_empty() && !group_alive {
+            return;
+        }
+        if !logged {
+            tracing::info!(
+                "the command left {} process(es) running: sending SIGTERM, SIGKILL after {}",
+                pids.len(),
+                podsignal_proto::format_duration(grace)
+            );
+            logged = true;
+        }
+        for p in &pids {
+            let _ = rustix::process::kill_process(*p, signal);
+        }
+        if let Some(p) = rustix::process::Pid::from_raw(child_pid).filter(|_| group_alive) {
+            let _ = rustix::process::kill_process_group(p, signal);
+        }
+        let far = deadline + Duration::from_secs(86_400);
+        tokio::select! {
+            _ = reaped.changed() => {}
+            () = tokio::time::sleep_until(deadline), if signal == Signal::TERM => signal = Signal::KILL,
+            () = tokio::time::sleep_until(far.min(Instant::now() + Duration::from_millis(100))) => {}
+        }
+    }
+}
+
+/// Records the exit (tombstone, event, termination log) and picks `run`'s exit code.
+async fn finish(
+    volume: &Volume,
+    args: &RunArgs,
+    started_ms: u64,
+    outcome: &Outcome,
+) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::ExitStatusExt;
+    let child_code = child::exit_code_of(outcome.status);
+    let what = match (outcome.status.code(), outcome.status.signal()) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(s)) => format!("killed by {} (exit {})", signals::name(s), child_code.0),
+        _ => format!("ended with {}", outcome.status),
+    };
+    let why = match &outcome.stopped {
+        Some(t) => format!("stopped by podsignal ({t}): {what}"),
+        None => what,
+    };
+    tracing::info!("{why}");
+    record_exit(
+        volume,
+        args,
+        started_ms,
+        child_code,
+        outcome.status.code(),
+        outcome.status.signal(),
+        &why,
+        outcome.stopped.is_some(),
+    )
+    .await;
+    let mut code = child_code;
+    if let Some((_, to)) = args.remap_exit.iter().find(|(from, _)| *from == code.0) {
+        code = ExitCode(*to);
+    }
+    Ok(match args.exit_code {
+        ExitCodePolicy::Child => code,
+        ExitCodePolicy::Zero => ExitCode::SUCCESS,
+        ExitCodePolicy::OnStopZero if outcome.stopped.is_some() => ExitCode::SUCCESS,
+        ExitCodePolicy::OnStopZero => code,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_exit(
+    volume: &Volume,
+    args: &RunArgs,
+    started_ms: u64,
+    exit_code: ExitCode,
+    code: Option<i32>,
+    signal: Option<i32>,
+    why: &str,
+    stopped: bool,
+) {
+    write_termination_log(args.termination_log.as_deref(), why);
+    let Some(name) = &args.name else { return };
+    let tombstone = TombstoneRecord {
+        version: FORMAT_VERSION,
+        name: name.clone(),
+        exit_code: exit_code.0,
+        code,
+        signal,
+        stopped,
+        reason: why.to_owned(),
+        started_ms,
+        exited_ms: now_ms(),
+        writer: volume.identity().clone(),
+    };
+    if let Err(e) = volume.write_tombstone(&tombstone) {
+        tracing::warn!("writing the tombstone of {name}: {e:#}");
+    }
+    let data = serde_json::json!({
+        "name": name, "exit_code": exit_code.0, "code": code, "signal": signal,
+        "stopped": stopped, "reason": why,
+    });
+    if let Err(e) = volume.publish(&kind("exit"), Some(data)).await {
+        tracing::warn!("publishing the exit event of {name}: {e:#}");
+    }
+}
+
+/// Writes `why` where Kubernetes reads a terminationMessage: `--termination-log PATH`, or
+/// `/dev/termination-log` if it exists and is writable (never created there).
+fn write_termination_log(path: Option<&Path>, why: &str) {
+    let mut text = why.as_bytes().to_vec();
+    text.truncate(TERMINATION_LOG_MAX);
+    match path {
+        Some(p) => {
+            if let Err(e) = std::fs::write(p, &text) {
+                tracing::warn!("writing the termination log {}: {e}", p.display());
+            }
+        }
+        None => {
+            use std::io::Write;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(K8S_TERMINATION_LOG);
+            if let Ok(mut f) = file {
+                let _ = f.write_all(&text);
+            }
+        }
+    }
+}
+
+/// `PODSIGNAL_DISABLED=1`: exec CMD in place of podsignal, after saying what is skipped.
+fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let mut skipped = vec!["signal forwarding and zombie reaping".to_owned()];
+    if !args.wait_for.is_empty() {
+        skipped.push(format!("--wait-for {}", join(&args.wait_for)));
+    }
+    if let Some(p) = &args.ready_when {
+        skipped.push(format!("--ready-when {p}"));
+    }
+    if let Some(n) = &args.name {
+        skipped.push(format!(
+            "the tombstone exits/{n}.json and exit event (exit:{n} will never hold)"
+        ));
+        skipped.push(format!("stop requests for {n}"));
+    }
+    if !args.exit_with.is_empty() {
+        skipped.push(format!("--exit-with {}", join(&args.exit_with)));
+    }
+    if !args.stop_after.is_empty() {
+        skipped.push(format!("--stop-after {}", join(&args.stop_after)));
+    }
+    if args.drain
+        || args.drain_delay.is_some()
+        || !args.drain_ports.is_empty()
+        || args.pre_stop.is_some()
+        || args.pre_stop_http.is_some()
+    {
+        skipped.push("drain and pre-stop steps".to_owned());
+    }
+    eprintln!(
+        "podsignal: {DISABLED_ENV}=1: running {:?} directly; skipping {}",
+        args.command,
+        skipped.join("; ")
+    );
+    let program = args
+        .command
+        .first()
+        .ok_or_else(|| Exit::with(ExitCode::USAGE, "no command given after --"))?;
+    let e = std::process::Command::new(program)
+        .args(&args.command[1..])
+        .exec();
+    let code = match e.kind() {
+        std::io::ErrorKind::NotFound => ExitCode::NOT_FOUND,
+        _ => ExitCode::CANNOT_EXECUTE,
+    };
+    Err(Exit::with(
+        code,
+        format!("cannot run {}: {e}", PathBuf::from(program).display()),
+    ))
+}
+
+fn join(c: &[Condition]) -> String {
+    c.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn kind(k: &str) -> Name {
+    Name::new(k).unwrap_or_else(|_| unreachable!("{k:?} is a valid name"))
+}

@@ -1,0 +1,329 @@
+//! Evaluating conditions (the grammar is `podsignal_proto::condition`): waiting until they
+//! hold, for `wait` and `run --wait-for`, and checking them once, for `run --ready-when`.
+//!
+//! File-backed conditions (`NAME`, `exit:`, `phase:`) wait on the volume's inotify watcher;
+//! `file:` watches the file's own directory. Nothing there polls. Probes cannot be woken by
+//! an event: a local `tcp:` port is looked up in `/proc/net/tcp{,6}` every `--tcp-interval`
+//! (5 ms; no connection, so nothing in the server's logs), and `http:`, `unix:` and remote
+//! `tcp:` probes back off from 10 ms to 250 ms with jitter.
+
+mod file;
+mod http;
+pub mod net;
+mod unix;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use podsignal_client::{Volume, WaitMode};
+use podsignal_proto::{Condition, HttpCheck};
+
+use crate::exit::{Exit, ExitCode};
+
+pub use http::request;
+
+/// How often probes run.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeTiming {
+    /// How often a local TCP port is looked up in `/proc/net/tcp{,6}`.
+    pub tcp_interval: Duration,
+    /// First delay between HTTP, unix and remote TCP attempts.
+    pub backoff_min: Duration,
+    /// Longest delay between attempts.
+    pub backoff_max: Duration,
+    /// How often `file:` re-checks without an inotify event (the volume's `--rescan`).
+    pub rescan: Duration,
+}
+
+impl Default for ProbeTiming {
+    fn default() -> Self {
+        ProbeTiming {
+            tcp_interval: Duration::from_millis(5),
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(250),
+            rescan: Duration::from_secs(1),
+        }
+    }
+}
+
+impl crate::cli::ProbeArgs {
+    /// The timing these options ask for; `file:` rescans as often as the volume does.
+    pub fn timing(&self, rescan: Duration) -> ProbeTiming {
+        ProbeTiming {
+            tcp_interval: self.tcp_interval,
+            backoff_min: self.backoff_min,
+            backoff_max: self.backoff_max,
+            rescan,
+        }
+    }
+}
+
+/// Refuses conditions this build cannot evaluate, before anything waits on them.
+pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
+    for c in conditions {
+        if let Condition::Http(HttpCheck { tls: true, .. }) = c {
+            return Err(Exit::with(
+                ExitCode::USAGE,
+                format!(
+                    "{c}: https:// is not supported (this build has no TLS); probe the plain-HTTP port, or use tcp:HOST:PORT"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every condition holds (or one, in [`WaitMode::Any`]). Each is waited for on
+/// its own and counts once seen holding. A timeout is an [`Exit`] with code 124 naming
+/// every unmet condition and why.
+pub async fn wait_all(
+    volume: &Volume,
+    conditions: &[Condition],
+    mode: WaitMode,
+    timeout: Option<Duration>,
+    timing: ProbeTiming,
+) -> anyhow::Result<()> {
+    check_supported(conditions)?;
+    if conditions.is_empty() {
+        return Ok(());
+    }
+    let whys: Vec<Why> = conditions.iter().map(|_| Why::default()).collect();
+    let mut pending: FuturesUnordered<_> = conditions
+        .iter()
+        .zip(&whys)
+        .enumerate()
+        .map(|(i, (c, why))| async move { (i, hold(volume, c, timing, why).await) })
+        .collect();
+    let mut met = vec![false; conditions.len()];
+    let all = async {
+        while let Some((i, result)) = pending.next().await {
+            result?;
+            tracing::info!("condition {} holds", conditions[i]);
+            met[i] = true;
+            if mode == WaitMode::Any {
+                break;
+            }
+        }
+        anyhow::Ok(())
+    };
+    let far = Duration::from_secs(86_400 * 365);
+    let limit = timeout.unwrap_or(far);
+    match tokio::time::timeout(limit, all).await {
+        Ok(r) => r,
+        Err(_) => {
+            let unmet: Vec<String> = conditions
+                .iter()
+                .zip(&whys)
+                .zip(&met)
+                .filter(|(_, m)| !**m)
+                .map(|((c, why), _)| format!("{c}: {}", describe(volume, c, why)))
+                .collect();
+            Err(Exit::with(
+                ExitCode::TIMEOUT,
+                format!(
+                    "timed out after {}: {}",
+                    podsignal_proto::format_duration(limit),
+                    unmet.join("; ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The latest reason a probe gave for failing, for the timeout message.
+#[derive(Debug, Clone, Default)]
+pub struct Why(Arc<Mutex<String>>);
+
+impl Why {
+    fn set(&self, why: impl Into<String>) {
+        if let Ok(mut w) = self.0.lock() {
+            *w = why.into();
+        }
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+}
+
+/// Resolves once `condition` holds.
+pub async fn hold(
+    volume: &Volume,
+    condition: &Condition,
+    timing: ProbeTiming,
+    why: &Why,
+) -> anyhow::Result<()> {
+    match condition {
+        Condition::Ready(name) => {
+            volume
+                .wait_ready(std::slice::from_ref(name), WaitMode::All, None)
+                .await?
+        }
+        Condition::Exit { name, code } => {
+            volume.wait_exit(name, *code, None).await?;
+        }
+        Condition::Phase(p) => {
+            volume.wait_phase(*p, None).await?;
+        }
+        Condition::File(path) => file::wait_exists(path.as_ref(), timing.rescan, why).await,
+        Condition::Tcp(t) if t.is_local() && net::proc_net_readable() => loop {
+            if net::is_listening(t.port) {
+                return Ok(());
+            }
+            why.set("nothing listening");
+            tokio::time::sleep(timing.tcp_interval).await;
+        },
+        _ => {
+            // A local HTTP server is usually ready soon after it starts listening: watch the
+            // port between attempts and retry at once (backoff reset) when it opens.
+            let local_port = match condition {
+                Condition::Http(h) if is_local(&h.host) && net::proc_net_readable() => Some(h.port),
+                _ => None,
+            };
+            let mut backoff = Backoff::new(timing);
+            loop {
+                match check_once(condition).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => why.set(e),
+                }
+                let until = tokio::time::Instant::now() + backoff.next_delay();
+                let Some(port) = local_port.filter(|p| !net::is_listening(*p)) else {
+                    tokio::time::sleep_until(until).await;
+                    continue;
+                };
+                while tokio::time::Instant::now() < until {
+                    tokio::time::sleep(timing.tcp_interval).await;
+                    if net::is_listening(port) {
+                        backoff = Backoff::new(timing);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_local(host: &str) -> bool {
+    podsignal_proto::TcpTarget {
+        host: host.to_owned(),
+        port: 1,
+    }
+    .is_local()
+}
+
+/// Checks a condition once: `Err` says why it does not hold.
+pub async fn check_once(condition: &Condition) -> Result<(), String> {
+    match condition {
+        Condition::Tcp(t) if t.is_local() && net::proc_net_readable() => {
+            if net::is_listening(t.port) {
+                Ok(())
+            } else {
+                Err("nothing listening".into())
+            }
+        }
+        Condition::Tcp(t) => {
+            let attempt = tokio::net::TcpStream::connect((t.host.as_str(), t.port));
+            match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(io_why(&e)),
+                Err(_) => Err("connect timed out".into()),
+            }
+        }
+        Condition::Http(h) => http::check(h).await,
+        Condition::Unix(p) => unix::check(p.as_ref()).await,
+        Condition::File(p) => match std::fs::symlink_metadata(p) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(io_why(&e)),
+        },
+        // Volume conditions are not probed: they are waited for with inotify.
+        other => Err(format!("{other} cannot be probed")),
+    }
+}
+
+/// Why a volume condition does not hold now (probes report through `why`).
+fn describe(volume: &Volume, condition: &Condition, why: &Why) -> String {
+    match condition {
+        Condition::Ready(name) => volume.readiness(name).why,
+        Condition::Exit { name, code } => match volume.exit_state(name, *code) {
+            Ok(_) => "holds now".into(),
+            Err(why) => why,
+        },
+        Condition::Phase(p) => match volume.current_phase() {
+            Ok(now) => format!("phase is {now}, not yet {p}"),
+            Err(e) => format!("{e:#}"),
+        },
+        _ => {
+            let w = why.get();
+            if w.is_empty() {
+                "not checked yet".into()
+            } else {
+                w
+            }
+        }
+    }
+}
+
+/// An I/O error in a few words: "connection refused", "no such file".
+pub fn io_why(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+        }
+    }
+}
+
+/// Exponential backoff with jitter: each delay is 1.5-2.5x the previous, capped.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `timing.backoff_min`.
+    pub fn new(timing: ProbeTiming) -> Backoff {
+        Backoff {
+            next: timing.backoff_min,
+            max: timing.backoff_max.max(timing.backoff_min),
+        }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let now = self.next;
+        let factor = 1.5 + (jitter() % 1000) as f64 / 1000.0;
+        self.next = self.next.mul_f64(factor).min(self.max);
+        now
+    }
+}
+
+/// A random number (std's per-process hasher keys are random: no RNG crate needed).
+fn jitter() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::Instant::now().elapsed().as_nanos());
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_the_cap() {
+        let mut b = Backoff::new(ProbeTiming::default());
+        assert_eq!(b.next_delay(), Duration::from_millis(10));
+        let mut last = Duration::ZERO;
+        for _ in 0..20 {
+            last = b.next_delay();
+            assert!(last <= Duration::from_millis(250));
+        }
+        assert_eq!(last, Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,185 @@
+//! `/v1/events`: publish, list after `?since=SEQ` (long-polling with `?wait=` while there is
+//! nothing new), and `/v1/events/stream`, Server-Sent Events whose `id` is the event's `seq`:
+//! a client that reconnects with `Last-Event-ID: N` (or `?since=N`) gets every event after N,
+//! with no gap and no duplicate.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use podsignal_client::{Error as ClientError, Event};
+use podsignal_proto::api::Publish;
+use serde::Deserialize;
+
+use super::error::{ApiJson, ApiQuery, parse_names};
+use super::{ApiError, AppState, Routes};
+
+/// The most events one list answers with.
+const MAX_LIMIT: usize = 10_000;
+
+pub fn routes(r: Routes) -> Routes {
+    r.get("/v1/events", list)
+        .post("/v1/events", publish)
+        .get("/v1/events/stream", stream)
+}
+
+async fn publish(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Publish>,
+) -> Result<(StatusCode, Json<Event>), ApiError> {
+    let event = state.volume().publish(&body.kind, body.data).await?;
+    state.metrics().event_published();
+    Ok((StatusCode::CREATED, Json(event)))
+}
+
+/// Query of the list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Events after this sequence number (0: from the oldest kept).
+    #[serde(default)]
+    since: u64,
+    /// At most this many (default and maximum 10000).
+    limit: Option<usize>,
+    /// 410 `events_rotated` if events after `since` were rotated away (instead of starting
+    /// at the oldest kept one).
+    #[serde(default)]
+    strict: bool,
+    /// If there is nothing after `since`, wait up to this long for an event.
+    wait: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<Event>>, ApiError> {
+    let limit = q.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
+    let volume = state.volume();
+    let strict = q.strict && q.since > 0;
+    let events = volume.read_events(q.since, limit, strict)?;
+    let wait = state.wait_param(q.wait.as_deref())?;
+    let (Some(wait), true, true) = (wait, events.is_empty(), limit > 0) else {
+        return Ok(Json(events));
+    };
+    let _slot = state.waiter()?;
+    let mut watch = volume.watch_events(Some(q.since))?;
+    let first = state
+        .until_shutdown(async {
+            Ok::<_, ApiError>(
+                tokio::time::timeout(wait, watch.next())
+                    .await
+                    .ok()
+                    .flatten(),
+            )
+        })
+        .await?;
+    match first {
+        None => Ok(Json(Vec::new())), // nothing within `wait`: an empty list, not an error
+        Some(Err(e)) if strict => Err(e.into()),
+        Some(_) => Ok(Json(volume.read_events(q.since, limit, false)?)),
+    }
+}
+
+/// Query of the stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    /// Events after this sequence number; `Last-Event-ID` takes precedence. Absent: only
+    /// events published from now on.
+    since: Option<u64>,
+    /// Only these kinds (comma-separated).
+    kinds: Option<String>,
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Result<Response, ApiError> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("Last-Event-ID must be an event's seq (a number)")
+                })
+        })
+        .transpose()?;
+    let kinds = q
+        .kinds
+        .as_deref()
+        .map(|k| parse_names("kind", k))
+        .transpose()?;
+    let slot = state.stream_slot()?;
+    let volume = state.volume();
+    let since = match last_event_id.or(q.since) {
+        Some(s) => s,
+        None => volume.last_event_seq()?,
+    };
+    let events = volume.watch_events(Some(since))?;
+    // First an id-only message: it sets the position a reconnecting client resumes from,
+    // even before any event arrives (an SSE message without data is not dispatched).
+    let start = futures_util::stream::once(async move {
+        Ok::<_, Infallible>(
+            SseEvent::default()
+                .id(since.to_string())
+                .comment("podsignal events"),
+        )
+    });
+    let shutdown = state.shutdown().clone();
+    let body = events
+        .filter_map(move |item| {
+            let kinds = kinds.clone();
+            async move { to_sse(item, kinds.as_deref()) }
+        })
+        .take_until(shutdown.cancelled_owned())
+        .chain(futures_util::stream::once(async {
+            SseEvent::default()
+                .event("shutdown")
+                .data(r#"{"reason":"the agent is shutting down"}"#)
+        }))
+        .map(Ok::<_, Infallible>);
+    let body = start.chain(body).map(move |e| {
+        let _ = &slot; // the stream slot is released with the stream
+        e
+    });
+    Ok(
+        Sse::new(body.boxed() as std::pin::Pin<Box<dyn Stream<Item = _> + Send>>)
+            .keep_alive(KeepAlive::default())
+            .into_response(),
+    )
+}
+
+fn to_sse(
+    item: Result<Event, ClientError>,
+    kinds: Option<&[podsignal_client::Name]>,
+) -> Option<SseEvent> {
+    match item {
+        Ok(e) => {
+            if kinds.is_some_and(|k| !k.contains(&e.kind)) {
+                // Still move the client's position forward, so a resume skips it too.
+                return Some(
+                    SseEvent::default()
+                        .id(e.seq.to_string())
+                        .comment("filtered"),
+                );
+            }
+            let data = serde_json::to_string(&e).unwrap_or_default();
+            Some(SseEvent::default().id(e.seq.to_string()).data(data))
+        }
+        Err(e) => {
+            let body = ApiError::from(e).body;
+            Some(
+                SseEvent::default()
+                    .event("error")
+                    .data(serde_json::to_string(&body).unwrap_or_default()),
+            )
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Holding something for as long as one response stays open: `POST .../hold` answers with
+//! a stream of JSON lines (`held`, then a heartbeat every `--heartbeat`), and the stream owns
+//! the guard. When the client goes away (it closed the connection, crashed, or was killed)
+//! hyper drops the stream, and with it the guard: the lock, leadership or readiness is
+//! released at once. A heartbeat write failing is the backstop when the kernel has not told
+//! us yet. On shutdown the stream sends `released` and ends.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use podsignal_proto::api::{Grant, HoldMessage};
+use tokio_util::sync::CancellationToken;
+
+use super::AppState;
+use super::limits::Slot;
+
+/// The stream's state: it owns what is held.
+struct Holding<G> {
+    guard: Option<G>,
+    grant: Grant,
+    sent_held: bool,
+    shutdown: CancellationToken,
+    heartbeat: tokio::time::Interval,
+    state: AppState,
+    done: bool,
+    _slot: Slot,
+}
+
+impl<G> Drop for Holding<G> {
+    fn drop(&mut self) {
+        self.state.metrics().hold_closed();
+        if self.guard.is_some() {
+            tracing::info!(
+                "hold on {} released: the connection closed",
+                self.grant.name
+            );
+        }
+    }
+}
+
+/// The response that keeps `guard` for as long as the client keeps it open.
+pub fn respond<G: Send + 'static>(
+    state: &AppState,
+    slot: Slot,
+    guard: G,
+    grant: Grant,
+) -> Response {
+    let period = state.config().heartbeat.max(Duration::from_millis(10));
+    let mut heartbeat = tokio::time::interval(period);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    state.metrics().hold_opened();
+    let holding = Holding {
+        guard: Some(guard),
+        grant,
+        sent_held: false,
+        shutdown: state.shutdown().clone(),
+        heartbeat,
+        state: state.clone(),
+        done: false,
+        _slot: slot,
+    };
+    let stream = futures_util::stream::unfold(holding, |mut h| async move {
+        if h.done {
+            return None;
+        }
+        let message = if !h.sent_held {
+            // The interval's first tick is immediate: restart it so heartbeats begin one
+            // period after `held`.
+            h.sent_held = true;
+            h.heartbeat.reset();
+            HoldMessage::Held(h.grant.clone())
+        } else {
+            tokio::select! {
+                _ = h.heartbeat.tick() => HoldMessage::Heartbeat,
+                _ = h.shutdown.cancelled() => {
+                    h.done = true;
+                    h.guard = None; // release before saying so
+                    HoldMessage::Released { reason: "the agent is shutting down".into() }
+                }
+            }
+        };
+        Some((Ok::<_, std::convert::Infallible>(line(&message)), h))
+    });
+    let mut response = Body::from_stream(stream.boxed()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn line(message: &HoldMessage) -> Bytes {
+    let mut v = serde_json::to_vec(message).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}

@@ -1,0 +1,276 @@
+//! The agent's HTTP API over the shared directory. The directory stays the source of truth:
+//! every handler calls the same [`Volume`] methods the CLI uses, so what the agent serves and
+//! what `podsignal` writes directly always agree.
+//!
+//! - [`app`] builds the router (tests call it with `oneshot`, no socket); [`run`] serves it
+//!   on a listener until a shutdown token is cancelled.
+//! - `guard`: Host, Origin and bearer-token checks; `limits`: waiter and stream caps, wait
+//!   caps, the request timeout; `error`: the one error type and JSON extractors.
+//! - One module per resource: `readiness`, `locks` (and `leader`, which reuses it), `events`,
+//!   `phase` (and shutdown), `ops` (healthz, readyz, metrics, status); `hold` keeps something
+//!   held for as long as a response stays open, `leases` for as long as it is renewed.
+//! - `openapi`: the served spec, checked against the router's route table in tests.
+
+mod error;
+mod events;
+mod guard;
+mod hold;
+mod leader;
+mod leases;
+mod limits;
+mod locks;
+pub mod metrics;
+mod openapi;
+mod ops;
+mod phase;
+mod readiness;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use podsignal_client::Volume;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+use leases::Leases;
+use metrics::Metrics;
+
+/// Limits and security settings of the server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The largest request body accepted (413 above).
+    pub max_body: usize,
+    /// How many long-polls and waiting acquisitions may be open at once (503 above).
+    pub max_waiters: usize,
+    /// How many event streams may be open at once (503 above).
+    pub max_streams: usize,
+    /// The longest single long-poll; a longer `wait` is cut to this and answered 408, and the
+    /// client polls again.
+    pub max_wait: Duration,
+    /// How long any request may take beyond its own `wait` before it is answered 503.
+    pub request_timeout: Duration,
+    /// How often hold streams send a heartbeat line (and so notice a vanished client).
+    pub heartbeat: Duration,
+    /// The bearer token every request but `/healthz` and `/readyz` must carry, if set.
+    pub token: Option<String>,
+    /// Check that `Host` names a loopback address (off when remote access is allowed: the
+    /// token is the defence then).
+    pub check_host: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body: 64 * 1024,
+            max_waiters: 1024,
+            max_streams: 64,
+            max_wait: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(5),
+            token: None,
+            check_host: true,
+        }
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    volume: Volume,
+    config: Config,
+    /// Cancelled when the agent shuts down: long-polls answer 503, streams end.
+    shutdown: CancellationToken,
+    metrics: Metrics,
+    limits: limits::Limits,
+    leases: Leases,
+}
+
+impl AppState {
+    /// State over `volume`, shutting down when `shutdown` is cancelled.
+    pub fn new(volume: Volume, config: Config, shutdown: CancellationToken) -> AppState {
+        let limits = limits::Limits::new(&config);
+        AppState {
+            inner: Arc::new(Shared {
+                volume,
+                config,
+                shutdown,
+                metrics: Metrics::default(),
+                limits,
+                leases: Leases::default(),
+            }),
+        }
+    }
+
+    fn volume(&self) -> &Volume {
+        &self.inner.volume
+    }
+
+    fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Releases every lease the agent holds (on shutdown).
+    pub fn release_all(&self) {
+        self.inner.leases.clear();
+    }
+}
+
+/// A router under construction that also records its routes, so the OpenAPI document can be
+/// checked against what is actually served.
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+macro_rules! route_method {
+    ($fn:ident, $word:literal) => {
+        fn $fn<H, T>(mut self, path: &'static str, handler: H) -> Self
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            self.table.push(($word, path));
+            self.router = self.router.route(path, axum::routing::$fn(handler));
+            self
+        }
+    };
+}
+
+impl Routes {
+    route_method!(get, "get");
+    route_method!(post, "post");
+    route_method!(put, "put");
+    route_method!(delete, "delete");
+}
+
+/// Every route: (method, path) pairs, and the router serving them.
+pub(crate) fn routes() -> Routes {
+    let r = Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    };
+    let r = ops::routes(r);
+    let r = readiness::routes(r);
+    let r = locks::routes(r);
+    let r = leader::routes(r);
+    let r = events::routes(r);
+    phase::routes(r)
+}
+
+/// The application: every route, with the guards, limits and metrics around it.
+pub fn app(state: AppState) -> Router {
+    let Routes { router, .. } = routes();
+    router
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .route_layer(axum::middleware::from_fn(metrics::record_route))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
+        .layer(DefaultBodyLimit::max(state.config().max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
+        .with_state(state)
+}
+
+/// Where the agent listens.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP socket.
+    Tcp(tokio::net::TcpListener),
+    /// A unix socket.
+    Unix(tokio::net::UnixListener),
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` is cancelled, then stops accepting,
+/// lets in-flight requests finish (long-polls and streams end at once with a shutdown
+/// answer), and releases everything the agent holds.
+pub async fn run(
+    listener: Listener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = app(state.clone());
+    let stop = shutdown.clone().cancelled_owned();
+    let result = match listener {
+        Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+        Listener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+    };
+    state.release_all();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn state(dir: &std::path::Path) -> AppState {
+        let volume = Volume::open(dir, podsignal_client::VolumeOptions::default())
+            .await
+            .expect("open volume");
+        AppState::new(volume, Config::default(), CancellationToken::new())
+    }
+
+    #[tokio::test]
+    async fn app_answers_without_a_socket() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let app = app(state(tmp.path()).await);
+        let ok = Request::get("/healthz")
+            .header("host", "localhost")
+            .body(Body::empty());
+        let response = app
+            .clone()
+            .oneshot(ok.expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let evil = Request::get("/healthz")
+            .header("host", "evil.example")
+            .body(Body::empty());
+        let response = app
+            .oneshot(evil.expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_answers_503_on_shutdown() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = state(tmp.path()).await;
+        let shutdown = state.shutdown().clone();
+        let app = app(state);
+        let poll = Request::get("/v1/readiness/x?wait=1m").body(Body::empty());
+        let pending = tokio::spawn(app.oneshot(poll.expect("request")));
+        shutdown.cancel();
+        let response = pending.await.expect("joined").expect("infallible");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

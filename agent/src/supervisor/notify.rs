@@ -1,0 +1,342 @@
+//! `--ready-when notify`: the systemd `sd_notify` protocol, for the child.
+//!
+//! `run` binds a datagram socket (abstract `@podsignal-notify-PID-NONCE` by default, or
+//! `--notify-socket PATH`) and sets `NOTIFY_SOCKET` for the child. With `SO_PASSCRED` the
+//! kernel attaches the sender's pid to every datagram; only datagrams from the child or its
+//! descendants (walking `/proc/PID/stat` parents) are accepted, so `systemd-notify --ready`
+//! from a script the child runs works, and an unrelated process in the same network
+//! namespace (another container of the Pod) is ignored.
+//!
+//! Messages: `READY=1` ready; `STOPPING=1` unready; `RELOADING=1` unready until the next
+//! `READY=1`; `STATUS=` the reason shown with the record; `WATCHDOG=1` a ping, missed
+//! deadlines (`WATCHDOG_USEC`, from `--watchdog` or the child) make it unready and publish a
+//! `watchdog` event; `EXTEND_TIMEOUT_USEC` extends the kill deadline while stopping;
+//! `MAINPID` adds a process whose descendants may also notify; `BARRIER=1` is answered by
+//! closing the passed descriptor once every earlier message has been applied.
+
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
+};
+use tokio::sync::mpsc;
+
+use super::reaper::parent_of;
+
+/// One message from the child.
+#[derive(Debug)]
+pub enum NotifyMessage {
+    /// `READY=1`.
+    Ready,
+    /// `STOPPING=1`.
+    Stopping,
+    /// `RELOADING=1`.
+    Reloading,
+    /// `STATUS=...`.
+    Status(String),
+    /// `WATCHDOG=1`.
+    Watchdog,
+    /// `WATCHDOG=trigger`: the child says it is unhealthy.
+    WatchdogTrigger,
+    /// `WATCHDOG_USEC=N`.
+    WatchdogUsec(u64),
+    /// `EXTEND_TIMEOUT_USEC=N`.
+    ExtendTimeout(Duration),
+    /// `MAINPID=N`.
+    MainPid(i32),
+    /// `BARRIER=1`: drop the descriptor when reached.
+    Barrier(Vec<OwnedFd>),
+}
+
+/// The bound socket: what to put in `NOTIFY_SOCKET`, and the messages.
+#[derive(Debug)]
+pub struct NotifySocket {
+    /// The value of `NOTIFY_SOCKET` for the child.
+    pub env_value: String,
+    /// Accepted messages, in order.
+    pub messages: mpsc::UnboundedReceiver<NotifyMessage>,
+    /// The child's pid, set once spawned: datagrams must come from it or its descendants.
+    pub child_pid: Arc<OnceLock<i32>>,
+    /// A `MAINPID=` the child named, whose descendants are accepted too.
+    main_pid: Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl NotifySocket {
+    /// Binds the socket and starts the thread reading it.
+    pub fn bind(path: Option<PathBuf>) -> anyhow::Result<NotifySocket> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let (addr, env_value) = match &path {
+            Some(p) => {
+                let _ = std::fs::remove_file(p);
+                (SocketAddrUnix::new(p.as_path())?, p.display().to_string())
+            }
+            None => {
+                let name = format!(
+                    "podsignal-notify-{}-{:08x}",
+                    std::process::id(),
+                    podsignal_client::identity::nonce() as u32
+                );
+                (
+                    SocketAddrUnix::new_abstract_name(name.as_bytes())?,
+                    format!("@{name}"),
+                )
+            }
+        };
+        rustix::net::bind(&fd, &addr)
+            .map_err(|e| anyhow::anyhow!("cannot bind the notify socket {env_value}: {e}"))?;
+        rustix::net::sockopt::set_socket_passcred(&fd, true)?;
+        let (tx, messages) = mpsc::unbounded_channel();
+        let child_pid = Arc::new(OnceLock::new());
+        let main_pid = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let (child, main) = (child_pid.clone(), main_pid.clone());
+        std::thread::Builder::new()
+            .name("podsignal-notify".into())
+            .spawn(move || receive(fd, tx, child, main))?;
+        Ok(NotifySocket {
+            env_value,
+            messages,
+            child_pid,
+            main_pid,
+        })
+    }
+
+    /// A function that accepts descendants of a pid too (for a `MAINPID=` message).
+    pub fn main_pid_setter(&self) -> impl Fn(i32) + Send + use<> {
+        let main = self.main_pid.clone();
+        move |pid| main.store(pid, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn receive(
+    fd: OwnedFd,
+    tx: mpsc::UnboundedSender<NotifyMessage>,
+    child: Arc<OnceLock<i32>>,
+    main: Arc<std::sync::atomic::AtomicI32>,
+) {
+    let mut data = vec![0u8; 4096];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8), ScmCredentials(1))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let received = rustix::net::recvmsg(
+            &fd,
+            &mut [IoSliceMut::new(&mut data)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        );
+        let n = match received {
+            Ok(r) => r.bytes.min(data.len()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::warn!("notify socket: {e}; no more notifications");
+                return;
+            }
+        };
+        let mut sender = None;
+        let mut fds = Vec::new();
+        for msg in control.drain() {
+            match msg {
+                RecvAncillaryMessage::ScmCredentials(c) => {
+                    sender = Some(c.pid.as_raw_nonzero().get())
+                }
+                RecvAncillaryMessage::ScmRights(passed) => fds.extend(passed),
+                _ => {}
+            }
+        }
+        let Some(pid) = sender else {
+            tracing::warn!("notify socket: a datagram without credentials, ignored");
+            continue;
+        };
+        let roots = [
+            child.get().copied().unwrap_or(0),
+            main.load(std::sync::atomic::Ordering::Relaxed),
+        ];
+        if !descends_from(pid, &roots) {
+            tracing::warn!(
+                pid,
+                "notify socket: a datagram from a process that is not the child's, ignored"
+            );
+            continue;
+        }
+        let text = String::from_utf8_lossy(&data[..n]).into_owned();
+        for message in parse(&text, &mut fds) {
+            if tx.send(message).is_err() {
+                return;
+            }
+        }
+        // Descriptors not claimed by a BARRIER=1 are closed here.
+    }
+}
+
+/// True if `pid` is one of `roots` or descends from one (`/proc` parent chain).
+pub fn descends_from(pid: i32, roots: &[i32]) -> bool {
+    let mut p = pid;
+    for _ in 0..64 {
+        if p <= 1 {
+            return false;
+        }
+        if roots.contains(&p) {
+            return true;
+        }
+        match parent_of(p) {
+            Some(parent) => p = parent,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Parses one datagram: `KEY=VALUE` lines; unknown keys are ignored, as systemd does.
+pub fn parse(text: &str, fds: &mut Vec<OwnedFd>) -> Vec<NotifyMessage> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let usec = || value.trim().parse::<u64>().ok();
+        match key {
+            "READY" if value == "1" => out.push(NotifyMessage::Ready),
+            "STOPPING" if value == "1" => out.push(NotifyMessage::Stopping),
+            "RELOADING" if value == "1" => out.push(NotifyMessage::Reloading),
+            "STATUS" => out.push(NotifyMessage::Status(value.chars().take(512).collect())),
+            "WATCHDOG" if value == "1" => out.push(NotifyMessage::Watchdog),
+            "WATCHDOG" if value == "trigger" => out.push(NotifyMessage::WatchdogTrigger),
+            "WATCHDOG_USEC" => out.extend(usec().map(NotifyMessage::WatchdogUsec)),
+            "EXTEND_TIMEOUT_USEC" => {
+                out.extend(usec().map(|u| NotifyMessage::ExtendTimeout(Duration::from_micros(u))))
+            }
+            "MAINPID" => out.extend(value.trim().parse().ok().map(NotifyMessage::MainPid)),
+            "BARRIER" if value == "1" => out.push(NotifyMessage::Barrier(std::mem::take(fds))),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What the child said, reduced to readiness.
+#[derive(Debug, Default)]
+pub struct NotifyState {
+    ready: bool,
+    reloading: bool,
+    stopping: bool,
+    /// The latest `STATUS=`.
+    pub status: Option<String>,
+    watchdog: Option<Duration>,
+    last_ping: Option<Instant>,
+    watchdog_missed: bool,
+}
+
+impl NotifyState {
+    /// With a watchdog interval from `--watchdog`.
+    pub fn new(watchdog: Option<Duration>) -> NotifyState {
+        NotifyState {
+            watchdog,
+            last_ping: Some(Instant::now()),
+            ..NotifyState::default()
+        }
+    }
+
+    /// Applies a message; returns the readiness to publish, if it changed or its reason did.
+    pub fn apply(&mut self, m: &NotifyMessage) -> Option<(bool, String)> {
+        match m {
+            NotifyMessage::Ready => {
+                self.ready = true;
+                self.reloading = false;
+            }
+            NotifyMessage::Stopping => self.stopping = true,
+            NotifyMessage::Reloading => self.reloading = true,
+            NotifyMessage::Status(s) => self.status = Some(s.clone()),
+            NotifyMessage::Watchdog => {
+                self.last_ping = Some(Instant::now());
+                self.watchdog_missed = false;
+            }
+            NotifyMessage::WatchdogTrigger => self.watchdog_missed = true,
+            NotifyMessage::WatchdogUsec(u) => {
+                self.watchdog = (*u > 0).then(|| Duration::from_micros(*u));
+                self.last_ping = Some(Instant::now());
+            }
+            NotifyMessage::ExtendTimeout(_)
+            | NotifyMessage::MainPid(_)
+            | NotifyMessage::Barrier(_) => return None,
+        }
+        Some(self.readiness())
+    }
+
+    /// Ready, and the reason.
+    pub fn readiness(&self) -> (bool, String) {
+        let status = self.status.clone();
+        let (ready, why) = if self.stopping {
+            (false, "stopping (STOPPING=1)".to_owned())
+        } else if self.watchdog_missed {
+            (false, "watchdog: no WATCHDOG=1 in time".to_owned())
+        } else if self.reloading {
+            (false, "reloading (RELOADING=1)".to_owned())
+        } else if self.ready {
+            (true, "READY=1".to_owned())
+        } else {
+            (false, "waiting for READY=1".to_owned())
+        };
+        (ready, status.unwrap_or(why))
+    }
+
+    /// When the watchdog fires next, if armed and not yet fired.
+    pub fn watchdog_deadline(&self) -> Option<Instant> {
+        if self.watchdog_missed {
+            return None;
+        }
+        Some(self.last_ping? + self.watchdog?)
+    }
+
+    /// The deadline passed: unready.
+    pub fn watchdog_fired(&mut self) -> (bool, String) {
+        self.watchdog_missed = true;
+        self.readiness()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_protocol() {
+        let mut fds = Vec::new();
+        let m = parse(
+            "READY=1\nSTATUS=serving 3 users\nWATCHDOG_USEC=500000\nX=1\n",
+            &mut fds,
+        );
+        assert!(matches!(m[0], NotifyMessage::Ready));
+        assert!(matches!(&m[1], NotifyMessage::Status(s) if s == "serving 3 users"));
+        assert!(matches!(m[2], NotifyMessage::WatchdogUsec(500_000)));
+        assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn reloading_is_unready_until_ready_again() {
+        let mut s = NotifyState::new(None);
+        assert!(s.apply(&NotifyMessage::Ready).unwrap().0);
+        assert!(!s.apply(&NotifyMessage::Reloading).unwrap().0);
+        assert!(s.apply(&NotifyMessage::Ready).unwrap().0);
+        assert!(!s.apply(&NotifyMessage::Stopping).unwrap().0);
+    }
+
+    #[test]
+    fn only_descendants_are_accepted() {
+        let me = std::process::id() as i32;
+        let parent = parent_of(me).unwrap();
+        assert!(descends_from(me, &[me]));
+        assert!(descends_from(me, &[parent]));
+        assert!(!descends_from(parent, &[me]));
+        assert!(!descends_from(me, &[0]));
+    }
+}

@@ -1,0 +1,89 @@
+//! Which signals `run` forwards, and the thread that turns them into a channel.
+//!
+//! Handlers are installed before `run` does anything else, so a SIGTERM that arrives while
+//! it is still starting is handled (not the default "die at once").
+
+use signal_hook::consts::*;
+use tokio::sync::mpsc;
+
+const PWR: i32 = rustix::process::Signal::POWER.as_raw();
+const STKFLT: i32 = rustix::process::Signal::STKFLT.as_raw();
+
+/// Every catchable signal forwarded to the child, except SIGCHLD (the reaper's), SIGPIPE,
+/// and the synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS).
+pub const FORWARDED: [i32; 20] = [
+    SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGURG, SIGALRM, SIGVTALRM,
+    SIGPROF, SIGIO, PWR, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGXCPU, SIGXFSZ, STKFLT,
+];
+
+/// True for the signals that start a graceful shutdown (drain, stop-after, grace).
+pub fn is_termination(signo: i32) -> bool {
+    signo == SIGTERM || signo == SIGINT
+}
+
+/// Signals as they arrive. Dropping it restores nothing (the process is ending).
+#[derive(Debug)]
+pub struct SignalStream {
+    rx: mpsc::UnboundedReceiver<i32>,
+}
+
+impl SignalStream {
+    /// Installs handlers for [`FORWARDED`] and starts the thread feeding the stream.
+    pub fn install() -> std::io::Result<SignalStream> {
+        let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("podsignal-signals".into())
+            .spawn(move || {
+                for signo in signals.forever() {
+                    if tx.send(signo).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(SignalStream { rx })
+    }
+
+    /// The next signal.
+    pub async fn recv(&mut self) -> Option<i32> {
+        self.rx.recv().await
+    }
+}
+
+/// The name of a signal, e.g. `SIGTERM`.
+pub fn name(signo: i32) -> String {
+    signal_hook::low_level::signal_name(signo)
+        .map_or_else(|| format!("signal {signo}"), str::to_owned)
+}
+
+/// Parses `TERM`, `SIGTERM` or `15`.
+pub fn parse(s: &str) -> Result<i32, String> {
+    if let Ok(n) = s.parse::<i32>() {
+        return rustix::process::Signal::from_named_raw(n)
+            .map(|_| n)
+            .ok_or_else(|| format!("{n} is not a signal number"));
+    }
+    let upper = s.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    (1..65)
+        .find(|n| signal_hook::low_level::signal_name(*n) == Some(full.as_str()))
+        .ok_or_else(|| format!("unknown signal {s:?} (e.g. TERM, INT, QUIT, 15)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_numbers() {
+        assert_eq!(parse("TERM"), Ok(SIGTERM));
+        assert_eq!(parse("sigquit"), Ok(SIGQUIT));
+        assert_eq!(parse("9"), Ok(SIGKILL));
+        assert!(parse("NOPE").is_err());
+        assert_eq!(name(SIGTERM), "SIGTERM");
+    }
+}

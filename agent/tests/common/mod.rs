@@ -1,0 +1,137 @@
+//! Shared by the integration tests: a fresh shared directory per test, the real binary,
+//! background processes that are killed when the test ends, and polling with a deadline.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh scratch directory with a shared directory inside, removed at the end.
+pub struct Pod {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Pod {
+    pub fn new() -> Pod {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("shared");
+        Pod {
+            tmp,
+            dir,
+            children: Vec::new(),
+        }
+    }
+
+    /// `podsignal ARGS` against this pod's directory.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_podsignal"));
+        c.args(args)
+            .env("PODSIGNAL_DIR", &self.dir)
+            .env_remove("PODSIGNAL_AGENT")
+            .env_remove("PODSIGNAL_NAME");
+        c
+    }
+
+    /// Runs to completion, capturing output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run podsignal")
+    }
+
+    /// Starts in the background; killed (SIGKILL) when the Pod is dropped.
+    pub fn spawn(&mut self, args: &[&str]) -> u32 {
+        let child = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn podsignal");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Takes a background child out of the Pod's care, to wait on it.
+    pub fn take(&mut self, pid: u32) -> Child {
+        let i = self
+            .children
+            .iter()
+            .position(|c| c.id() == pid)
+            .expect("no such child");
+        self.children.remove(i)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `f` every 5 ms until it returns true or `limit` passes; returns whether it did.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+}
+
+/// Waits for a child to exit, at most `limit`; returns its code (128+N for signals).
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status = None;
+    eventually(limit, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    status.map(|s| s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))
+}
+
+/// True if `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            .is_some_and(|st| st != "Z"),
+        Err(_) => false,
+    }
+}
+
+pub fn kill9(pid: u32) {
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+}
+
+pub fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

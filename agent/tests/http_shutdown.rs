@@ -1,0 +1,78 @@
+//! SIGTERM while 100 long-polls and 10 event streams are open: every one gets a clean
+//! answer (503 `shutting_down`, or the stream's `shutdown` message and its end), held
+//! things are released, and the agent exits 0.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod http_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use http_support::Agent;
+
+#[test]
+fn sigterm_answers_every_long_poll_and_stream_and_exits_0() {
+    let mut agent = Agent::start(&[]);
+    let port = agent.port;
+    let polls: Vec<_> = (0..100)
+        .map(|i| {
+            std::thread::spawn(move || {
+                http_support::raw(
+                    port,
+                    "GET",
+                    &format!("/v1/readiness/w{i}?wait=60s"),
+                    &[("Host", "localhost")],
+                    None,
+                )
+            })
+        })
+        .collect();
+    let streams: Vec<_> = (0..10)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(b"GET /v1/events/stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // A lease the agent must release on the way out.
+    let (s, _) = agent.call("POST", "/v1/locks/db?ttl=1h", &[], None);
+    assert_eq!(s, 200);
+    assert!(http_support::eventually(Duration::from_secs(20), || {
+        let m = agent.get("/metrics").1;
+        m.contains("podsignal_waiters 100") && m.contains("podsignal_event_streams 10")
+    }));
+
+    let status = agent
+        .terminate(Duration::from_secs(15))
+        .expect("agent still running 15 s after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", agent.stderr());
+
+    for p in polls {
+        let (s, body) = p.join().unwrap();
+        assert_eq!(
+            (s, http_support::code(&body).as_str()),
+            (503, "shutting_down"),
+            "{body}"
+        );
+    }
+    for s in streams {
+        let mut text = String::new();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.contains(" 200 "), "{line}");
+        r.read_to_string(&mut text).unwrap(); // ends: the agent closed it
+        assert!(text.contains("event: shutdown"), "{text}");
+    }
+    // The lease was released: the volume can take the lock at once.
+    let out = agent.cli(&["lock", "db", "--no-wait", "--", "true"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,146 @@
+//! Long-polls and the volume agree: a waiter on one side is released within milliseconds of
+//! a write on the other, each side in its own process.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod http_support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use http_support::{Agent, BIN};
+
+#[test]
+fn http_long_poll_is_released_by_a_volume_write() {
+    let agent = Agent::start(&[]);
+    let port = agent.port;
+    let waiter = std::thread::spawn(move || {
+        let r = http_support::raw(
+            port,
+            "GET",
+            "/v1/readiness/db?wait=20s",
+            &[("Host", "localhost")],
+            None,
+        );
+        (r, Instant::now())
+    });
+    // The waiter is parked once the agent counts it.
+    assert!(http_support::eventually(Duration::from_secs(10), || {
+        agent.get("/metrics").1.contains("podsignal_waiters 1")
+    }));
+    let out = agent.cli(&["ready", "db"]);
+    let written = Instant::now();
+    assert!(out.status.success());
+    let ((status, body), released) = waiter.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    let lag = released.saturating_duration_since(written);
+    assert!(
+        lag < Duration::from_millis(500),
+        "released {lag:?} after the write"
+    );
+}
+
+#[test]
+fn volume_waiter_is_released_by_an_http_write() {
+    let agent = Agent::start(&[]);
+    let mut waiter = Command::new(BIN)
+        .args(["wait", "api", "--timeout", "20s"])
+        .env("PODSIGNAL_DIR", &agent.dir)
+        .spawn()
+        .unwrap();
+    // Not for correctness (a write before the waiter starts releases it at once too): the
+    // pause lets the write land while the waiter is parked, so the lag measures wake-up.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "the waiter exited before the write"
+    );
+    let (s, _) = agent.json("PUT", "/v1/readiness/api", r#"{"ready":true}"#);
+    let written = Instant::now();
+    assert_eq!(s, 200);
+    let status = waiter.wait().unwrap();
+    let lag = written.elapsed();
+    assert!(status.success());
+    assert!(
+        lag < Duration::from_millis(500),
+        "volume waiter released {lag:?} after the HTTP write"
+    );
+}
+
+#[test]
+fn cli_through_the_agent_uses_the_agent_not_the_volume() {
+    let agent = Agent::start(&[]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let via = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--agent")
+            .arg(agent.url())
+            .args(args)
+            .env("PODSIGNAL_DIR", elsewhere.path())
+            .output()
+            .unwrap()
+    };
+    assert!(via(&["ready", "web", "--reason", "up"]).status.success());
+    assert!(
+        agent
+            .cli(&["wait", "web", "--timeout", "1s"])
+            .status
+            .success()
+    );
+    assert!(via(&["unready", "web"]).status.success());
+    assert!(
+        agent
+            .cli(&["wait", "--unready", "web", "--timeout", "1s"])
+            .status
+            .success()
+    );
+    assert!(via(&["phase", "set", "running"]).status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&via(&["phase", "get"]).stdout).trim(),
+        "running"
+    );
+    assert!(
+        via(&["phase", "wait", "running", "--timeout", "1s"])
+            .status
+            .success()
+    );
+    let out = via(&["event", "publish", "hello", "--data", "{\"a\":1}"]);
+    assert!(out.status.success());
+    let out = via(&[
+        "event",
+        "watch",
+        "--since",
+        "0",
+        "--kind",
+        "hello",
+        "--count",
+        "1",
+        "--timeout",
+        "5s",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"hello\""),
+        "{out:?}"
+    );
+    let out = via(&["status", "--json"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&agent.dir.display().to_string()));
+    let out = via(&[
+        "lock",
+        "db",
+        "--",
+        "sh",
+        "-c",
+        "echo $PODSIGNAL_FENCING_TOKEN",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    let out = via(&["leader", "sched", "--", "true"]);
+    assert!(out.status.success());
+    // Nothing was written to the other directory.
+    assert!(
+        std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}

@@ -1,0 +1,603 @@
+//! Conditions: what `podsignal wait` and `run --wait-for` wait for, and what `run --ready-when`
+//! probes. One grammar for both, parsed here and evaluated by the agent.
+//!
+//! ```text
+//! NAME                    the readiness record NAME is ready
+//! exit:NAME               the container running `run --name NAME` has exited (its tombstone)
+//! exit:NAME=CODE          ... with exit code CODE (128+N for a death by signal N)
+//! phase:PHASE             the pod phase is PHASE or later
+//! file:PATH               a file (or anything) exists at PATH
+//! tcp:HOST:PORT           something listens at HOST:PORT (tcp:PORT means 127.0.0.1)
+//! http://HOST:PORT/PATH   a GET answers 2xx; `#status=503&body=ok&header=x-a:b` to match more
+//! unix:PATH               a unix stream socket at PATH accepts a connection
+//! ```
+//!
+//! `--ready-when` also takes `exec:CMD` (CMD exits 0) and `notify` (the sd_notify protocol).
+//! [`Condition`]'s `Display` prints the spelling [`Condition::parse`] reads back.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::name::Name;
+use crate::phase::Phase;
+
+/// One condition of the grammar in the module docs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `NAME`: the readiness record is ready.
+    Ready(Name),
+    /// `exit:NAME[=CODE]`: a tombstone exists (with that exit code).
+    Exit {
+        /// The container's `--name`.
+        name: Name,
+        /// The exit code it must have exited with; `None` for any.
+        code: Option<u8>,
+    },
+    /// `phase:PHASE`: the pod phase is at least this.
+    Phase(Phase),
+    /// `file:PATH`: PATH exists.
+    File(String),
+    /// `tcp:HOST:PORT`: something listens there.
+    Tcp(TcpTarget),
+    /// `http://...` or `https://...`: a GET answers as expected.
+    Http(HttpCheck),
+    /// `unix:PATH`: a stream socket at PATH accepts.
+    Unix(String),
+}
+
+/// A TCP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpTarget {
+    /// Host name or address, without brackets (`::1`, not `[::1]`).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl TcpTarget {
+    /// True when the host is this pod's own network namespace (loopback or wildcard), so a
+    /// listening socket can be seen in `/proc/net/tcp` without connecting.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self.host.as_str(),
+            "localhost" | "::1" | "0.0.0.0" | "::" | "ip6-localhost"
+        ) || self.host.starts_with("127.")
+    }
+}
+
+impl fmt::Display for TcpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What HTTP status counts as success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    /// Any 2xx (the default).
+    Success,
+    /// Exactly this code.
+    Exact(u16),
+    /// Any code of this class: `4xx` is `Class(4)`.
+    Class(u8),
+}
+
+impl StatusMatch {
+    /// True if `status` matches.
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatch::Success => (200..300).contains(&status),
+            StatusMatch::Exact(c) => status == c,
+            StatusMatch::Class(c) => status / 100 == u16::from(c),
+        }
+    }
+}
+
+impl fmt::Display for StatusMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusMatch::Success => f.write_str("2xx"),
+            StatusMatch::Exact(c) => write!(f, "{c}"),
+            StatusMatch::Class(c) => write!(f, "{c}xx"),
+        }
+    }
+}
+
+/// An HTTP check: `GET path` on `host:port`, matched on status, body and one header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// `https://` rather than `http://`.
+    pub tls: bool,
+    /// Host, without brackets.
+    pub host: String,
+    /// Port (80 or 443 when the URL has none).
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// Which status counts (`#status=`).
+    pub status: StatusMatch,
+    /// A substring the body must contain (`#body=`).
+    pub body: Option<String>,
+    /// A header that must be present, with a substring of its value (`#header=NAME:VALUE`);
+    /// the name is matched case-insensitively and stored lowercase.
+    pub header: Option<(String, String)>,
+}
+
+impl HttpCheck {
+    /// The URL without the matching options: what is requested.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}{}", self.port, self.path)
+    }
+
+    /// Parses `http(s)://HOST[:PORT][/PATH][#OPTIONS]`.
+    pub fn parse(input: &str) -> Result<HttpCheck, ConditionError> {
+        let err = |why: &str| ConditionError::new(input, why);
+        let (tls, rest) = if let Some(r) = input.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = input.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err(err("expected http:// or https://"));
+        };
+        let (rest, options) = match rest.split_once('#') {
+            Some((r, o)) => (r, Some(o)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_owned()),
+        };
+        if authority.contains('@') {
+            return Err(err("user:password@ in the URL is not supported"));
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = split_host_port(authority, Some(default_port)).map_err(err)?;
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(err(
+                "the path has spaces or control characters (percent-encode them)",
+            ));
+        }
+        let mut check = HttpCheck {
+            tls,
+            host,
+            port,
+            path,
+            status: StatusMatch::Success,
+            body: None,
+            header: None,
+        };
+        for opt in options
+            .into_iter()
+            .flat_map(|o| o.split('&'))
+            .filter(|o| !o.is_empty())
+        {
+            let (key, value) = opt
+                .split_once('=')
+                .ok_or_else(|| err("options read #status=CODE&body=TEXT&header=NAME:VALUE"))?;
+            let value = percent_decode(value).ok_or_else(|| err("bad %-escape in an option"))?;
+            match key {
+                "status" => {
+                    check.status = parse_status(&value)
+                        .ok_or_else(|| err("status= takes a code (200) or a class (2xx)"))?
+                }
+                "body" => check.body = Some(value),
+                "header" => {
+                    let (n, v) = value
+                        .split_once(':')
+                        .ok_or_else(|| err("header= takes NAME:VALUE"))?;
+                    let n = n.trim().to_ascii_lowercase();
+                    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(err("header= needs a header name"));
+                    }
+                    check.header = Some((n, v.trim().to_owned()));
+                }
+                _ => return Err(err("unknown option (known: status, body, header)")),
+            }
+        }
+        Ok(check)
+    }
+}
+
+impl fmt::Display for HttpCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url())?;
+        let mut opts = Vec::new();
+        if self.status != StatusMatch::Success {
+            opts.push(format!("status={}", self.status));
+        }
+        if let Some(b) = &self.body {
+            opts.push(format!("body={}", percent_encode(b)));
+        }
+        if let Some((n, v)) = &self.header {
+            opts.push(format!("header={}", percent_encode(&format!("{n}:{v}"))));
+        }
+        if !opts.is_empty() {
+            write!(f, "#{}", opts.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_status(s: &str) -> Option<StatusMatch> {
+    if let Some(c) = s.strip_suffix("xx") {
+        let c: u8 = c.parse().ok()?;
+        return (1..=5).contains(&c).then_some(StatusMatch::Class(c));
+    }
+    let c: u16 = s.parse().ok()?;
+    (100..=599).contains(&c).then_some(StatusMatch::Exact(c))
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Splits `host:port`, `[v6]:port`, or (with a default) a bare host.
+fn split_host_port(s: &str, default_port: Option<u16>) -> Result<(String, u16), &'static str> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or("unclosed [ in the host")?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if after.is_empty() => (h, None),
+            None => return Err("expected :PORT after ]"),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => {
+                return Err("write an IPv6 host in brackets: [::1]:PORT");
+            }
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host");
+    }
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-_:%".contains(&b))
+    {
+        return Err("the host has characters a host name cannot have");
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("the port must be 1-65535")?,
+        None => default_port.ok_or("missing :PORT")?,
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// Why a string is not a condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid condition {input:?}: {why} (forms: NAME, exit:NAME[=CODE], phase:PHASE, file:PATH, tcp:HOST:PORT, http://..., unix:PATH)"
+)]
+pub struct ConditionError {
+    /// The rejected input.
+    pub input: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl ConditionError {
+    fn new(input: &str, why: impl Into<String>) -> ConditionError {
+        ConditionError {
+            input: input.to_owned(),
+            why: why.into(),
+        }
+    }
+}
+
+impl Condition {
+    /// Parses one condition.
+    pub fn parse(input: &str) -> Result<Condition, ConditionError> {
+        let err = |why: String| ConditionError::new(input, why);
+        if input.starts_with("http://") || input.starts_with("https://") {
+            return HttpCheck::parse(input).map(Condition::Http);
+        }
+        let Some((kind, rest)) = input.split_once(':') else {
+            return Name::new(input)
+                .map(Condition::Ready)
+                .map_err(|e| err(e.to_string()));
+        };
+        match kind {
+            "exit" => {
+                let (name, code) = match rest.split_once('=') {
+                    Some((n, c)) => {
+                        let c = c
+                            .parse::<u8>()
+                            .map_err(|_| err(format!("exit code {c:?} is not 0-255")))?;
+                        (n, Some(c))
+                    }
+                    None => (rest, None),
+                };
+                let name = Name::new(name).map_err(|e| err(e.to_string()))?;
+                Ok(Condition::Exit { name, code })
+            }
+            "phase" => rest
+                .parse::<Phase>()
+                .map(Condition::Phase)
+                .map_err(|e| err(e.to_string())),
+            "file" | "unix" => {
+                if rest.is_empty() || rest.contains('\0') {
+                    return Err(err(format!("{kind}: needs a path")));
+                }
+                Ok(if kind == "file" {
+                    Condition::File(rest.to_owned())
+                } else {
+                    Condition::Unix(rest.to_owned())
+                })
+            }
+            "tcp" => {
+                let (host, port) =
+                    if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+                        split_host_port(&format!("127.0.0.1:{rest}"), None)
+                    } else {
+                        split_host_port(rest, None)
+                    }
+                    .map_err(|w| err(w.to_owned()))?;
+                Ok(Condition::Tcp(TcpTarget { host, port }))
+            }
+            _ => Err(err(format!("unknown kind {kind:?}"))),
+        }
+    }
+}
+
+impl FromStr for Condition {
+    type Err = ConditionError;
+    fn from_str(s: &str) -> Result<Condition, ConditionError> {
+        Condition::parse(s)
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Condition::Ready(n) => write!(f, "{n}"),
+            Condition::Exit { name, code: None } => write!(f, "exit:{name}"),
+            Condition::Exit {
+                name,
+                code: Some(c),
+            } => write!(f, "exit:{name}={c}"),
+            Condition::Phase(p) => write!(f, "phase:{p}"),
+            Condition::File(p) => write!(f, "file:{p}"),
+            Condition::Tcp(t) => write!(f, "tcp:{t}"),
+            Condition::Http(h) => write!(f, "{h}"),
+            Condition::Unix(p) => write!(f, "unix:{p}"),
+        }
+    }
+}
+
+/// What `run --ready-when` probes: any condition, a command, or the sd_notify protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadyProbe {
+    /// A condition (`tcp:PORT`, `http://...`, `file:PATH`, `unix:PATH`, ...).
+    Check(Condition),
+    /// `exec:CMD`: `sh -c CMD` exits 0.
+    Exec(String),
+    /// `notify`: the child sends `READY=1` on `$NOTIFY_SOCKET`.
+    Notify,
+}
+
+impl ReadyProbe {
+    /// Parses a probe.
+    pub fn parse(input: &str) -> Result<ReadyProbe, ConditionError> {
+        if input == "notify" {
+            return Ok(ReadyProbe::Notify);
+        }
+        if let Some(cmd) = input.strip_prefix("exec:") {
+            if cmd.trim().is_empty() {
+                return Err(ConditionError::new(input, "exec: needs a command"));
+            }
+            return Ok(ReadyProbe::Exec(cmd.to_owned()));
+        }
+        Condition::parse(input).map(ReadyProbe::Check)
+    }
+}
+
+impl fmt::Display for ReadyProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadyProbe::Check(c) => write!(f, "{c}"),
+            ReadyProbe::Exec(cmd) => write!(f, "exec:{cmd}"),
+            ReadyProbe::Notify => f.write_str("notify"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(s: &str) -> Condition {
+        Condition::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_every_documented_form() {
+        assert_eq!(p("db"), Condition::Ready(Name::new("db").unwrap()));
+        assert_eq!(
+            p("exit:app=0"),
+            Condition::Exit {
+                name: Name::new("app").unwrap(),
+                code: Some(0)
+            }
+        );
+        assert_eq!(p("phase:draining"), Condition::Phase(Phase::Draining));
+        assert_eq!(p("file:/tmp/x"), Condition::File("/tmp/x".into()));
+        assert_eq!(p("unix:/run/s.sock"), Condition::Unix("/run/s.sock".into()));
+        assert_eq!(
+            p("tcp:8080"),
+            Condition::Tcp(TcpTarget {
+                host: "127.0.0.1".into(),
+                port: 8080
+            })
+        );
+        assert_eq!(
+            p("tcp:[::1]:53"),
+            Condition::Tcp(TcpTarget {
+                host: "::1".into(),
+                port: 53
+            })
+        );
+        let Condition::Http(h) =
+            p("http://localhost:8080/healthz?x=1#status=503&body=up%26running&header=X-Ready:yes")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (h.host.as_str(), h.port, h.path.as_str()),
+            ("localhost", 8080, "/healthz?x=1")
+        );
+        assert_eq!(h.status, StatusMatch::Exact(503));
+        assert_eq!(h.body.as_deref(), Some("up&running"));
+        assert_eq!(h.header, Some(("x-ready".into(), "yes".into())));
+        let Condition::Http(h) = p("https://example.com") else {
+            panic!()
+        };
+        assert_eq!((h.tls, h.port, h.path.as_str()), (true, 443, "/"));
+    }
+
+    #[test]
+    fn rejects_malformed_conditions_with_the_input_named() {
+        for bad in [
+            "",
+            "Bad",
+            "exit:",
+            "exit:app=300",
+            "phase:paused",
+            "tcp:host",
+            "tcp:h:0",
+            "tcp:h:99999",
+            "tcp:::1:80",
+            "file:",
+            "what:x",
+            "http://",
+            "http://h:x/",
+            "http://h/#status=9",
+            "http://h/#nope=1",
+            "http://u@h/",
+        ] {
+            let e = Condition::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn status_matching() {
+        assert!(StatusMatch::Success.matches(204) && !StatusMatch::Success.matches(301));
+        assert!(StatusMatch::Class(5).matches(503) && StatusMatch::Exact(418).matches(418));
+    }
+
+    #[test]
+    fn ready_probes() {
+        assert_eq!(ReadyProbe::parse("notify").unwrap(), ReadyProbe::Notify);
+        assert_eq!(
+            ReadyProbe::parse("exec:test -f /x").unwrap(),
+            ReadyProbe::Exec("test -f /x".into())
+        );
+        assert!(matches!(
+            ReadyProbe::parse("tcp:8080").unwrap(),
+            ReadyProbe::Check(Condition::Tcp(_))
+        ));
+        assert!(ReadyProbe::parse("exec:").is_err());
+    }
+
+    fn arb_condition() -> impl Strategy<Value = Condition> {
+        let name = "[a-z0-9]([a-z0-9._-]{0,10}[a-z0-9])?".prop_map(|s| Name::new(&s).unwrap());
+        let host = prop_oneof![
+            "[a-z][a-z0-9.-]{0,12}".prop_map(String::from),
+            Just("::1".to_owned()),
+            Just("127.0.0.1".to_owned())
+        ];
+        prop_oneof![
+            name.clone().prop_map(Condition::Ready),
+            (name, proptest::option::of(any::<u8>()))
+                .prop_map(|(name, code)| Condition::Exit { name, code }),
+            proptest::sample::select(Phase::ALL.to_vec()).prop_map(Condition::Phase),
+            "/[^\0]{0,20}".prop_map(Condition::File),
+            "/[^\0]{0,20}".prop_map(Condition::Unix),
+            (host.clone(), 1u16..)
+                .prop_map(|(host, port)| Condition::Tcp(TcpTarget { host, port })),
+            (
+                any::<bool>(),
+                host,
+                1u16..,
+                "/[a-z0-9/?=&.-]{0,12}",
+                prop_oneof![
+                    Just(StatusMatch::Success),
+                    (100u16..600).prop_map(StatusMatch::Exact),
+                    (1u8..6).prop_map(StatusMatch::Class)
+                ],
+                proptest::option::of(".{0,10}"),
+                proptest::option::of(
+                    ("[a-z-]{1,8}", "[ -~]{0,8}")
+                        .prop_map(|(n, v): (String, String)| (n, v.trim().to_owned()))
+                )
+            )
+                .prop_map(|(tls, host, port, path, status, body, header)| {
+                    Condition::Http(HttpCheck {
+                        tls,
+                        host,
+                        port,
+                        path,
+                        status,
+                        body,
+                        header,
+                    })
+                }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_round_trips(c in arb_condition()) {
+            prop_assert_eq!(Condition::parse(&c.to_string()).unwrap(), c);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(s in ".*") {
+            let _ = Condition::parse(&s);
+            let _ = ReadyProbe::parse(&s);
+        }
+    }
+}
