@@ -9,7 +9,7 @@ use podsignal_proto::{Condition, HttpCheck, Name, Phase, ReadyProbe};
 
 const EXIT_CODES: &str = podsignal_proto::ExitCode::TABLE;
 
-/// Coordinate the containers of a Kubernetes Pod through a shared directory.
+/// Coordinate the containers of a Kubernetes Pod through a shared directory
 ///
 /// podsignal gives the containers of one Pod readiness, startup ordering, locks with fencing
 /// tokens, leader election and lifecycle events, through files in a shared volume (an
@@ -24,7 +24,7 @@ const EXIT_CODES: &str = podsignal_proto::ExitCode::TABLE;
 ///   $ podsignal status
 ///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
 #[derive(Debug, Parser)]
-#[command(name = "podsignal", version, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 75 lock busy, 124 timeout, 128+N killed by signal N (--help for more)")]
+#[command(name = "podsignal", version, verbatim_doc_comment, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 75 lock busy, 124 timeout, 128+N killed by signal N (--help for more)")]
 pub struct Cli {
     /// Options every subcommand takes.
     #[command(flatten)]
@@ -100,7 +100,7 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mark NAME ready (sticky, or held with --hold).
+    /// Mark NAME ready (sticky, or held with --hold)
     ///
     /// Without --hold the record is sticky: it stays ready until `podsignal unready NAME`.
     /// With --hold, podsignal stays in the foreground and the record counts only while it
@@ -109,10 +109,11 @@ pub enum Command {
     ///
     ///   $ podsignal ready db-migrated --reason "schema v42"
     ///   $ podsignal ready proxy --hold &
+    #[command(verbatim_doc_comment)]
     Ready(ReadyArgs),
     /// Mark NAME unready (a sticky record with an optional reason).
     Unready(UnreadyArgs),
-    /// Wait until every condition holds (or one, with --any).
+    /// Wait until every condition holds (or one, with --any)
     ///
     /// A condition is a readiness NAME, exit:NAME[=CODE] (the container running
     /// `run --name NAME` exited), phase:PHASE, file:PATH, tcp:HOST:PORT, http://... or
@@ -123,8 +124,9 @@ pub enum Command {
     ///   $ podsignal wait tcp:db:5432 http://127.0.0.1:8080/healthz --timeout 30s
     ///   $ podsignal wait exit:app=0
     ///   $ podsignal wait --unready web        # until web's holder is gone
+    #[command(verbatim_doc_comment)]
     Wait(WaitArgs),
-    /// Run a command holding a lock, with a fencing token.
+    /// Run a command holding a lock, with a fencing token
     ///
     /// The lock is locks/NAME.lock in the shared directory, a plain flock(2) file:
     /// `flock DIR/locks/NAME.lock CMD` and `podsignal lock NAME -- CMD` exclude each other.
@@ -134,8 +136,9 @@ pub enum Command {
     ///
     ///   $ podsignal lock migrations --timeout 5m -- ./migrate
     ///   $ podsignal lock cron --no-wait -- ./job || echo "another replica runs it"
+    #[command(verbatim_doc_comment)]
     Lock(LockArgs),
-    /// Campaign for leadership, then run a command as leader; or show the leader.
+    /// Campaign for leadership, then run a command as leader; or show the leader
     ///
     /// `podsignal leader NAME -- CMD` blocks until this process leads NAME, then runs CMD with
     /// PODSIGNAL_FENCING_TOKEN set; leadership ends when CMD exits (or podsignal dies), and
@@ -143,6 +146,7 @@ pub enum Command {
     ///
     ///   $ podsignal leader scheduler -- ./schedule-jobs
     ///   $ podsignal leader show scheduler
+    #[command(verbatim_doc_comment)]
     Leader(LeaderArgs),
     /// Publish or watch lifecycle events.
     #[command(subcommand)]
@@ -153,7 +157,7 @@ pub enum Command {
     /// Show everything in the shared directory: phase, readiness, locks, leaders, events.
     Status(StatusArgs),
     /// Run a container's command: wait for its dependencies, publish its readiness, stop
-    /// it in step with the others, and exit with its code.
+    /// it in step with the others, and exit with its code
     ///
     /// The entrypoint that replaces wait-for-it, linkerd-await, kubexit, scuttle and tini:
     /// --wait-for blocks until conditions hold (docs/conditions.md); --ready-when publishes
@@ -171,7 +175,7 @@ pub enum Command {
     ///   $ podsignal run --name api --ready-when notify -- ./api   # the child sends READY=1
     #[command(verbatim_doc_comment)]
     Run(Box<RunArgs>),
-    /// Ask the container running `run --name NAME` to stop gracefully.
+    /// Ask the container running `run --name NAME` to stop gracefully
     ///
     /// Writes stop/NAME.json in the shared directory; that `run` stops its command as it
     /// would on SIGTERM (without --stop-after) and exits. With --wait, waits for its
@@ -180,14 +184,14 @@ pub enum Command {
     ///   $ podsignal stop proxy --reason "job finished" --wait --timeout 30s
     #[command(verbatim_doc_comment)]
     Stop(StopArgs),
-    /// Copy this podsignal binary into DEST (a directory or a file path).
+    /// Copy this podsignal binary into DEST (a directory or a file path)
     ///
     /// For an init container sharing a volume with images that do not ship podsignal.
     ///
     ///   $ podsignal install /podsignal-bin/        # then: /podsignal-bin/podsignal run ...
     #[command(verbatim_doc_comment)]
     Install(InstallArgs),
-    /// Serve the shared directory over HTTP on localhost (the agent).
+    /// Serve the shared directory over HTTP on localhost (the agent)
     ///
     /// A versioned JSON API under /v1 (readiness, locks, leaders, events with Server-Sent
     /// Events, phase, shutdown), plus /healthz, /readyz, /metrics and /openapi.json. The
@@ -199,6 +203,7 @@ pub enum Command {
     ///   $ podsignal agent --listen 127.0.0.1:7781
     ///   $ podsignal agent --listen unix:/run/podsignal/agent.sock
     ///   $ curl -s localhost:7781/v1/readiness/db?wait=30s
+    #[command(verbatim_doc_comment)]
     Agent(AgentArgs),
 }
 
@@ -490,9 +495,10 @@ pub enum LeaderCommand {
 /// `event`.
 #[derive(Debug, Subcommand)]
 pub enum EventCommand {
-    /// Append an event of kind KIND; prints it (with its seq) as JSON.
+    /// Append an event of kind KIND; prints it (with its seq) as JSON
     ///
     ///   $ podsignal event publish cache-warmed --data '{"keys": 1200}'
+    #[command(verbatim_doc_comment)]
     Publish {
         /// The event's kind (a name, e.g. cache-warmed).
         #[arg(value_parser = parse_name)]
@@ -501,12 +507,13 @@ pub enum EventCommand {
         #[arg(long, value_parser = parse_json)]
         data: Option<serde_json::Value>,
     },
-    /// Print events as JSON lines, waiting for new ones.
+    /// Print events as JSON lines, waiting for new ones
     ///
     /// --since N prints the events after sequence number N (0: from the oldest kept), then
     /// follows; without it, only events published from now on.
     ///
     ///   $ podsignal event watch --since 0 --kind phase --count 1
+    #[command(verbatim_doc_comment)]
     Watch {
         /// Print the events after this sequence number.
         #[arg(long, value_name = "SEQ")]
@@ -526,7 +533,7 @@ pub enum EventCommand {
 /// `phase`.
 #[derive(Debug, Subcommand)]
 pub enum PhaseCommand {
-    /// Set the pod phase (and publish a `phase` event).
+    /// Set the pod phase (and publish a `phase` event)
     ///
     /// Phases only move forward (starting, running, draining, stopping); --force moves back.
     Set {

@@ -238,17 +238,38 @@ impl SafeDir {
     /// Opens (creating if missing) a file to take a flock on. Opened read-write when
     /// permitted, else read-only (flock needs neither), as flock(1) does.
     pub(crate) fn open_lockable(&self, name: &str, access: Access) -> Result<File> {
-        let base =
-            OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let open = |mode: OFlags| rfs::openat(&self.fd, name, base | mode, access.file_mode());
-        let fd = match open(OFlags::RDWR) {
+        let base = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        let fd = match self.open_or_create(name, base | OFlags::RDWR, access) {
             Ok(fd) => fd,
-            Err(Errno::ACCESS) | Err(Errno::ROFS) => {
-                open(OFlags::RDONLY).map_err(|e| self.open_error(name, e))?
-            }
+            Err(Errno::ACCESS) | Err(Errno::ROFS) => self
+                .open_or_create(name, base | OFlags::RDONLY, access)
+                .map_err(|e| self.open_error(name, e))?,
             Err(e) => return Err(self.open_error(name, e)),
         };
         self.check_regular(fd, name)
+    }
+
+    /// Opens `name` with `flags`, creating it if missing. A file this call creates gets the
+    /// access mode exactly (open(2) would apply the umask); an existing one is left as is.
+    fn open_or_create(&self, name: &str, flags: OFlags, access: Access) -> Result<OwnedFd, Errno> {
+        loop {
+            match rfs::openat(
+                &self.fd,
+                name,
+                flags | OFlags::CREATE | OFlags::EXCL,
+                access.file_mode(),
+            ) {
+                Ok(fd) => {
+                    rfs::fchmod(&fd, access.file_mode())?;
+                    return Ok(fd);
+                }
+                Err(Errno::EXIST) => match rfs::openat(&self.fd, name, flags, Mode::empty()) {
+                    Err(Errno::NOENT) => continue, // removed in between: try creating again
+                    other => return other,
+                },
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Creates a new file that must not exist yet, read-write, with the access mode.
@@ -264,13 +285,10 @@ impl SafeDir {
 
     /// Opens a file for appending (and reading), creating it if missing.
     pub(crate) fn open_append(&self, name: &str, access: Access) -> Result<File> {
-        let flags = OFlags::RDWR
-            | OFlags::APPEND
-            | OFlags::CREATE
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CLOEXEC;
-        let fd = rfs::openat(&self.fd, name, flags, access.file_mode())
+        let flags =
+            OFlags::RDWR | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = self
+            .open_or_create(name, flags, access)
             .map_err(|e| self.open_error(name, e))?;
         self.check_regular(fd, name)
     }
