@@ -123,3 +123,33 @@ fn phase_moves_forward_wakes_waiters_and_refuses_to_go_back() {
     let phases: Vec<String> = events.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["phase"].as_str().unwrap().to_owned()).collect();
     assert_eq!(phases, ["running", "stopping", "running"]);
 }
+
+#[test]
+fn wait_ends_on_a_state_where_all_hold_not_on_edges_seen_at_different_times() {
+    use std::io::{BufRead, BufReader};
+    let mut pod = Pod::new();
+    let holder = pod.spawn(&["ready", "a", "--hold"]);
+    assert!(eventually(Duration::from_secs(10), || pod.run(&["wait", "a", "--timeout", "10ms"]).status.success()));
+    let mut waiter = pod
+        .cmd(&["wait", "a", "b", "--timeout", "60s"])
+        .env("PODSIGNAL_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Synchronise on the waiter's own word that it has seen `a` hold.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = waiter.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("condition a holds") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).expect("the waiter never saw a ready");
+    kill9(holder);
+    assert!(pod.run(&["ready", "b"]).status.success());
+    assert!(!eventually(Duration::from_millis(300), || waiter.try_wait().unwrap().is_some()), "returned while a was down");
+    assert!(pod.run(&["ready", "a"]).status.success());
+    assert_eq!(wait_exit(&mut waiter, Duration::from_secs(10)), Some(0));
+}

@@ -5,7 +5,7 @@
 test_main() {
   local f=$1/pod.yaml pod=native-sidecar out
   play "$f" sidecars=containers \
-    'command.agent=["podsignal","run","--name=agent","--stop-after=exit:api","--grace=25s","--exit-code=on-stop-zero","--","podsignal","agent","--listen=127.0.0.1:7781"]'
+    'command.agent=["podsignal","run","--name=agent","--stop-after=exit:api","--grace=25s","--exit-code=on-stop-zero","--","podsignal","agent","--listen=127.0.0.1:7781"]' env.agent.PODSIGNAL_LOG=debug env.api.PODSIGNAL_LOG=debug env.worker.PODSIGNAL_LOG=debug
   until_ok 15 log_has $pod-worker "api is ready" || fail "worker never saw api ready"
   probe "$f" agent startupProbe >/dev/null || fail "agent's startupProbe fails"
   probe "$f" agent livenessProbe >/dev/null || fail "agent's livenessProbe fails"
@@ -19,6 +19,8 @@ test_main() {
   log_has $pod-worker "published worker-done" || fail "the agent was gone before the worker's last event"
   local w a g
   w=$(finished_ns $pod-worker) a=$(finished_ns $pod-api) g=$(finished_ns $pod-agent)
+  echo "DEBUG finished w=$w a=$a g=$g"; for c in worker api agent; do echo "== $c"; podman inspect $pod-$c --format '{{.State.StartedAt}} {{.State.FinishedAt}}'; logs $pod-$c; done
+  cat "$(volume_dir native-sidecar-signals)"/exits/*.json; echo
   [ "$a" -gt "$w" ] || fail "api stopped before worker"
   [ "$g" -gt "$a" ] || fail "agent stopped before api"
   for c in worker api agent; do [ "$(exit_code $pod-$c)" = 0 ] || fail "$c exit $(exit_code $pod-$c)"; done

@@ -76,8 +76,11 @@ pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
 }
 
 /// Waits until every condition holds (or one, in [`WaitMode::Any`]). Each is waited for on
-/// its own and counts once seen holding. A timeout is an [`Exit`] with code 124 naming
-/// every unmet condition and why.
+/// its own; once all have been seen holding, the file-backed ones (readiness, tombstones,
+/// phase, files) are checked again together, and any that stopped holding meanwhile (a
+/// dependency that crashed) is waited for again: the wait ends on a state in which all hold,
+/// not on a sequence of edges. Probes (tcp, http, unix) count once they pass. A timeout is
+/// an [`Exit`] with code 124 naming every unmet condition and why.
 pub async fn wait_all(
     volume: &Volume,
     conditions: &[Condition],
@@ -90,23 +93,38 @@ pub async fn wait_all(
         return Ok(());
     }
     let whys: Vec<Why> = conditions.iter().map(|_| Why::default()).collect();
-    let mut pending: FuturesUnordered<_> = conditions
-        .iter()
-        .zip(&whys)
-        .enumerate()
-        .map(|(i, (c, why))| async move { (i, hold(volume, c, timing, why).await) })
-        .collect();
+    // One closure makes every wait the same future type, so a lapsed one can be re-queued.
+    let wait_one = |i: usize| {
+        let (c, why) = (&conditions[i], &whys[i]);
+        async move { (i, hold(volume, c, timing, why).await) }
+    };
+    let mut pending: FuturesUnordered<_> = (0..conditions.len()).map(wait_one).collect();
     let mut met = vec![false; conditions.len()];
     let all = async {
-        while let Some((i, result)) = pending.next().await {
-            result?;
-            tracing::info!("condition {} holds", conditions[i]);
-            met[i] = true;
-            if mode == WaitMode::Any {
-                break;
+        loop {
+            while let Some((i, result)) = pending.next().await {
+                result?;
+                tracing::info!("condition {} holds", conditions[i]);
+                met[i] = true;
+                if mode == WaitMode::Any {
+                    return anyhow::Ok(());
+                }
+            }
+            let lapsed: Vec<usize> = (0..conditions.len())
+                .filter(|i| !holds_now(volume, &conditions[*i]))
+                .collect();
+            if lapsed.is_empty() {
+                return Ok(());
+            }
+            for i in lapsed {
+                tracing::info!(
+                    "condition {} no longer holds; waiting for it again",
+                    conditions[i]
+                );
+                met[i] = false;
+                pending.push(wait_one(i));
             }
         }
-        anyhow::Ok(())
     };
     let far = Duration::from_secs(86_400 * 365);
     let limit = timeout.unwrap_or(far);
@@ -129,6 +147,18 @@ pub async fn wait_all(
                 ),
             ))
         }
+    }
+}
+
+/// True unless a file-backed condition is known not to hold right now. Probes are not
+/// repeated here: they count once they have passed.
+fn holds_now(volume: &Volume, condition: &Condition) -> bool {
+    match condition {
+        Condition::Ready(name) => volume.readiness(name).ready,
+        Condition::Exit { name, code } => volume.exit_state(name, *code).is_ok(),
+        Condition::Phase(p) => volume.current_phase().is_ok_and(|now| now >= *p),
+        Condition::File(path) => std::path::Path::new(path).exists(),
+        Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) => true,
     }
 }
 
