@@ -357,16 +357,23 @@ pub struct RunArgs {
     /// Stop CMD and exit when any of these holds (e.g. exit:app, phase:stopping).
     #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Shutdown")]
     pub exit_with: Vec<Condition>,
-    /// On SIGTERM, keep CMD running until these hold (e.g. exit:app), bounded by --grace.
+    /// On SIGTERM, keep CMD running until these hold (e.g. exit:app), bounded by --grace
+    /// less --stop-timeout.
     #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Shutdown")]
     pub stop_after: Vec<Condition>,
     /// The signal that stops CMD (default: the one run received, else SIGTERM).
     #[arg(long, value_parser = parse_signal, value_name = "SIG", help_heading = "Shutdown")]
     pub stop_signal: Option<i32>,
-    /// Bounds the pre-stop steps, and then the time CMD has after the stop signal before
-    /// SIGKILL.
+    /// The whole stop, from the decision to stop (SIGTERM, --exit-with, podsignal stop) to
+    /// SIGKILL: drain, --stop-after and pre-stop steps use it first, but end early enough
+    /// to leave CMD --stop-timeout after the stop signal. Set it below the pod's
+    /// terminationGracePeriodSeconds (the kubelet's SIGKILL comes then).
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR", help_heading = "Shutdown")]
     pub grace: Duration,
+    /// The part of --grace kept for CMD between the stop signal and SIGKILL (default: a
+    /// third of --grace, at most 5s). CMD gets more when the pre-stop steps end sooner.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Shutdown")]
+    pub stop_timeout: Option<Duration>,
     /// When stopping, first mark --name unready (then --drain-delay, --drain-ports).
     #[arg(long, help_heading = "Shutdown")]
     pub drain: bool,

@@ -91,6 +91,12 @@ pub async fn open_client(global: &GlobalOpts) -> anyhow::Result<podsignal_client
 
 /// Opens the shared directory as the global options say.
 pub async fn open_volume(global: &GlobalOpts) -> anyhow::Result<Volume> {
+    open_volume_as(global, None).await
+}
+
+/// [`open_volume`], writing as `source` (e.g. `run --name`'s NAME) instead of the default
+/// (`PODSIGNAL_NAME`, else `pid@hostname`).
+pub async fn open_volume_as(global: &GlobalOpts, source: Option<String>) -> anyhow::Result<Volume> {
     let access = match global.access {
         AccessArg::Owner => Access::Owner,
         AccessArg::Group => Access::Group,
@@ -100,7 +106,7 @@ pub async fn open_volume(global: &GlobalOpts) -> anyhow::Result<Volume> {
         access,
         durable: global.durable,
         rescan: global.rescan,
-        source: None,
+        source,
     };
     Ok(Volume::open(&global.dir, options).await?)
 }

@@ -1,4 +1,5 @@
 //! Several containers with different UIDs sharing one volume: what `--access` permits.
+#![allow(clippy::unwrap_used)] // a test that cannot unwrap has failed
 //! Runs real processes as another UID (setpriv); the tests run as root, like CI.
 
 mod common;

@@ -65,6 +65,25 @@ impl TcpTarget {
     }
 }
 
+/// The addresses of a loopback host name, known without a resolver: `localhost` is
+/// 127.0.0.1 then ::1, `ip6-localhost` and `ip6-loopback` are ::1 (case-insensitive, a
+/// trailing dot allowed). `None` for any other name: that one needs the system's resolver.
+///
+/// Why not ask the resolver: a static glibc binary resolves through NSS modules loaded at run
+/// time, which a `FROM scratch` image does not have, so even `localhost` would not resolve.
+pub fn loopback_addresses(host: &str) -> Option<Vec<std::net::IpAddr>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    match host.as_str() {
+        "localhost" => Some(vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]),
+        "ip6-localhost" | "ip6-loopback" => Some(vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]),
+        _ => None,
+    }
+}
+
 impl fmt::Display for TcpTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
@@ -450,6 +469,18 @@ mod tests {
 
     fn p(s: &str) -> Condition {
         Condition::parse(s).unwrap()
+    }
+
+    #[test]
+    fn loopback_names_resolve_without_a_resolver() {
+        let v4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: std::net::IpAddr = "::1".parse().unwrap();
+        assert_eq!(loopback_addresses("localhost"), Some(vec![v4, v6]));
+        assert_eq!(loopback_addresses("LocalHost."), Some(vec![v4, v6]));
+        assert_eq!(loopback_addresses("ip6-localhost"), Some(vec![v6]));
+        assert_eq!(loopback_addresses("ip6-loopback"), Some(vec![v6]));
+        assert_eq!(loopback_addresses("localhost.example"), None);
+        assert_eq!(loopback_addresses("db"), None);
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub mod record;
 pub mod stop;
 pub mod tombstone;
 
-pub use condition::{Condition, ConditionError, HttpCheck, ReadyProbe, StatusMatch, TcpTarget};
+pub use condition::{
+    Condition, ConditionError, HttpCheck, ReadyProbe, StatusMatch, TcpTarget, loopback_addresses,
+};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use event::{Event, EventSegment};
 pub use exit::ExitCode;

@@ -200,6 +200,28 @@ logs() { podman logs "$1" 2>&1; }
 # volume_dir NAME: the host directory of a named volume (an emptyDir under kube play).
 volume_dir() { podman volume inspect "$1" --format '{{.Mountpoint}}'; }
 
+# Shutdown ORDER is judged from tombstones, never from podman's FinishedAt: FinishedAt is the
+# ctime of the exit file each container's conmon writes on its own, at kernel-tick resolution
+# (4 ms here), so containers that exit in a chain within a few ms (worker -> api -> agent takes
+# ~2 ms) get equal, or even swapped, FinishedAt. A tombstone's exited_ms is taken by
+# `run --name` right after it reaps its command, on the one host clock, and the chain is
+# causal: `run --stop-after exit:api` reads api's tombstone before it signals its own command.
+#
+# exited_ms VOLUME NAME: when `run --name NAME` saw its command exit (Unix ms).
+exited_ms() {
+  "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exited_ms"])' \
+    "$(volume_dir "$1")/exits/$2.json"
+}
+# exited_after VOLUME LATER EARLIER: LATER's command exited no earlier than EARLIER's (equal
+# milliseconds allowed; a wrong order shows as the whole stop-after wait, hundreds of ms).
+# Prints the lag in ms.
+exited_after() {
+  local later earlier
+  later=$(exited_ms "$1" "$2") && earlier=$(exited_ms "$1" "$3") || return 1
+  echo $((later - earlier))
+  [ "$later" -ge "$earlier" ]
+}
+
 # until_ok SECONDS CMD...: retry CMD every 50 ms until it succeeds or SECONDS pass.
 until_ok() {
   local end=$(( $(now_ms) + $1 * 1000 )); shift

@@ -17,6 +17,7 @@ print(len(seen))') || fail "the adapter's output has gaps or duplicates"
   [ "$adapted" = "$written" ] || fail "app wrote $written lines, adapter emitted $adapted"
   podman logs $pod-adapter 2>/dev/null | tail -n 1 | grep >/dev/null '"msg":"shutdown step 50"' || fail "last shutdown line not adapted"
   [ "$(exit_code $pod-app)" = 0 ] && [ "$(exit_code $pod-adapter)" = 0 ] || fail "exit codes app=$(exit_code $pod-app) adapter=$(exit_code $pod-adapter), want 0 0"
-  [ "$(finished_ns $pod-adapter)" -ge "$(finished_ns $pod-app)" ] || fail "the adapter exited before the app"
+  local lag
+  lag=$(exited_after adapter-signals adapter app) || fail "the adapter exited before the app ($lag ms)"
   ok "pod stop: app wrote $written lines (50 of them during its shutdown), adapter emitted all $adapted as JSON, in order, no duplicates; both exit 0, adapter last"
 }

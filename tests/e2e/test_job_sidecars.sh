@@ -13,9 +13,9 @@ test_main() {
     [ "$(exit_code $job-proxy)" = 0 ] || fail "$job: proxy exit $(exit_code $job-proxy), want 0"
     [ "$(exit_code $job-log-shipper)" = 0 ] || fail "$job: log-shipper exit $(exit_code $job-log-shipper), want 0"
     log_has $job-log-shipper "flushed, bye" || fail "$job: log-shipper did not get a graceful stop"
-    local lag_p=$(( ($(finished_ns $job-proxy) - $(finished_ns $job-main)) / 1000000 ))
-    local lag_s=$(( ($(finished_ns $job-log-shipper) - $(finished_ns $job-main)) / 1000000 ))
-    [ $lag_p -ge 0 ] && [ $lag_s -ge 0 ] || fail "$job: a sidecar exited before main"
+    local lag_p lag_s
+    lag_p=$(exited_after $job-signals proxy main) || fail "$job: proxy exited before main ($lag_p ms)"
+    lag_s=$(exited_after $job-signals log-shipper main) || fail "$job: log-shipper exited before main ($lag_s ms)"
     ok "$job: exit codes main/proxy/log-shipper = $codes(want $want 0 0); sidecars stopped ${lag_p}/${lag_s} ms after main"
   done
 }

@@ -12,10 +12,9 @@ test_main() {
   ok "readiness probes (podsignal wait, run by hand) pass"
   # Shutdown as a kubelet does it: SIGTERM to every container at once.
   podman pod stop -t 20 $pod >/dev/null
-  local app_end proxy_end
-  app_end=$(finished_ns $pod-app) proxy_end=$(finished_ns $pod-proxy)
-  [ "$proxy_end" -gt "$app_end" ] || fail "proxy stopped before the app ($proxy_end <= $app_end)"
+  local lag
+  lag=$(exited_after startup-ordering-signals proxy app) || fail "proxy stopped before the app ($lag ms)"
   [ "$(exit_code $pod-app)" = 0 ] || fail "app exit $(exit_code $pod-app), want 0 (on-stop-zero)"
   [ "$(exit_code $pod-proxy)" = 0 ] || fail "proxy exit $(exit_code $pod-proxy), want 0"
-  ok "pod stop: proxy exited $(( (proxy_end - app_end) / 1000000 )) ms after the app, both 0"
+  ok "pod stop: proxy exited $lag ms after the app, both 0"
 }

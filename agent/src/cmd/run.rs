@@ -17,7 +17,7 @@ use crate::condition::{self, ProbeTiming};
 use crate::exit::{Exit, ExitCode};
 use crate::supervisor::notify::NotifySocket;
 use crate::supervisor::reaper::{self, Reaper};
-use crate::supervisor::shutdown::PreStop;
+use crate::supervisor::shutdown::{self, PreStop};
 use crate::supervisor::signals::{self, SignalStream};
 use crate::supervisor::{self as sup, Outcome, Plan};
 
@@ -35,7 +35,9 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
     }
     validate(&args)?;
     let reaper = Reaper::start()?;
-    let volume = crate::open_volume(global).await?;
+    // `--name` is this container's identity: its readiness record, tombstone and events say
+    // NAME as their writer, not `pid@hostname`.
+    let volume = crate::open_volume_as(global, args.name.as_ref().map(|n| n.to_string())).await?;
     let timing = args.probe.timing(volume.rescan());
     if let Some(name) = &args.name {
         // This container is running now: it has not exited, and earlier stop requests were
@@ -74,13 +76,19 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
     let pid = child.pid().as_raw_nonzero().get();
     tracing::info!("started {:?} as pid {pid}", args.command);
     if let Some(name) = &args.name {
-        let data = serde_json::json!({ "name": name, "pid": pid });
+        let data = serde_json::json!({
+            "name": name, "pid": pid, "incarnation": volume.identity().incarnation,
+        });
         if let Err(e) = volume.publish(&kind("start"), Some(data)).await {
             tracing::warn!("publishing the start event: {e:#}");
         }
     }
     let outcome = sup::supervise(&volume, &plan, child, &mut signals, &reaper, notify).await?;
-    stop_leftovers(&reaper, plan.grace, pid, plan.pgroup).await;
+    // Stopped on purpose: leftovers get what remains of --grace; else a --grace of their own.
+    let deadline = outcome
+        .stop_deadline
+        .map_or_else(|| Instant::now() + plan.grace, |d| d.max(Instant::now()));
+    stop_leftovers(&reaper, deadline, pid, plan.pgroup).await;
     finish(&volume, &args, started_ms, &outcome).await
 }
 
@@ -91,6 +99,13 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
     }
     if args.watchdog.is_some() && args.ready_when != Some(ReadyProbe::Notify) {
         return usage("--watchdog needs --ready-when notify");
+    }
+    if let Some(t) = args.stop_timeout.filter(|t| *t > args.grace) {
+        return usage(&format!(
+            "--stop-timeout {} is longer than --grace {} (the whole stop, SIGKILL included)",
+            podsignal_proto::format_duration(t),
+            podsignal_proto::format_duration(args.grace)
+        ));
     }
     let mut all: Vec<Condition> = args.wait_for.clone();
     all.extend(args.exit_with.iter().cloned());
@@ -113,6 +128,9 @@ fn plan(args: &RunArgs, timing: ProbeTiming) -> Plan {
         exit_with: args.exit_with.clone(),
         stop_signal: args.stop_signal,
         grace: args.grace,
+        stop_timeout: args
+            .stop_timeout
+            .unwrap_or_else(|| shutdown::default_stop_timeout(args.grace)),
         drain,
         on_term_phase: args.on_term_phase,
         pgroup: args.pgroup,
@@ -169,10 +187,9 @@ async fn wait_for(
 }
 
 /// After the child exited: stop whatever it left behind (orphans reparented to us, its
-/// process group), SIGTERM first, SIGKILL after `grace`. Leaves no descendant running.
-async fn stop_leftovers(reaper: &Reaper, grace: Duration, child_pid: i32, pgroup: bool) {
+/// process group), SIGTERM first, SIGKILL at `deadline`. Leaves no descendant running.
+async fn stop_leftovers(reaper: &Reaper, deadline: Instant, child_pid: i32, pgroup: bool) {
     let mut reaped = reaper.reaped();
-    let deadline = Instant::now() + grace;
     let mut signal = Signal::TERM;
     let mut logged = false;
     loop {
@@ -184,10 +201,11 @@ async fn stop_leftovers(reaper: &Reaper, grace: Duration, child_pid: i32, pgroup
             return;
         }
         if !logged {
+            let left = deadline.saturating_duration_since(Instant::now());
             tracing::info!(
-                "the command left {} process(es) running: sending SIGTERM, SIGKILL after {}",
+                "the command left {} process(es) running: sending SIGTERM, SIGKILL in {}ms",
                 pids.len(),
-                podsignal_proto::format_duration(grace)
+                left.as_millis()
             );
             logged = true;
         }
@@ -278,7 +296,7 @@ async fn record_exit(
     }
     let data = serde_json::json!({
         "name": name, "exit_code": exit_code.0, "code": code, "signal": signal,
-        "stopped": stopped, "reason": why,
+        "stopped": stopped, "reason": why, "incarnation": volume.identity().incarnation,
     });
     if let Err(e) = volume.publish(&kind("exit"), Some(data)).await {
         tracing::warn!("publishing the exit event of {name}: {e:#}");

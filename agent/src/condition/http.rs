@@ -39,9 +39,7 @@ pub async fn request(
 }
 
 async fn exchange(method: &str, host: &str, port: u16, path: &str) -> Result<Response, String> {
-    let mut stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| super::io_why(&e))?;
+    let mut stream = super::net::connect(host, port).await?;
     let host_header = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

@@ -255,10 +255,10 @@ pub async fn check_once(condition: &Condition) -> Result<(), String> {
             }
         }
         Condition::Tcp(t) => {
-            let attempt = tokio::net::TcpStream::connect((t.host.as_str(), t.port));
+            let attempt = net::connect(&t.host, t.port);
             match tokio::time::timeout(Duration::from_secs(2), attempt).await {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(io_why(&e)),
+                Ok(Err(why)) => Err(why),
                 Err(_) => Err("connect timed out".into()),
             }
         }

@@ -3,7 +3,10 @@
 //! opens no connection, so probing leaves no trace in the server's logs. The files list the
 //! sockets of this network namespace: in a Pod, every container's.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+
+use tokio::net::TcpStream;
 
 const TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
 const LISTEN: &str = "0A";
@@ -24,6 +27,50 @@ pub fn established_on(ports: &[u16]) -> usize {
     sockets()
         .filter(|s| s.state == ESTABLISHED && ports.contains(&s.port))
         .count()
+}
+
+/// Connects to `host:port`. IP addresses and loopback names (`localhost`, ...) need no
+/// resolver ([`podsignal_proto::loopback_addresses`]: a static binary in a `FROM scratch`
+/// image has none that works); other names go through the system's. Each address is tried
+/// in turn; `Err` says why in a few words, naming the host when it cannot be resolved.
+pub async fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => match podsignal_proto::loopback_addresses(host) {
+            Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| cannot_resolve(host, &e))?
+                .collect(),
+        },
+    };
+    let mut first_error = None;
+    for addr in &addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(match first_error {
+        Some(e) => super::io_why(&e),
+        None => format!("{host} resolves to no address"),
+    })
+}
+
+fn cannot_resolve(host: &str, e: &std::io::Error) -> String {
+    let why = e.to_string();
+    let why = why.strip_prefix("failed to lookup address information: ").unwrap_or(&why);
+    // A static glibc build loads its NSS modules at run time: in a FROM scratch image they
+    // are missing and every name fails. Say so, since the error alone does not.
+    let hint = if cfg!(target_feature = "crt-static") {
+        " (this static podsignal resolves names other than localhost through the image's NSS \
+         libraries and /etc/nsswitch.conf: without them, use an IP address)"
+    } else {
+        ""
+    };
+    format!("cannot resolve {host}: {why}{hint}")
 }
 
 struct Socket {

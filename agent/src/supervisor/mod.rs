@@ -6,8 +6,10 @@
 //! - `notify`: the sd_notify socket for `--ready-when notify`.
 //! - `shutdown`: drain, `--stop-after` and pre-stop hooks, before the stop signal.
 //!
-//! Stopping is always: (mark unready if draining) → pre-stop steps, bounded by `--grace` →
-//! the stop signal → `--grace` → SIGKILL. A second SIGTERM/SIGINT skips the wait.
+//! Stopping is always: (mark unready if draining) → pre-stop steps, bounded by `--grace`
+//! less `--stop-timeout` → the stop signal → SIGKILL at the end of `--grace`, counted from
+//! the decision to stop (one budget: see `shutdown`). A second SIGTERM/SIGINT skips the
+//! pre-stop wait.
 
 pub mod notify;
 pub mod reaper;
@@ -43,8 +45,11 @@ pub struct Plan {
     pub exit_with: Vec<Condition>,
     /// `--stop-signal`; `None` forwards the signal `run` received (SIGTERM otherwise).
     pub stop_signal: Option<i32>,
-    /// `--grace`.
+    /// `--grace`: the whole stop, from the decision to SIGKILL.
     pub grace: Duration,
+    /// `--stop-timeout` (or its default): the part of `grace` kept for the child after the
+    /// stop signal. At most `grace`.
+    pub stop_timeout: Duration,
     /// `--drain`: mark unready first thing when stopping.
     pub drain: bool,
     /// `--on-term-phase`.
@@ -66,6 +71,9 @@ pub struct Outcome {
     pub status: ExitStatus,
     /// Why podsignal stopped it, if it did.
     pub stopped: Option<String>,
+    /// When podsignal stopped it: the end of the `--grace` budget (what the child left
+    /// behind gets no longer than that).
+    pub stop_deadline: Option<Instant>,
 }
 
 /// Where the child is in its life.
@@ -159,6 +167,8 @@ pub async fn supervise(
         Box::pin(std::future::pending());
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut kill_at = far;
+    // Set when the decision to stop is taken: SIGKILL comes then, whatever the steps before.
+    let mut stop_deadline: Option<Instant> = None;
 
     let status = loop {
         let watchdog_at = notify_state
@@ -177,14 +187,16 @@ pub async fn supervise(
                     pre_stop = Box::pin(std::future::pending());
                     send(plan.stop_signal.unwrap_or(signo));
                     state = State::Signalled;
-                    kill_at = Instant::now() + plan.grace;
+                    kill_at = stop_deadline.unwrap_or_else(|| Instant::now() + plan.grace);
                     continue;
                 }
                 let t = Trigger::Signal(signo);
+                let deadline = Instant::now() + plan.grace;
+                stop_deadline = Some(deadline);
                 begin_stop(volume, plan, &t, &mut readiness).await;
                 trigger = Some(t.clone());
                 state = State::PreStop;
-                pre_stop = Box::pin(bounded(plan.grace, plan.pre_stop.run(volume, t, plan.timing, reaper)));
+                pre_stop = Box::pin(bounded(plan, deadline, plan.pre_stop.run(volume, t, plan.timing, reaper)));
             }
             request = &mut stop_request, if state == State::Running => {
                 let t = match request {
@@ -198,20 +210,24 @@ pub async fn supervise(
                 if let Some(n) = &plan.name {
                     let _ = volume.clear_stop_request(n);
                 }
+                let deadline = Instant::now() + plan.grace;
+                stop_deadline = Some(deadline);
                 begin_stop(volume, plan, &t, &mut readiness).await;
                 trigger = Some(t.clone());
                 state = State::PreStop;
-                pre_stop = Box::pin(bounded(plan.grace, plan.pre_stop.run(volume, t, plan.timing, reaper)));
+                pre_stop = Box::pin(bounded(plan, deadline, plan.pre_stop.run(volume, t, plan.timing, reaper)));
             }
             holds = &mut exit_with, if state == State::Running => {
                 let t = Trigger::ExitWith(match holds {
                     Ok(h) => h,
                     Err(e) => format!("{e:#}"),
                 });
+                let deadline = Instant::now() + plan.grace;
+                stop_deadline = Some(deadline);
                 begin_stop(volume, plan, &t, &mut readiness).await;
                 trigger = Some(t.clone());
                 state = State::PreStop;
-                pre_stop = Box::pin(bounded(plan.grace, plan.pre_stop.run(volume, t, plan.timing, reaper)));
+                pre_stop = Box::pin(bounded(plan, deadline, plan.pre_stop.run(volume, t, plan.timing, reaper)));
             }
             () = &mut pre_stop => {
                 pre_stop = Box::pin(std::future::pending());
@@ -220,10 +236,11 @@ pub async fn supervise(
                     (Some(Trigger::Signal(s)), None) => *s,
                     _ => signal_hook::consts::SIGTERM,
                 };
-                tracing::info!("stopping the child with {} (SIGKILL in {})", signals::name(sig), podsignal_proto::format_duration(plan.grace));
+                kill_at = stop_deadline.unwrap_or_else(|| Instant::now() + plan.grace);
+                let left = kill_at.saturating_duration_since(Instant::now());
+                tracing::info!("stopping the child with {} (SIGKILL in {}, the rest of --grace)", signals::name(sig), podsignal_proto::format_duration(round_ms(left)));
                 send(sig);
                 state = State::Signalled;
-                kill_at = Instant::now() + plan.grace;
             }
             () = tokio::time::sleep_until(kill_at), if state == State::Signalled => {
                 tracing::warn!("the child outlived --grace {}: sending SIGKILL", podsignal_proto::format_duration(plan.grace));
@@ -274,6 +291,7 @@ pub async fn supervise(
     Ok(Outcome {
         status,
         stopped: trigger.map(|t| t.describe()),
+        stop_deadline,
     })
 }
 
@@ -284,13 +302,23 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     }
 }
 
-async fn bounded(grace: Duration, f: impl Future<Output = ()>) {
-    if tokio::time::timeout(grace, f).await.is_err() {
+/// Runs the pre-stop steps within their share of `--grace`: all of it but `--stop-timeout`.
+/// `deadline` is the end of `--grace` for this stop.
+async fn bounded(plan: &Plan, deadline: Instant, f: impl Future<Output = ()>) {
+    let budget = plan.grace.saturating_sub(plan.stop_timeout);
+    if tokio::time::timeout_at(deadline.checked_sub(plan.stop_timeout).unwrap_or(deadline), f).await.is_err() {
         tracing::warn!(
-            "pre-stop steps took longer than --grace {}: stopping now",
-            podsignal_proto::format_duration(grace)
+            "pre-stop steps took longer than {} (--grace {} less --stop-timeout {}): stopping now",
+            podsignal_proto::format_duration(budget),
+            podsignal_proto::format_duration(plan.grace),
+            podsignal_proto::format_duration(plan.stop_timeout)
         );
     }
+}
+
+/// `d` to whole milliseconds, for logs.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The first things done when stopping: log, event, phase, drain (unready).
@@ -298,7 +326,8 @@ async fn begin_stop(volume: &Volume, plan: &Plan, t: &Trigger, readiness: &mut R
     let why = t.describe();
     tracing::info!("stopping: {why}");
     if let Some(n) = &plan.name {
-        let data = serde_json::json!({"name": n, "reason": why});
+        let incarnation = &volume.identity().incarnation;
+        let data = serde_json::json!({"name": n, "reason": why, "incarnation": incarnation});
         if let Err(e) = volume.publish(&event_kind("stop"), Some(data)).await {
             tracing::warn!("publishing the stop event: {e:#}");
         }

@@ -1,6 +1,11 @@
 //! What happens between "stop" and the stop signal: drain, `--stop-after`, pre-stop hooks.
-//! The whole sequence is bounded by `--grace`; then the stop signal is sent and the child
-//! has `--grace` again before SIGKILL.
+//!
+//! One budget, `--grace`, covers the whole stop, from the moment `run` decides to stop to
+//! SIGKILL, so that it fits in a pod's terminationGracePeriodSeconds (the kubelet SIGKILLs
+//! the container that long after its SIGTERM, whatever `run` is doing). The pre-stop steps
+//! get `--grace` less `--stop-timeout`; the stop signal follows at once, and SIGKILL comes
+//! at the end of `--grace`: CMD has at least `--stop-timeout` for its own graceful stop,
+//! and more when the pre-stop steps end early.
 
 use std::time::Duration;
 
@@ -11,6 +16,15 @@ use crate::child::{self, ChildSpec, SpawnOptions};
 use crate::condition::{self, ProbeTiming};
 
 use super::reaper::Reaper;
+
+/// The longest default `--stop-timeout`.
+const MAX_DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default `--stop-timeout`: a third of `--grace`, at most 5 s. Enough for a server to
+/// close its listeners and finish short requests; the rest of the budget goes to draining.
+pub fn default_stop_timeout(grace: Duration) -> Duration {
+    (grace / 3).min(MAX_DEFAULT_STOP_TIMEOUT)
+}
 
 /// What to do before the stop signal.
 #[derive(Debug, Clone, Default)]
@@ -136,5 +150,19 @@ async fn run_pre_stop_command(cmd: &str, reaper: &Reaper) {
             Err(e) => tracing::warn!("--pre-stop {cmd:?}: {e:#}"),
         },
         Err(e) => tracing::warn!("--pre-stop {cmd:?}: {e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_stop_timeout_is_a_third_of_grace_at_most_5s() {
+        let s = Duration::from_secs;
+        assert_eq!(default_stop_timeout(s(3)), s(1));
+        assert_eq!(default_stop_timeout(s(10)), Duration::from_millis(3333) + Duration::from_nanos(333_333));
+        assert_eq!(default_stop_timeout(s(30)), s(5));
+        assert_eq!(default_stop_timeout(Duration::ZERO), Duration::ZERO);
     }
 }
