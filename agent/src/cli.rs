@@ -68,12 +68,24 @@ pub struct GlobalOpts {
     /// Go through a `podsignal agent` at URL (http://HOST:PORT or unix:PATH) instead of
     /// the shared directory: ready, unready, wait (readiness names), lock, leader, event,
     /// phase and status work the same way.
-    #[arg(long, global = true, env = "PODSIGNAL_AGENT", value_name = "URL", help_heading = "Agent")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODSIGNAL_AGENT",
+        value_name = "URL",
+        help_heading = "Agent"
+    )]
     pub agent: Option<String>,
 
     /// A file holding the agent's bearer token: the agent checks it, `--agent` clients send
     /// it (with `agent --generate-token`, created if missing).
-    #[arg(long, global = true, env = "PODSIGNAL_TOKEN_FILE", value_name = "PATH", help_heading = "Agent")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODSIGNAL_TOKEN_FILE",
+        value_name = "PATH",
+        help_heading = "Agent"
+    )]
     pub token_file: Option<PathBuf>,
 }
 
@@ -211,7 +223,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// Where to listen: HOST:PORT (loopback unless --allow-remote) or unix:PATH.
-    #[arg(long, env = "PODSIGNAL_LISTEN", default_value = "127.0.0.1:7781", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "PODSIGNAL_LISTEN",
+        default_value = "127.0.0.1:7781",
+        value_name = "ADDR"
+    )]
     pub listen: String,
     /// Allow a non-loopback --listen address (requires --token-file).
     #[arg(long)]
@@ -223,7 +240,12 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES", help_heading = "Limits")]
     pub max_body: usize,
     /// How many long-polls, waiting acquisitions and holds may be open at once (503 above).
-    #[arg(long, default_value_t = 1024, value_name = "N", help_heading = "Limits")]
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
     pub max_waiters: usize,
     /// How many event streams may be open at once (503 above).
     #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Limits")]
@@ -382,7 +404,12 @@ pub struct RunArgs {
     pub drain_delay: Option<Duration>,
     /// When stopping, wait until no connection is established on these local ports
     /// (implies --drain).
-    #[arg(long, value_delimiter = ',', value_name = "PORT", help_heading = "Shutdown")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "PORT",
+        help_heading = "Shutdown"
+    )]
     pub drain_ports: Vec<u16>,
     /// Run `sh -c CMD` before the stop signal.
     #[arg(long, value_name = "CMD", help_heading = "Shutdown")]
@@ -407,7 +434,12 @@ pub struct RunArgs {
     pub remap_exit: Vec<(u8, u8)>,
     /// Write why CMD ended here, in Kubernetes' terminationMessage format (default:
     /// /dev/termination-log when it is writable).
-    #[arg(long, env = "PODSIGNAL_TERMINATION_LOG", value_name = "PATH", help_heading = "Exit")]
+    #[arg(
+        long,
+        env = "PODSIGNAL_TERMINATION_LOG",
+        value_name = "PATH",
+        help_heading = "Exit"
+    )]
     pub termination_log: Option<PathBuf>,
 
     /// The command and its arguments.
@@ -603,7 +635,10 @@ fn parse_signal(s: &str) -> Result<i32, String> {
 
 fn parse_remap(s: &str) -> Result<(u8, u8), String> {
     let (from, to) = s.split_once(':').ok_or("expected FROM:TO, e.g. 143:0")?;
-    let code = |c: &str| c.parse::<u8>().map_err(|_| format!("{c:?} is not an exit code 0-255"));
+    let code = |c: &str| {
+        c.parse::<u8>()
+            .map_err(|_| format!("{c:?} is not an exit code 0-255"))
+    };
     Ok((code(from)?, code(to)?))
 }
 

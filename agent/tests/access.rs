@@ -12,11 +12,21 @@ use common::*;
 /// `podsignal ARGS` as UID/GID 4242 with no supplementary groups, or None when not root.
 fn as_other_uid(pod: &Pod, args: &[&str]) -> Option<std::process::Output> {
     if !rustix_is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
         return None;
     }
     let out = Command::new("setpriv")
-        .args(["--reuid", "4242", "--regid", "4242", "--clear-groups", env!("CARGO_BIN_EXE_podsignal")])
+        .args([
+            "--reuid",
+            "4242",
+            "--regid",
+            "4242",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_podsignal"),
+        ])
         .args(args)
         .env("PODSIGNAL_DIR", &pod.dir)
         .output()
@@ -25,7 +35,9 @@ fn as_other_uid(pod: &Pod, args: &[&str]) -> Option<std::process::Output> {
 }
 
 fn rustix_is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 fn open_up(pod: &Pod) {
@@ -39,22 +51,46 @@ fn access_all_lets_another_uid_write_everything() {
     open_up(&pod);
     std::fs::create_dir(&pod.dir).unwrap();
     std::fs::set_permissions(&pod.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    for args in [&["--access", "all", "ready", "db"][..], &["--access", "all", "lock", "m", "--", "true"], &["--access", "all", "event", "publish", "x"]] {
+    for args in [
+        &["--access", "all", "ready", "db"][..],
+        &["--access", "all", "lock", "m", "--", "true"],
+        &["--access", "all", "event", "publish", "x"],
+    ] {
         assert!(pod.run(args).status.success());
     }
-    let mode = |rel: &str| std::fs::metadata(pod.dir.join(rel)).unwrap().permissions().mode() & 0o7777;
+    let mode = |rel: &str| {
+        std::fs::metadata(pod.dir.join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
     assert_eq!(mode("ready"), 0o777);
     assert_eq!(mode("ready/db.json"), 0o666);
     assert_eq!(mode("locks/m.lock"), 0o666);
-    let Some(out) = as_other_uid(&pod, &["ready", "web"]) else { return };
+    let Some(out) = as_other_uid(&pod, &["ready", "web"]) else {
+        return;
+    };
     assert!(out.status.success(), "{}", stderr(&out));
-    for args in [&["unready", "db"][..], &["lock", "m", "--", "true"], &["event", "publish", "y"], &["phase", "set", "running"]] {
+    for args in [
+        &["unready", "db"][..],
+        &["lock", "m", "--", "true"],
+        &["event", "publish", "y"],
+        &["phase", "set", "running"],
+    ] {
         let out = as_other_uid(&pod, args).unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     }
-    assert_eq!(pod.run(&["wait", "web", "--timeout", "1s"]).status.code(), Some(0));
-    let status: serde_json::Value = serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
-    assert_eq!(status["locks"][0]["last_token"], 2, "both UIDs advanced one counter");
+    assert_eq!(
+        pod.run(&["wait", "web", "--timeout", "1s"]).status.code(),
+        Some(0)
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
+    assert_eq!(
+        status["locks"][0]["last_token"], 2,
+        "both UIDs advanced one counter"
+    );
     assert_eq!(status["events"]["last_seq"], 3);
 }
 
@@ -65,11 +101,23 @@ fn access_owner_refuses_another_uid_with_a_clear_error_and_no_damage() {
     std::fs::create_dir(&pod.dir).unwrap();
     std::fs::set_permissions(&pod.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     assert!(pod.run(&["ready", "db"]).status.success());
-    assert_eq!(std::fs::metadata(pod.dir.join("ready/db.json")).unwrap().permissions().mode() & 0o777, 0o644);
-    let Some(out) = as_other_uid(&pod, &["unready", "db"]) else { return };
+    assert_eq!(
+        std::fs::metadata(pod.dir.join("ready/db.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o644
+    );
+    let Some(out) = as_other_uid(&pod, &["unready", "db"]) else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("ready") && err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains("ready") && err.contains("Permission denied"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
     // Reading still works for the other UID, and the record is intact.
     let out = as_other_uid(&pod, &["wait", "db", "--timeout", "1s"]).unwrap();
@@ -79,8 +127,18 @@ fn access_owner_refuses_another_uid_with_a_clear_error_and_no_damage() {
 #[test]
 fn access_group_makes_setgid_group_writable_directories() {
     let pod = Pod::new();
-    assert!(pod.run(&["--access", "group", "ready", "db"]).status.success());
-    let mode = |rel: &str| std::fs::metadata(pod.dir.join(rel)).unwrap().permissions().mode() & 0o7777;
+    assert!(
+        pod.run(&["--access", "group", "ready", "db"])
+            .status
+            .success()
+    );
+    let mode = |rel: &str| {
+        std::fs::metadata(pod.dir.join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
     assert_eq!(mode("ready"), 0o2775);
     assert_eq!(mode("ready/db.json"), 0o664);
 }

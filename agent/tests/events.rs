@@ -9,7 +9,11 @@ use std::time::Duration;
 use common::*;
 
 fn parse(lines: &str) -> Vec<serde_json::Value> {
-    lines.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    lines
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }
 
 #[test]
@@ -17,7 +21,13 @@ fn eight_publishers_thousand_events_each_exactly_once_in_one_order_for_every_wat
     let mut pod = Pod::new();
     assert!(pod.run(&["event", "publish", "start"]).status.success());
     // Two watchers follow from before the first published event.
-    let watchers: Vec<u32> = (0..2).map(|_| pod.spawn(&["event", "watch", "--since", "1", "--kind", "load", "--count", "8000"])).collect();
+    let watchers: Vec<u32> = (0..2)
+        .map(|_| {
+            pod.spawn(&[
+                "event", "watch", "--since", "1", "--kind", "load", "--count", "8000",
+            ])
+        })
+        .collect();
     let publishers: Vec<std::thread::JoinHandle<()>> = (0..8)
         .map(|p| {
             let dir = pod.dir.clone();
@@ -41,7 +51,15 @@ fn eight_publishers_thousand_events_each_exactly_once_in_one_order_for_every_wat
         assert_eq!(events.len(), 8000);
         let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "out of order");
-        let pairs: HashSet<(u64, u64)> = events.iter().map(|e| (e["data"]["p"].as_u64().unwrap(), e["data"]["i"].as_u64().unwrap())).collect();
+        let pairs: HashSet<(u64, u64)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["data"]["p"].as_u64().unwrap(),
+                    e["data"]["i"].as_u64().unwrap(),
+                )
+            })
+            .collect();
         assert_eq!(pairs.len(), 8000, "duplicates or losses");
         orders.push(seqs);
     }
@@ -55,14 +73,39 @@ fn eight_publishers_thousand_events_each_exactly_once_in_one_order_for_every_wat
 fn since_gives_exactly_the_missed_events() {
     let pod = Pod::new();
     for i in 1..=10 {
-        assert!(pod.run(&["event", "publish", "tick", "--data", &i.to_string()]).status.success());
+        assert!(
+            pod.run(&["event", "publish", "tick", "--data", &i.to_string()])
+                .status
+                .success()
+        );
     }
-    let out = pod.run(&["event", "watch", "--since", "7", "--count", "3", "--timeout", "10s"]);
+    let out = pod.run(&[
+        "event",
+        "watch",
+        "--since",
+        "7",
+        "--count",
+        "3",
+        "--timeout",
+        "10s",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let seqs: Vec<u64> = parse(&stdout(&out)).iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = parse(&stdout(&out))
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [8, 9, 10]);
     // Asking for more than exists waits, then times out with 124.
-    let out = pod.run(&["event", "watch", "--since", "9", "--count", "2", "--timeout", "200ms"]);
+    let out = pod.run(&[
+        "event",
+        "watch",
+        "--since",
+        "9",
+        "--count",
+        "2",
+        "--timeout",
+        "200ms",
+    ]);
     assert_eq!(out.status.code(), Some(124));
     assert_eq!(parse(&stdout(&out)).len(), 1);
 }
@@ -91,7 +134,13 @@ fn bad_event_input_is_a_usage_error() {
     let out = pod.run(&["event", "publish", "x", "--data", "{not json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not valid JSON"), "{}", stderr(&out));
-    let out = pod.run(&["event", "publish", "x", "--data", &format!("\"{}\"", "a".repeat(20_000))]);
+    let out = pod.run(&[
+        "event",
+        "publish",
+        "x",
+        "--data",
+        &format!("\"{}\"", "a".repeat(20_000)),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("limit"), "{}", stderr(&out));
 }

@@ -17,16 +17,30 @@ fn no_panic(o: &std::process::Output) {
 fn bad_names_are_usage_errors_and_create_nothing() {
     let pod = Pod::new();
     let long = "a".repeat(64);
-    for bad in ["Bad/Name", "../etc", "", &long, "Upper", "a:b", "a-", ".a", "a b"] {
-        for sub in [&["ready", bad][..], &["wait", bad], &["lock", bad, "--", "true"], &["event", "publish", bad]] {
+    for bad in [
+        "Bad/Name", "../etc", "", &long, "Upper", "a:b", "a-", ".a", "a b",
+    ] {
+        for sub in [
+            &["ready", bad][..],
+            &["wait", bad],
+            &["lock", bad, "--", "true"],
+            &["event", "publish", bad],
+        ] {
             let out = pod.run(sub);
             assert_eq!(out.status.code(), Some(2), "{sub:?}: {}", stderr(&out));
             no_panic(&out);
             // `wait` reads conditions, so "a:b" is an invalid condition there.
-            assert!(stderr(&out).contains("invalid name") || stderr(&out).contains("invalid condition"), "{sub:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("invalid name") || stderr(&out).contains("invalid condition"),
+                "{sub:?}: {}",
+                stderr(&out)
+            );
         }
     }
-    let found: Vec<_> = walk(pod.tmp.path()).into_iter().filter(|p| p.contains("etc") || p.contains("Bad")).collect();
+    let found: Vec<_> = walk(pod.tmp.path())
+        .into_iter()
+        .filter(|p| p.contains("etc") || p.contains("Bad"))
+        .collect();
     assert!(found.is_empty(), "{found:?}");
 }
 
@@ -47,16 +61,30 @@ fn garbage_torn_and_oversized_records_are_not_ready_and_reported() {
     assert!(pod.run(&["status"]).status.success(), "create the layout");
     let ready = pod.dir.join("ready");
     std::fs::write(ready.join("garbage.json"), b"\x00\xff not json").unwrap();
-    std::fs::write(ready.join("torn.json"), br#"{"version":1,"name":"torn","state":"rea"#).unwrap();
+    std::fs::write(
+        ready.join("torn.json"),
+        br#"{"version":1,"name":"torn","state":"rea"#,
+    )
+    .unwrap();
     std::fs::write(ready.join("huge.json"), vec![b' '; 200 * 1024]).unwrap();
     std::fs::write(ready.join("future.json"), br#"{"version":99}"#).unwrap();
     std::fs::write(ready.join("other.json"), br#"{"version":1,"name":"db","state":"ready","held":false,"writer":{"pid":1,"hostname":"h","incarnation":"0000000000000001"},"since_ms":0,"updated_ms":0}"#).unwrap();
-    for (name, why) in [("garbage", "malformed"), ("torn", "malformed"), ("huge", "limit"), ("future", "newer"), ("other", "names \"db\"")] {
+    for (name, why) in [
+        ("garbage", "malformed"),
+        ("torn", "malformed"),
+        ("huge", "limit"),
+        ("future", "newer"),
+        ("other", "names \"db\""),
+    ] {
         let out = pod.run(&["wait", name, "--timeout", "10ms"]);
         assert_eq!(out.status.code(), Some(124), "{name}");
         no_panic(&out);
         assert!(stderr(&out).contains(why), "{name}: {}", stderr(&out));
-        assert!(stderr(&out).contains(&format!("{name}.json")), "error names the file: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("{name}.json")),
+            "error names the file: {}",
+            stderr(&out)
+        );
     }
     let out = pod.run(&["status"]);
     assert!(out.status.success());
@@ -99,7 +127,11 @@ fn a_subdirectory_replaced_by_a_symlink_is_refused() {
     let out = pod.run(&["ready", "db"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("ready"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "wrote through the symlink");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote through the symlink"
+    );
 }
 
 #[test]
@@ -107,24 +139,61 @@ fn a_fifo_record_does_not_hang_a_reader() {
     let pod = Pod::new();
     assert!(pod.run(&["status"]).status.success());
     let fifo = pod.dir.join("ready/pipe.json");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut pod = pod;
     let w = pod.spawn(&["wait", "pipe", "--timeout", "100ms"]);
     let mut c = pod.take(w);
-    assert_eq!(wait_exit(&mut c, Duration::from_secs(10)), Some(124), "reader hung on a FIFO");
+    assert_eq!(
+        wait_exit(&mut c, Duration::from_secs(10)),
+        Some(124),
+        "reader hung on a FIFO"
+    );
 }
 
 #[test]
 fn garbage_in_the_event_log_is_skipped() {
     let pod = Pod::new();
     assert!(pod.run(&["event", "publish", "a"]).status.success());
-    let seg = std::fs::read_dir(pod.dir.join("events")).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".jsonl")).unwrap().path();
+    let seg = std::fs::read_dir(pod.dir.join("events"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .unwrap()
+        .path();
     // A torn line with no newline, then publish again: the new event must stand on its own.
-    std::fs::OpenOptions::new().append(true).open(&seg).unwrap().write_all(b"{\"seq\": 2, \"garb").unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(b"{\"seq\": 2, \"garb")
+        .unwrap();
     assert!(pod.run(&["event", "publish", "b"]).status.success());
-    let out = pod.run(&["event", "watch", "--since", "0", "--count", "2", "--timeout", "5s"]);
+    let out = pod.run(&[
+        "event",
+        "watch",
+        "--since",
+        "0",
+        "--count",
+        "2",
+        "--timeout",
+        "5s",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let kinds: Vec<String> = stdout(&out).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().to_owned()).collect();
+    let kinds: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     assert_eq!(kinds, ["a", "b"]);
 }
 
@@ -133,7 +202,12 @@ use std::io::Write;
 #[test]
 fn bad_durations_and_unknown_phases_are_usage_errors() {
     let pod = Pod::new();
-    for args in [&["wait", "x", "--timeout", "5"][..], &["wait", "x", "--timeout", "1d"], &["phase", "set", "paused"], &["--rescan", "soon", "status"]] {
+    for args in [
+        &["wait", "x", "--timeout", "5"][..],
+        &["wait", "x", "--timeout", "1d"],
+        &["phase", "set", "paused"],
+        &["--rescan", "soon", "status"],
+    ] {
         let out = pod.run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         no_panic(&out);

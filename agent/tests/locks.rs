@@ -13,18 +13,55 @@ fn two_processes_race_for_a_lock_and_exactly_one_wins() {
     let mut pod = Pod::new();
     let marker = pod.path("inside");
     let gate = pod.path("gate");
-    let script = format!("touch {m}.$$; while [ ! -e {g} ]; do sleep 0.01; done; ls {m}.* | wc -l > {c}.$$; rm {m}.$$", m = marker.display(), g = gate.display(), c = pod.path("count").display());
-    let a = pod.spawn(&["lock", "race", "--timeout", "30s", "--", "sh", "-c", &script]);
-    let b = pod.spawn(&["lock", "race", "--timeout", "30s", "--", "sh", "-c", &script]);
+    let script = format!(
+        "touch {m}.$$; while [ ! -e {g} ]; do sleep 0.01; done; ls {m}.* | wc -l > {c}.$$; rm {m}.$$",
+        m = marker.display(),
+        g = gate.display(),
+        c = pod.path("count").display()
+    );
+    let a = pod.spawn(&[
+        "lock",
+        "race",
+        "--timeout",
+        "30s",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let b = pod.spawn(&[
+        "lock",
+        "race",
+        "--timeout",
+        "30s",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
     // One of them gets in; the other must be waiting on the lock, not inside.
-    let inside = || std::fs::read_dir(pod.tmp.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("inside.")).count();
+    let inside = || {
+        std::fs::read_dir(pod.tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("inside."))
+            .count()
+    };
     assert!(eventually(Duration::from_secs(10), || inside() == 1));
-    assert!(!eventually(Duration::from_millis(200), || inside() > 1), "two holders at once");
+    assert!(
+        !eventually(Duration::from_millis(200), || inside() > 1),
+        "two holders at once"
+    );
     std::fs::write(&gate, "").unwrap();
     let (mut ca, mut cb) = (pod.take(a), pod.take(b));
     assert_eq!(wait_exit(&mut ca, Duration::from_secs(20)), Some(0));
     assert_eq!(wait_exit(&mut cb, Duration::from_secs(20)), Some(0));
-    let counts: Vec<String> = std::fs::read_dir(pod.tmp.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("count.")).map(|e| std::fs::read_to_string(e.path()).unwrap().trim().to_owned()).collect();
+    let counts: Vec<String> = std::fs::read_dir(pod.tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("count."))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().trim().to_owned())
+        .collect();
     assert_eq!(counts, ["1", "1"], "each holder saw only itself inside");
 }
 
@@ -32,11 +69,22 @@ fn two_processes_race_for_a_lock_and_exactly_one_wins() {
 fn no_wait_reports_busy_with_75_and_names_the_holder() {
     let mut pod = Pod::new();
     let ready = pod.path("held");
-    pod.spawn(&["lock", "cron", "--", "sh", "-c", &format!("touch {}; exec sleep 60", ready.display())]);
+    pod.spawn(&[
+        "lock",
+        "cron",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; exec sleep 60", ready.display()),
+    ]);
     assert!(eventually(Duration::from_secs(10), || ready.exists()));
     let out = pod.run(&["lock", "cron", "--no-wait", "--", "true"]);
     assert_eq!(out.status.code(), Some(75));
-    assert!(stderr(&out).contains("lock cron is held by"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("lock cron is held by"),
+        "{}",
+        stderr(&out)
+    );
     let out = pod.run(&["lock", "cron", "--timeout", "100ms", "--", "true"]);
     assert_eq!(out.status.code(), Some(124));
 }
@@ -45,36 +93,99 @@ fn no_wait_reports_busy_with_75_and_names_the_holder() {
 fn lock_holder_killed_frees_lock_and_kills_command() {
     let mut pod = Pod::new();
     let pidfile = pod.path("cmd.pid");
-    let holder = pod.spawn(&["lock", "l1", "--", "sh", "-c", &format!("echo $$ > {}; exec sleep 600", pidfile.display())]);
+    let holder = pod.spawn(&[
+        "lock",
+        "l1",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo $$ > {}; exec sleep 600", pidfile.display()),
+    ]);
     assert!(eventually(Duration::from_secs(10), || read_pid(&pidfile).is_some()));
     let cmd = read_pid(&pidfile).unwrap();
-    let w = pod.spawn(&["--rescan", "1h", "lock", "l1", "--timeout", "60s", "--", "sh", "-c", &format!("s=$(cut -d' ' -f3 /proc/{cmd}/stat 2>/dev/null); [ -z \"$s\" ] || [ \"$s\" = Z ]")]);
+    let w = pod.spawn(&[
+        "--rescan",
+        "1h",
+        "lock",
+        "l1",
+        "--timeout",
+        "60s",
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "s=$(cut -d' ' -f3 /proc/{cmd}/stat 2>/dev/null); [ -z \"$s\" ] || [ \"$s\" = Z ]"
+        ),
+    ]);
     let mut waiter = pod.take(w);
-    assert!(!eventually(Duration::from_millis(100), || waiter.try_wait().unwrap().is_some()), "waiter got a held lock");
+    assert!(
+        !eventually(Duration::from_millis(100), || waiter
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "waiter got a held lock"
+    );
     kill9(holder);
-    assert_eq!(wait_exit(&mut waiter, Duration::from_secs(10)), Some(0), "waiter did not get the lock, or the old command was still running");
+    assert_eq!(
+        wait_exit(&mut waiter, Duration::from_secs(10)),
+        Some(0),
+        "waiter did not get the lock, or the old command was still running"
+    );
     assert!(!alive(cmd), "the killed holder's command outlived it");
 }
 
 #[test]
 fn flock1_and_podsignal_exclude_each_other() {
     let mut pod = Pod::new();
-    assert!(pod.run(&["lock", "shared", "--", "true"]).status.success(), "create the lock file");
+    assert!(
+        pod.run(&["lock", "shared", "--", "true"]).status.success(),
+        "create the lock file"
+    );
     let lockfile = pod.dir.join("locks/shared.lock");
     let flag = pod.path("flock-holds");
     // --no-fork: killing flock(1) must kill the holder, not orphan a child that keeps the lock.
-    let mut flock = Command::new("flock").arg("--no-fork").arg(&lockfile).args(["sh", "-c", &format!("touch {}; exec sleep 600", flag.display())]).spawn().unwrap();
+    let mut flock = Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lockfile)
+        .args([
+            "sh",
+            "-c",
+            &format!("touch {}; exec sleep 600", flag.display()),
+        ])
+        .spawn()
+        .unwrap();
     assert!(eventually(Duration::from_secs(10), || flag.exists()));
-    assert_eq!(pod.run(&["lock", "shared", "--no-wait", "--", "true"]).status.code(), Some(75), "podsignal got a lock flock(1) holds");
+    assert_eq!(
+        pod.run(&["lock", "shared", "--no-wait", "--", "true"])
+            .status
+            .code(),
+        Some(75),
+        "podsignal got a lock flock(1) holds"
+    );
     let status = stdout(&pod.run(&["status"]));
-    assert!(status.contains("shared") && status.contains("held"), "{status}");
+    assert!(
+        status.contains("shared") && status.contains("held"),
+        "{status}"
+    );
     flock.kill().unwrap();
     flock.wait().unwrap();
     // And the other way round.
     let flag2 = pod.path("podsignal-holds");
-    pod.spawn(&["lock", "shared", "--", "sh", "-c", &format!("touch {}; exec sleep 600", flag2.display())]);
+    pod.spawn(&[
+        "lock",
+        "shared",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; exec sleep 600", flag2.display()),
+    ]);
     assert!(eventually(Duration::from_secs(10), || flag2.exists()));
-    let out = Command::new("flock").args(["--nonblock", "--conflict-exit-code", "75"]).arg(&lockfile).arg("true").status().unwrap();
+    let out = Command::new("flock")
+        .args(["--nonblock", "--conflict-exit-code", "75"])
+        .arg(&lockfile)
+        .arg("true")
+        .status()
+        .unwrap();
     assert_eq!(out.code(), Some(75), "flock(1) got a lock podsignal holds");
 }
 
@@ -85,7 +196,14 @@ fn fencing_tokens_increase_across_holders_and_restarts() {
     let mut last = 0;
     for _ in 0..5 {
         // Every invocation is a new process: the counter survives them on disk.
-        let out = pod.run(&["lock", "t", "--", "sh", "-c", &format!("echo $PODSIGNAL_FENCING_TOKEN >> {}", tokens.display())]);
+        let out = pod.run(&[
+            "lock",
+            "t",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo $PODSIGNAL_FENCING_TOKEN >> {}", tokens.display()),
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
     for t in std::fs::read_to_string(&tokens).unwrap().lines() {
@@ -95,7 +213,8 @@ fn fencing_tokens_increase_across_holders_and_restarts() {
     }
     assert_eq!(last, 5);
     // flock(1) users do not bump it; the counter is untouched by them.
-    let status: serde_json::Value = serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
     assert_eq!(status["locks"][0]["last_token"], 5);
 }
 
@@ -113,33 +232,78 @@ fn a_corrupt_fencing_counter_stops_the_lock_instead_of_resetting_it() {
 fn leader_hands_over_on_kill_with_a_higher_token() {
     let mut pod = Pod::new();
     let log = pod.path("leaders");
-    let script = format!("echo \"$$ $PODSIGNAL_FENCING_TOKEN\" >> {}; exec sleep 600", log.display());
+    let script = format!(
+        "echo \"$$ $PODSIGNAL_FENCING_TOKEN\" >> {}; exec sleep 600",
+        log.display()
+    );
     let first = pod.spawn(&["leader", "sched", "--", "sh", "-c", &script]);
-    assert!(eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|s| s.lines().count() == 1)));
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.lines().count() == 1)
+    }));
     let second = pod.spawn(&["leader", "sched", "--", "sh", "-c", &script]);
     let shown = stdout(&pod.run(&["leader", "show", "sched"]));
     assert!(shown.contains("fencing token 1"), "{shown}");
-    assert!(!eventually(Duration::from_millis(200), || std::fs::read_to_string(&log).unwrap().lines().count() > 1), "two leaders");
+    assert!(
+        !eventually(Duration::from_millis(200), || std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .count()
+            > 1),
+        "two leaders"
+    );
     kill9(first);
-    assert!(eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).unwrap().lines().count() == 2), "no hand-over");
-    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .count()
+            == 2),
+        "no hand-over"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     let old_cmd: u32 = lines[0].split(' ').next().unwrap().parse().unwrap();
-    assert!(eventually(Duration::from_secs(5), || !alive(old_cmd)), "the old leader's command outlived it");
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(old_cmd)),
+        "the old leader's command outlived it"
+    );
     assert!(lines[1].ends_with(" 2"), "{lines:?}");
-    let json: serde_json::Value = serde_json::from_str(&stdout(&pod.run(&["leader", "show", "sched", "--json"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&pod.run(&["leader", "show", "sched", "--json"]))).unwrap();
     assert_eq!(json["leader"]["token"], 2);
     kill9(second);
-    assert!(eventually(Duration::from_secs(10), || pod.run(&["leader", "show", "sched"]).status.code() == Some(1)));
+    assert!(eventually(Duration::from_secs(10), || pod
+        .run(&["leader", "show", "sched"])
+        .status
+        .code()
+        == Some(1)));
 }
 
 #[test]
 fn lock_passes_the_command_exit_code_and_signal_deaths() {
     let pod = Pod::new();
-    assert_eq!(pod.run(&["lock", "x", "--", "sh", "-c", "exit 3"]).status.code(), Some(3));
-    assert_eq!(pod.run(&["lock", "x", "--", "sh", "-c", "kill -9 $$"]).status.code(), Some(137));
+    assert_eq!(
+        pod.run(&["lock", "x", "--", "sh", "-c", "exit 3"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        pod.run(&["lock", "x", "--", "sh", "-c", "kill -9 $$"])
+            .status
+            .code(),
+        Some(137)
+    );
     let out = pod.run(&["lock", "x", "--", "/nonexistent/cmd"]);
     assert_eq!(out.status.code(), Some(127));
-    assert!(stderr(&out).contains("/nonexistent/cmd"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/cmd"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -147,10 +311,17 @@ fn lock_forwards_sigterm_to_its_command_and_keeps_the_lock_until_it_exits() {
     let mut pod = Pod::new();
     let flag = pod.path("started");
     let done = pod.path("cleaned-up");
-    let script = format!("trap 'touch {}; exit 7' TERM; touch {}; while :; do sleep 0.05; done", done.display(), flag.display());
+    let script = format!(
+        "trap 'touch {}; exit 7' TERM; touch {}; while :; do sleep 0.05; done",
+        done.display(),
+        flag.display()
+    );
     let pid = pod.spawn(&["lock", "x", "--", "sh", "-c", &script]);
     assert!(eventually(Duration::from_secs(10), || flag.exists()));
-    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     let mut c = pod.take(pid);
     assert_eq!(wait_exit(&mut c, Duration::from_secs(10)), Some(7));
     assert!(done.exists(), "the command did not get SIGTERM");

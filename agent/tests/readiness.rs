@@ -10,15 +10,26 @@ use common::*;
 #[test]
 fn wait_times_out_with_124_and_names_what_is_missing() {
     let pod = Pod::new();
-    assert!(pod.run(&["ready", "db", "--reason", "migrated"]).status.success());
-    assert!(pod.run(&["unready", "proxy", "--reason", "warming cache"]).status.success());
+    assert!(
+        pod.run(&["ready", "db", "--reason", "migrated"])
+            .status
+            .success()
+    );
+    assert!(
+        pod.run(&["unready", "proxy", "--reason", "warming cache"])
+            .status
+            .success()
+    );
     let out = pod.run(&["wait", "db", "proxy", "cache", "--timeout", "200ms"]);
     assert_eq!(out.status.code(), Some(124));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("proxy: unready: warming cache"), "{err}");
     assert!(err.contains("cache: no record"), "{err}");
-    assert!(!err.contains("db:"), "db is ready and must not be listed: {err}");
+    assert!(
+        !err.contains("db:"),
+        "db is ready and must not be listed: {err}"
+    );
 }
 
 #[test]
@@ -29,7 +40,11 @@ fn wait_returns_as_soon_as_the_last_name_is_ready() {
     let w = pod.spawn(&["--rescan", "1h", "wait", "a", "b", "c", "--timeout", "60s"]);
     let mut waiter = pod.take(w);
     assert!(pod.run(&["ready", "b"]).status.success());
-    assert_eq!(waiter.try_wait().unwrap(), None, "returned before c was ready");
+    assert_eq!(
+        waiter.try_wait().unwrap(),
+        None,
+        "returned before c was ready"
+    );
     let t0 = Instant::now();
     assert!(pod.run(&["ready", "c"]).status.success());
     assert_eq!(wait_exit(&mut waiter, Duration::from_secs(10)), Some(0));
@@ -40,22 +55,49 @@ fn wait_returns_as_soon_as_the_last_name_is_ready() {
 fn wait_any_returns_on_the_first_ready_name() {
     let pod = Pod::new();
     assert!(pod.run(&["ready", "b"]).status.success());
-    assert!(pod.run(&["wait", "--any", "a", "b", "--timeout", "5s"]).status.success());
-    assert_eq!(pod.run(&["wait", "a", "b", "--timeout", "100ms"]).status.code(), Some(124));
+    assert!(
+        pod.run(&["wait", "--any", "a", "b", "--timeout", "5s"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        pod.run(&["wait", "a", "b", "--timeout", "100ms"])
+            .status
+            .code(),
+        Some(124)
+    );
 }
 
 #[test]
 fn held_record_dies_with_its_holder_and_waiters_see_it_at_once() {
     let mut pod = Pod::new();
     let holder = pod.spawn(&["ready", "web", "--hold", "--reason", "serving"]);
-    assert!(eventually(Duration::from_secs(10), || pod.run(&["wait", "web", "--timeout", "50ms"]).status.success()));
-    let w = pod.spawn(&["--rescan", "1h", "wait", "--unready", "web", "--timeout", "60s"]);
+    assert!(eventually(Duration::from_secs(10), || pod
+        .run(&["wait", "web", "--timeout", "50ms"])
+        .status
+        .success()));
+    let w = pod.spawn(&[
+        "--rescan",
+        "1h",
+        "wait",
+        "--unready",
+        "web",
+        "--timeout",
+        "60s",
+    ]);
     let mut waiter = pod.take(w);
     // The waiter is running and web is ready: it must not have returned.
-    assert!(!eventually(Duration::from_millis(100), || waiter.try_wait().unwrap().is_some()));
+    assert!(!eventually(Duration::from_millis(100), || waiter
+        .try_wait()
+        .unwrap()
+        .is_some()));
     let t0 = Instant::now();
     kill9(holder);
-    assert_eq!(wait_exit(&mut waiter, Duration::from_secs(10)), Some(0), "waiter did not see the holder die");
+    assert_eq!(
+        wait_exit(&mut waiter, Duration::from_secs(10)),
+        Some(0),
+        "waiter did not see the holder die"
+    );
     eprintln!("holder death seen after {:?}", t0.elapsed());
     let out = pod.run(&["wait", "web", "--timeout", "10ms"]);
     assert_eq!(out.status.code(), Some(124));
@@ -66,13 +108,23 @@ fn held_record_dies_with_its_holder_and_waiters_see_it_at_once() {
 fn held_record_is_retracted_on_sigterm() {
     let mut pod = Pod::new();
     let pid = pod.spawn(&["ready", "web", "--hold"]);
-    assert!(eventually(Duration::from_secs(10), || pod.run(&["wait", "web", "--timeout", "10ms"]).status.success()));
-    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(eventually(Duration::from_secs(10), || pod
+        .run(&["wait", "web", "--timeout", "10ms"])
+        .status
+        .success()));
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     let mut holder = pod.take(pid);
     assert_eq!(wait_exit(&mut holder, Duration::from_secs(10)), Some(0));
     let status = stdout(&pod.run(&["status", "--json"]));
     assert!(status.contains("holder stopped by signal 15"), "{status}");
-    let live: Vec<_> = std::fs::read_dir(pod.dir.join("ready")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".live")).collect();
+    let live: Vec<_> = std::fs::read_dir(pod.dir.join("ready"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".live"))
+        .collect();
     assert!(live.is_empty(), "liveness file left behind");
 }
 
@@ -81,7 +133,10 @@ fn restarts_replace_liveness_files_so_the_directory_does_not_grow() {
     let mut pod = Pod::new();
     for _ in 0..5 {
         let pid = pod.spawn(&["ready", "crashy", "--hold"]);
-        assert!(eventually(Duration::from_secs(10), || pod.run(&["wait", "crashy", "--timeout", "10ms"]).status.success()));
+        assert!(eventually(Duration::from_secs(10), || pod
+            .run(&["wait", "crashy", "--timeout", "10ms"])
+            .status
+            .success()));
         kill9(pid);
         let mut c = pod.take(pid);
         wait_exit(&mut c, Duration::from_secs(10));
@@ -93,14 +148,19 @@ fn restarts_replace_liveness_files_so_the_directory_does_not_grow() {
 #[test]
 fn status_shows_records_locks_and_phase() {
     let pod = Pod::new();
-    assert!(pod.run(&["ready", "db", "--reason", "migrated"]).status.success());
+    assert!(
+        pod.run(&["ready", "db", "--reason", "migrated"])
+            .status
+            .success()
+    );
     assert!(pod.run(&["lock", "m", "--", "true"]).status.success());
     assert!(pod.run(&["phase", "set", "running"]).status.success());
     let human = stdout(&pod.run(&["status"]));
     for want in ["PHASE  running", "db", "migrated", "LOCK", "m "] {
         assert!(human.contains(want), "status lacks {want:?}:\n{human}");
     }
-    let json: serde_json::Value = serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
     assert_eq!(json["readiness"][0]["ready"], true);
     assert_eq!(json["locks"][0]["last_token"], 1);
     assert_eq!(json["phase"]["phase"], "running");
@@ -109,19 +169,55 @@ fn status_shows_records_locks_and_phase() {
 #[test]
 fn phase_moves_forward_wakes_waiters_and_refuses_to_go_back() {
     let mut pod = Pod::new();
-    let w = pod.spawn(&["--rescan", "1h", "phase", "wait", "draining", "--timeout", "60s"]);
+    let w = pod.spawn(&[
+        "--rescan",
+        "1h",
+        "phase",
+        "wait",
+        "draining",
+        "--timeout",
+        "60s",
+    ]);
     let mut waiter = pod.take(w);
     assert!(pod.run(&["phase", "set", "running"]).status.success());
-    assert!(!eventually(Duration::from_millis(100), || waiter.try_wait().unwrap().is_some()), "woke at running");
-    assert!(pod.run(&["phase", "set", "stopping", "--reason", "SIGTERM"]).status.success());
-    assert_eq!(wait_exit(&mut waiter, Duration::from_secs(10)), Some(0), "a later phase satisfies the wait");
+    assert!(
+        !eventually(Duration::from_millis(100), || waiter
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "woke at running"
+    );
+    assert!(
+        pod.run(&["phase", "set", "stopping", "--reason", "SIGTERM"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        wait_exit(&mut waiter, Duration::from_secs(10)),
+        Some(0),
+        "a later phase satisfies the wait"
+    );
     let back = pod.run(&["phase", "set", "running"]);
     assert_eq!(back.status.code(), Some(1));
     assert!(stderr(&back).contains("--force"), "{}", stderr(&back));
-    assert!(pod.run(&["phase", "set", "running", "--force"]).status.success());
+    assert!(
+        pod.run(&["phase", "set", "running", "--force"])
+            .status
+            .success()
+    );
     assert_eq!(stdout(&pod.run(&["phase", "get"])).trim(), "running");
-    let events = stdout(&pod.run(&["event", "watch", "--since", "0", "--kind", "phase", "--count", "3"]));
-    let phases: Vec<String> = events.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["phase"].as_str().unwrap().to_owned()).collect();
+    let events = stdout(&pod.run(&[
+        "event", "watch", "--since", "0", "--kind", "phase", "--count", "3",
+    ]));
+    let phases: Vec<String> = events
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["phase"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     assert_eq!(phases, ["running", "stopping", "running"]);
 }
 
@@ -130,7 +226,10 @@ fn wait_ends_on_a_state_where_all_hold_not_on_edges_seen_at_different_times() {
     use std::io::{BufRead, BufReader};
     let mut pod = Pod::new();
     let holder = pod.spawn(&["ready", "a", "--hold"]);
-    assert!(eventually(Duration::from_secs(10), || pod.run(&["wait", "a", "--timeout", "10ms"]).status.success()));
+    assert!(eventually(Duration::from_secs(10), || pod
+        .run(&["wait", "a", "--timeout", "10ms"])
+        .status
+        .success()));
     let mut waiter = pod
         .cmd(&["wait", "a", "b", "--timeout", "60s"])
         .env("PODSIGNAL_LOG", "info")
@@ -147,10 +246,17 @@ fn wait_ends_on_a_state_where_all_hold_not_on_edges_seen_at_different_times() {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(10)).expect("the waiter never saw a ready");
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the waiter never saw a ready");
     kill9(holder);
     assert!(pod.run(&["ready", "b"]).status.success());
-    assert!(!eventually(Duration::from_millis(300), || waiter.try_wait().unwrap().is_some()), "returned while a was down");
+    assert!(
+        !eventually(Duration::from_millis(300), || waiter
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "returned while a was down"
+    );
     assert!(pod.run(&["ready", "a"]).status.success());
     assert_eq!(wait_exit(&mut waiter, Duration::from_secs(10)), Some(0));
 }

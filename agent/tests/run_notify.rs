@@ -50,7 +50,10 @@ fn stepper(dir: &Path) -> String {
 fn notify_from_a_grandchild_script_drives_readiness_and_strangers_are_ignored() {
     if !systemd_notify_available() {
         // CI installs systemd-notify (.ci/run): there, a missing tool is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "systemd-notify is missing (apt-get install systemd)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-notify is missing (apt-get install systemd)"
+        );
         eprintln!("skipped: no systemd-notify");
         return;
     }

@@ -26,8 +26,8 @@
 mod client;
 pub mod error;
 pub mod events;
-pub mod http;
 pub mod exits;
+pub mod http;
 pub mod identity;
 pub mod leader;
 pub mod lock;

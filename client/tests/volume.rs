@@ -12,7 +12,10 @@ fn name(s: &str) -> Name {
 
 async fn open(dir: &std::path::Path) -> Volume {
     // An hour-long rescan: every wake-up in these tests must come from inotify.
-    let options = VolumeOptions { rescan: Duration::from_secs(3600), ..VolumeOptions::default() };
+    let options = VolumeOptions {
+        rescan: Duration::from_secs(3600),
+        ..VolumeOptions::default()
+    };
     Volume::open(dir, options).await.unwrap()
 }
 
@@ -21,8 +24,13 @@ async fn a_dropped_readiness_guard_retracts_and_wakes_waiters() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (open(tmp.path()).await, open(tmp.path()).await);
     let guard = a.hold_ready(&name("web"), Some("serving")).await.unwrap();
-    b.wait_ready(&[name("web")], WaitMode::All, Some(Duration::from_secs(5))).await.unwrap();
-    let waiter = tokio::spawn(async move { b.wait_unready(&[name("web")], WaitMode::All, Some(Duration::from_secs(10))).await });
+    b.wait_ready(&[name("web")], WaitMode::All, Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let waiter = tokio::spawn(async move {
+        b.wait_unready(&[name("web")], WaitMode::All, Some(Duration::from_secs(10)))
+            .await
+    });
     guard.set_unready(Some("draining")).unwrap();
     waiter.await.unwrap().unwrap();
     let r = a.readiness(&name("web"));
@@ -36,7 +44,14 @@ async fn wait_timeout_lists_each_missing_name() {
     let tmp = tempfile::tempdir().unwrap();
     let v = open(tmp.path()).await;
     v.set_ready(&name("a"), None).await.unwrap();
-    let err = v.wait_ready(&[name("a"), name("b")], WaitMode::All, Some(Duration::from_millis(50))).await.unwrap_err();
+    let err = v
+        .wait_ready(
+            &[name("a"), name("b")],
+            WaitMode::All,
+            Some(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap_err();
     match err {
         Error::Timeout { pending, .. } => assert_eq!(pending, ["b: no record"]),
         other => panic!("{other}"),
@@ -48,15 +63,31 @@ async fn a_lock_guard_releases_on_drop_and_tokens_increase() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (open(tmp.path()).await, open(tmp.path()).await);
     let g1 = a.lock(&name("m"), None).await.unwrap();
-    assert!(matches!(b.try_lock(&name("m")).await, Err(Error::LockBusy { .. })));
+    assert!(matches!(
+        b.try_lock(&name("m")).await,
+        Err(Error::LockBusy { .. })
+    ));
     let status = b.lock_status(&name("m"));
-    assert!(status.held && status.holder.as_ref().is_some_and(|h| h.token == g1.token()));
+    assert!(
+        status.held
+            && status
+                .holder
+                .as_ref()
+                .is_some_and(|h| h.token == g1.token())
+    );
     let t1 = g1.token();
-    let waiter = tokio::spawn(async move { b.lock(&name("m"), Some(Duration::from_secs(10))).await.map(|g| g.token()) });
+    let waiter = tokio::spawn(async move {
+        b.lock(&name("m"), Some(Duration::from_secs(10)))
+            .await
+            .map(|g| g.token())
+    });
     drop(g1);
     let t2 = waiter.await.unwrap().unwrap();
     assert!(t2 > t1);
-    assert!(!a.lock_status(&name("m")).held, "the waiter's guard was dropped with its task");
+    assert!(
+        !a.lock_status(&name("m")).held,
+        "the waiter's guard was dropped with its task"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,23 +95,44 @@ async fn an_abandoned_lock_wait_does_not_keep_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (open(tmp.path()).await, open(tmp.path()).await);
     let g = a.lock(&name("m"), None).await.unwrap();
-    assert!(matches!(b.lock(&name("m"), Some(Duration::from_millis(50))).await, Err(Error::Timeout { .. })));
+    assert!(matches!(
+        b.lock(&name("m"), Some(Duration::from_millis(50))).await,
+        Err(Error::Timeout { .. })
+    ));
     drop(g);
     // The abandoned wait's thread may get the flock for an instant; it must let it go.
-    let again = a.lock(&name("m"), Some(Duration::from_secs(5))).await.unwrap();
+    let again = a
+        .lock(&name("m"), Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert!(again.token().0 >= 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_see_leadership_change_hands() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, follower) = (open(tmp.path()).await, open(tmp.path()).await, open(tmp.path()).await);
+    let (a, b, follower) = (
+        open(tmp.path()).await,
+        open(tmp.path()).await,
+        open(tmp.path()).await,
+    );
     let lead = a.campaign(&name("sched"), None).await.unwrap();
     let first = follower.leader(&name("sched")).unwrap().unwrap();
     assert_eq!(first.token, lead.token());
-    let contender = tokio::spawn(async move { b.campaign(&name("sched"), None).await.map(|l| (l.token(), l)) });
+    let contender = tokio::spawn(async move {
+        b.campaign(&name("sched"), None)
+            .await
+            .map(|l| (l.token(), l))
+    });
     lead.resign();
-    let next = follower.wait_leader_change(&name("sched"), Some(first.token), Some(Duration::from_secs(10))).await.unwrap();
+    let next = follower
+        .wait_leader_change(
+            &name("sched"),
+            Some(first.token),
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
     let (token, _held) = contender.await.unwrap().unwrap();
     // The follower sees either the hand-over gap (no leader) or the new leader.
     if let Some(n) = next {
@@ -90,7 +142,11 @@ async fn followers_see_leadership_change_hands() {
 }
 
 async fn next(s: &mut podsignal_client::EventStream) -> podsignal_client::Event {
-    tokio::time::timeout(Duration::from_secs(10), s.next()).await.unwrap().unwrap().unwrap()
+    tokio::time::timeout(Duration::from_secs(10), s.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,12 +154,16 @@ async fn the_event_stream_resumes_after_a_sequence_number_and_follows() {
     let tmp = tempfile::tempdir().unwrap();
     let v = open(tmp.path()).await;
     for i in 0..5 {
-        v.publish(&name("tick"), Some(serde_json::json!(i))).await.unwrap();
+        v.publish(&name("tick"), Some(serde_json::json!(i)))
+            .await
+            .unwrap();
     }
     let mut stream = v.watch_events(Some(3)).unwrap();
     assert_eq!(next(&mut stream).await.seq, 4);
     assert_eq!(next(&mut stream).await.seq, 5);
-    v.set_phase(Phase::Running, Some("up"), false).await.unwrap();
+    v.set_phase(Phase::Running, Some("up"), false)
+        .await
+        .unwrap();
     let e = next(&mut stream).await;
     assert_eq!((e.seq, e.kind.as_str()), (6, "phase"));
 }
@@ -114,18 +174,33 @@ async fn the_event_log_is_bounded_and_says_when_events_were_rotated_away() {
     let v = open(tmp.path()).await;
     let big = "x".repeat(15 * 1024);
     for i in 0..400 {
-        v.publish(&name("big"), Some(serde_json::json!({"i": i, "pad": big}))).await.unwrap();
+        v.publish(&name("big"), Some(serde_json::json!({"i": i, "pad": big})))
+            .await
+            .unwrap();
     }
-    let segments: Vec<_> = std::fs::read_dir(tmp.path().join("events")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl")).collect();
+    let segments: Vec<_> = std::fs::read_dir(tmp.path().join("events"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .collect();
     assert!(segments.len() <= 4, "{} segments", segments.len());
     let total: u64 = segments.iter().map(|e| e.metadata().unwrap().len()).sum();
     assert!(total < 5 * 1024 * 1024, "{total} bytes");
     assert_eq!(v.last_event_seq().unwrap(), 400);
-    assert!(matches!(v.read_events(0, 10, true), Err(Error::EventsRotated { wanted: 1, .. })));
+    assert!(matches!(
+        v.read_events(0, 10, true),
+        Err(Error::EventsRotated { wanted: 1, .. })
+    ));
     let kept = v.read_events(0, 1000, false).unwrap();
     assert_eq!(kept.last().unwrap().seq, 400);
-    assert!(kept.windows(2).all(|w| w[1].seq == w[0].seq + 1), "kept events are dense");
+    assert!(
+        kept.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "kept events are dense"
+    );
     let mut stream = v.watch_events(Some(0)).unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(first, Err(Error::EventsRotated { .. })));
 }

@@ -14,8 +14,8 @@
 //! The volume engine and the HTTP client in `podsignal-client` do the I/O; this crate only
 //! parses and serializes over `&[u8]` and `&str`, so both transports agree by construction.
 
-pub mod condition;
 pub mod api;
+pub mod condition;
 pub mod duration;
 pub mod event;
 pub mod exit;

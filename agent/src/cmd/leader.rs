@@ -33,12 +33,17 @@ pub async fn leader(volume: &Client, args: LeaderArgs) -> anyhow::Result<ExitCod
         env,
         inherit: leadership.file(),
     });
-    let code = super::run_while_held(run, leadership.lost(), &format!("leadership of {name}")).await?;
+    let code =
+        super::run_while_held(run, leadership.lost(), &format!("leadership of {name}")).await?;
     leadership.release();
     Ok(code)
 }
 
-async fn show(volume: &Client, name: &podsignal_client::Name, json: bool) -> anyhow::Result<ExitCode> {
+async fn show(
+    volume: &Client,
+    name: &podsignal_client::Name,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let leader = volume.leader(name).await?;
     if json {
         println!(

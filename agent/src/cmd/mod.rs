@@ -2,10 +2,10 @@
 
 pub mod agent;
 mod event;
+mod install;
 mod leader;
 mod lock;
 mod phase;
-mod install;
 mod ready;
 mod run;
 mod status;
@@ -66,7 +66,10 @@ fn volume_only<'a>(
         podsignal_client::Client::Volume(v) => Ok(v),
         podsignal_client::Client::Agent(a) => Err(crate::exit::Exit::with(
             ExitCode::USAGE,
-            format!("{subcommand} works on the shared directory only, not through --agent {}", a.url()),
+            format!(
+                "{subcommand} works on the shared directory only, not through --agent {}",
+                a.url()
+            ),
         )),
     }
 }

@@ -30,9 +30,9 @@ pub async fn wait(client: &Client, args: WaitArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if args.unready {
-        let names = args.plain_names().ok_or_else(|| {
-            Exit::with(ExitCode::USAGE, "--unready takes readiness NAMEs only")
-        })?;
+        let names = args
+            .plain_names()
+            .ok_or_else(|| Exit::with(ExitCode::USAGE, "--unready takes readiness NAMEs only"))?;
         volume.wait_unready(&names, mode, args.timeout).await?;
     } else {
         let timing = args.probe.timing(volume.rescan());

@@ -37,7 +37,10 @@ pub async fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => match podsignal_proto::loopback_addresses(host) {
-            Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+            Some(ips) => ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect(),
             None => tokio::net::lookup_host((host, port))
                 .await
                 .map_err(|e| cannot_resolve(host, &e))?
@@ -61,7 +64,9 @@ pub async fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
 
 fn cannot_resolve(host: &str, e: &std::io::Error) -> String {
     let why = e.to_string();
-    let why = why.strip_prefix("failed to lookup address information: ").unwrap_or(&why);
+    let why = why
+        .strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&why);
     // A static glibc build loads its NSS modules at run time: in a FROM scratch image they
     // are missing and every name fails. Say so, since the error alone does not.
     let hint = if cfg!(target_feature = "crt-static") {

@@ -306,7 +306,13 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
 /// `deadline` is the end of `--grace` for this stop.
 async fn bounded(plan: &Plan, deadline: Instant, f: impl Future<Output = ()>) {
     let budget = plan.grace.saturating_sub(plan.stop_timeout);
-    if tokio::time::timeout_at(deadline.checked_sub(plan.stop_timeout).unwrap_or(deadline), f).await.is_err() {
+    if tokio::time::timeout_at(
+        deadline.checked_sub(plan.stop_timeout).unwrap_or(deadline),
+        f,
+    )
+    .await
+    .is_err()
+    {
         tracing::warn!(
             "pre-stop steps took longer than {} (--grace {} less --stop-timeout {}): stopping now",
             podsignal_proto::format_duration(budget),

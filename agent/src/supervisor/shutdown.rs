@@ -161,7 +161,10 @@ mod tests {
     fn default_stop_timeout_is_a_third_of_grace_at_most_5s() {
         let s = Duration::from_secs;
         assert_eq!(default_stop_timeout(s(3)), s(1));
-        assert_eq!(default_stop_timeout(s(10)), Duration::from_millis(3333) + Duration::from_nanos(333_333));
+        assert_eq!(
+            default_stop_timeout(s(10)),
+            Duration::from_millis(3333) + Duration::from_nanos(333_333)
+        );
         assert_eq!(default_stop_timeout(s(30)), s(5));
         assert_eq!(default_stop_timeout(Duration::ZERO), Duration::ZERO);
     }
