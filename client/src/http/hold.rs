@@ -11,7 +11,7 @@ use podsignal_proto::api::{Grant, HoldMessage};
 use podsignal_proto::{FencingToken, Name};
 use tokio::sync::watch;
 
-use super::PooledBody;
+use super::request::PooledBody;
 use crate::error::{Error, Result};
 
 /// With no line from the agent for this long (it sends heartbeats far more often), the

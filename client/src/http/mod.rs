@@ -5,30 +5,26 @@
 //! - `conn`: TCP and unix-socket connections, pooled.
 //! - `hold`: locks, leaderships and held readiness tied to one open response ([`AgentHold`]).
 //! - `sse`: the event stream, resumed with `Last-Event-ID` after a dropped connection.
+//! - `request`: building requests, long-polls, and mapping answers to typed errors.
 //!
 //! Long waits are split into long-polls no longer than the agent allows; the client re-polls
 //! until its own deadline, so `timeout: None` waits forever over HTTP too.
 
 mod conn;
 mod hold;
+mod request;
 mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http::Method;
 use podsignal_proto::api::{
-    ErrorBody, ErrorCode, Grant, IDEMPOTENCY_KEY_HEADER, LeaderView, PhaseView, Publish, Reason,
-    SetPhase, SetReadiness,
+    Grant, IDEMPOTENCY_KEY_HEADER, LeaderView, PhaseView, Publish, Reason, SetPhase, SetReadiness,
 };
 use podsignal_proto::{Event, FencingToken, HolderRecord, Name, Phase, PhaseRecord};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::EventStream;
 use crate::lock::LockStatus;
 use crate::readiness::{Readiness, WaitMode};
@@ -37,6 +33,7 @@ use crate::status::Status;
 pub use hold::AgentHold;
 
 use conn::{Endpoint, Pool};
+use request::Call;
 
 /// The longest single long-poll the client asks for; the agent may cap it lower.
 const POLL_CHUNK: Duration = Duration::from_secs(60);
@@ -64,16 +61,6 @@ struct Inner {
     url: String,
     pool: Pool,
     token: Option<String>,
-}
-
-/// A request to the agent, before it is sent.
-struct Call<'a> {
-    method: Method,
-    path: String,
-    body: Option<Vec<u8>>,
-    headers: Vec<(&'static str, &'a str)>,
-    /// How long to wait for the response headers (a long-poll's duration plus slack).
-    patience: Duration,
 }
 
 impl AgentClient {
@@ -379,298 +366,5 @@ impl AgentClient {
     pub async fn status(&self) -> Result<Status> {
         self.json::<(), _>(Method::GET, "/v1/status".into(), None)
             .await
-    }
-
-    // ---- plumbing ----
-
-    /// Repeats a long-poll until it succeeds, fails otherwise, or `timeout` passes.
-    async fn long_poll<T: DeserializeOwned>(
-        &self,
-        timeout: Option<Duration>,
-        path: impl Fn(String) -> String,
-    ) -> Result<T> {
-        let started = tokio::time::Instant::now();
-        loop {
-            let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
-            let chunk = left.map_or(POLL_CHUNK, |l| l.min(POLL_CHUNK));
-            let call = Call::new(Method::GET, path(format!("{}ms", chunk.as_millis())), chunk);
-            match self.send_json(call).await {
-                Err(Error::Timeout { pending, .. })
-                    if timeout.is_none_or(|t| started.elapsed() < t) =>
-                {
-                    tracing::debug!("long-poll ended before the deadline ({pending:?}); again");
-                }
-                Err(Error::Timeout { pending, .. }) => {
-                    return Err(Error::Timeout {
-                        after: started.elapsed(),
-                        pending,
-                    });
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// A hold request: `wait: None` tries once, `Some(timeout)` waits.
-    async fn hold<B: Serialize>(
-        &self,
-        path: String,
-        body: Option<&B>,
-        wait: Option<Option<Duration>>,
-    ) -> Result<AgentHold> {
-        let started = tokio::time::Instant::now();
-        loop {
-            let mut path = path.clone();
-            let mut patience = Duration::ZERO;
-            if let Some(timeout) = wait {
-                let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
-                let chunk = left.map_or(POLL_CHUNK, |l| l.min(POLL_CHUNK));
-                path.push_str(&format!("?wait={}ms", chunk.as_millis()));
-                patience = chunk;
-            }
-            let mut call = Call::new(Method::POST, path, patience);
-            call.body = body.map(serde_json::to_vec).transpose().map_err(|e| {
-                Error::Invalid(format!("cannot encode the request to {}: {e}", self.url()))
-            })?;
-            // A hold occupies its connection for as long as it lasts: never a pooled one.
-            let response = self.send_on(call, false).await;
-            match response {
-                Ok(response) => return hold::start(self.url().to_owned(), response).await,
-                Err(Error::Timeout { pending, .. }) => match wait {
-                    Some(t) if t.is_none_or(|t| started.elapsed() < t) => continue,
-                    _ => {
-                        return Err(Error::Timeout {
-                            after: started.elapsed(),
-                            pending,
-                        });
-                    }
-                },
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    async fn json<B: Serialize, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: String,
-        body: Option<&B>,
-    ) -> Result<T> {
-        let mut call = Call::new(method, path, Duration::ZERO);
-        call.body = body.map(serde_json::to_vec).transpose().map_err(|e| {
-            Error::Invalid(format!("cannot encode the request to {}: {e}", self.url()))
-        })?;
-        self.send_json(call).await
-    }
-
-    async fn send_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
-        let path = call.path.clone();
-        let bytes = self.send(call).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| self.error(None, &path, format!("bad response: {e}")))
-    }
-
-    /// Sends a call on a pooled connection and reads the whole response body.
-    async fn send(&self, call: Call<'_>) -> Result<Bytes> {
-        let path = call.path.clone();
-        let response = self.send_on(call, true).await?;
-        let limited = Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
-        let bytes = limited
-            .collect()
-            .await
-            .map_err(|e| self.error(None, &path, format!("reading the response: {e}")))?
-            .to_bytes();
-        Ok(bytes)
-    }
-
-    /// Sends a call and returns the response if it is a success; an error response becomes
-    /// the matching [`Error`]. With `pooled`, reuses an idle connection and returns it to
-    /// the pool once the response body has been read.
-    async fn send_on(&self, call: Call<'_>, pooled: bool) -> Result<http::Response<PooledBody>> {
-        let pool = &self.inner.pool;
-        let reused = if pooled { pool.take_idle().await } else { None };
-        let was_reused = reused.is_some();
-        let mut sender = match reused {
-            Some(s) => s,
-            None => pool.connect(self.url()).await?,
-        };
-        let request = self.request(&call)?;
-        let patience = call.patience + RESPONSE_SLACK;
-        let sent = tokio::time::timeout(patience, sender.send_request(request)).await;
-        let response = match sent {
-            Err(_) => {
-                return Err(self.error(None, &call.path, "no response in time".to_owned()));
-            }
-            Ok(Err(e)) if was_reused && (e.is_canceled() || call.method != Method::POST) => {
-                // The idle connection was closed under us: once more on a fresh one.
-                tracing::debug!(
-                    "pooled connection to {} failed ({e}); reconnecting",
-                    self.url()
-                );
-                let mut fresh = pool.connect(self.url()).await?;
-                let request = self.request(&call)?;
-                let response = tokio::time::timeout(patience, fresh.send_request(request))
-                    .await
-                    .map_err(|_| self.error(None, &call.path, "no response in time".to_owned()))?
-                    .map_err(|e| self.error(None, &call.path, e.to_string()))?;
-                sender = fresh;
-                response
-            }
-            Ok(Err(e)) => return Err(self.error(None, &call.path, e.to_string())),
-            Ok(Ok(r)) => r,
-        };
-        let status = response.status();
-        let keep = pooled.then_some(sender);
-        let response = response.map(|body| PooledBody {
-            body,
-            sender: keep,
-            pool: self.inner.clone(),
-        });
-        if status.is_success() {
-            return Ok(response);
-        }
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        Err(self.error_from(status, &call.path, &bytes))
-    }
-
-    fn request(&self, call: &Call<'_>) -> Result<Request<Full<Bytes>>> {
-        let mut builder = Request::builder()
-            .method(call.method.clone())
-            .uri(&call.path)
-            .header(header::HOST, self.inner.pool.endpoint().host())
-            .header(header::ACCEPT, "application/json");
-        if let Some(token) = &self.inner.token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        for (k, v) in &call.headers {
-            builder = builder.header(*k, *v);
-        }
-        let body = match &call.body {
-            Some(b) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Full::new(Bytes::from(b.clone()))
-            }
-            None => Full::new(Bytes::new()),
-        };
-        builder
-            .body(body)
-            .map_err(|e| self.error(None, &call.path, format!("cannot build the request: {e}")))
-    }
-
-    fn error(&self, status: Option<StatusCode>, path: &str, message: String) -> Error {
-        Error::Agent {
-            url: format!("{}{}", self.url(), path),
-            status: status.map(|s| s.as_u16()),
-            code: None,
-            message,
-        }
-    }
-
-    /// Maps an error response to the typed error it stands for.
-    fn error_from(&self, status: StatusCode, path: &str, bytes: &[u8]) -> Error {
-        let Ok(body) = serde_json::from_slice::<ErrorBody>(bytes) else {
-            let text = String::from_utf8_lossy(bytes);
-            let text = text.trim();
-            let message = if text.is_empty() {
-                status.to_string()
-            } else {
-                format!("{status}: {}", text.chars().take(200).collect::<String>())
-            };
-            return self.error(Some(status), path, message);
-        };
-        let name = body.name.clone();
-        match body.error {
-            ErrorCode::Timeout => Error::Timeout {
-                after: Duration::from_millis(body.after_ms.unwrap_or(0)),
-                pending: if body.pending.is_empty() {
-                    vec![body.message]
-                } else {
-                    body.pending
-                },
-            },
-            ErrorCode::LockBusy if name.is_some() => Error::LockBusy {
-                name: name.unwrap_or_else(|| unreachable!("checked above")),
-                holder: body.holder,
-            },
-            ErrorCode::PhaseBackwards => match (body.current, body.requested) {
-                (Some(current), Some(requested)) => Error::PhaseBackwards { current, requested },
-                _ => self.coded(status, path, body),
-            },
-            ErrorCode::EventsRotated => match (body.wanted, body.available) {
-                (Some(wanted), Some(available)) => Error::EventsRotated { wanted, available },
-                _ => self.coded(status, path, body),
-            },
-            ErrorCode::ShuttingDown => Error::AgentShutdown {
-                url: self.url().to_owned(),
-            },
-            _ => self.coded(status, path, body),
-        }
-    }
-
-    fn coded(&self, status: StatusCode, path: &str, body: ErrorBody) -> Error {
-        let code = serde_json::to_value(body.error)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned));
-        Error::Agent {
-            url: format!("{}{}", self.url(), path),
-            status: Some(status.as_u16()),
-            code,
-            message: body.message,
-        }
-    }
-}
-
-impl<'a> Call<'a> {
-    fn new(method: Method, path: String, patience: Duration) -> Call<'a> {
-        Call {
-            method,
-            path,
-            body: None,
-            headers: Vec::new(),
-            patience,
-        }
-    }
-}
-
-/// A response body that hands its connection back to the pool once read to the end.
-pub(crate) struct PooledBody {
-    body: Incoming,
-    sender: Option<conn::Sender>,
-    pool: Arc<Inner>,
-}
-
-impl std::fmt::Debug for PooledBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledBody").finish_non_exhaustive()
-    }
-}
-
-impl hyper::body::Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        if let std::task::Poll::Ready(None) = polled
-            && let Some(sender) = self.sender.take()
-        {
-            self.pool.pool.put_back(sender);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
     }
 }

@@ -11,7 +11,8 @@ use podsignal_proto::Event;
 use podsignal_proto::api::{ErrorBody, ErrorCode};
 use tokio::sync::mpsc;
 
-use super::{AgentClient, Call, PooledBody};
+use super::AgentClient;
+use super::request::{Call, PooledBody};
 use crate::error::{Error, Result};
 use crate::events::EventStream;
 
