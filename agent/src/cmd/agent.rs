@@ -1,13 +1,13 @@
 //! `podsignal agent`: serve the shared directory over HTTP until SIGTERM/SIGINT.
 
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AgentArgs, GlobalOpts};
+use crate::cli::{AccessArg, AgentArgs, GlobalOpts};
 use crate::exit::ExitCode;
 use crate::http::{self, AppState, Config, Listener};
 
@@ -55,7 +55,7 @@ pub async fn agent(global: &GlobalOpts, args: AgentArgs) -> anyhow::Result<ExitC
         token,
         check_host: !args.allow_remote,
     };
-    let listener = bind(&addr).await?;
+    let listener = bind(&addr, global.access).await?;
     let shutdown = CancellationToken::new();
     let state = AppState::new(volume, config, shutdown.child_token());
     tokio::spawn(watch_signals(shutdown.clone()));
@@ -120,7 +120,7 @@ fn parse_listen(s: &str) -> anyhow::Result<ListenAddr> {
         .with_context(|| format!("--listen {s:?}: expected HOST:PORT (an IP address) or unix:PATH"))
 }
 
-async fn bind(addr: &ListenAddr) -> anyhow::Result<Listener> {
+async fn bind(addr: &ListenAddr, access: AccessArg) -> anyhow::Result<Listener> {
     match addr {
         ListenAddr::Tcp(a) => Ok(Listener::Tcp(
             tokio::net::TcpListener::bind(a)
@@ -129,11 +129,23 @@ async fn bind(addr: &ListenAddr) -> anyhow::Result<Listener> {
         )),
         ListenAddr::Unix(path) => {
             remove_stale_socket(path).await?;
-            Ok(Listener::Unix(
-                tokio::net::UnixListener::bind(path)
-                    .with_context(|| format!("cannot listen on {}", path.display()))?,
-            ))
+            let listener = tokio::net::UnixListener::bind(path)
+                .with_context(|| format!("cannot listen on {}", path.display()))?;
+            // Connecting needs write permission on the socket: its mode is the access control.
+            let mode = socket_mode(access);
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot chmod {} to {mode:o}", path.display()))?;
+            Ok(Listener::Unix(listener))
         }
+    }
+}
+
+/// The unix socket's mode for `--access`: who may connect (write permission) to the agent.
+fn socket_mode(access: AccessArg) -> u32 {
+    match access {
+        AccessArg::Owner => 0o600,
+        AccessArg::Group => 0o660,
+        AccessArg::All => 0o666,
     }
 }
 
