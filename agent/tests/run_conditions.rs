@@ -278,3 +278,79 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .unwrap();
 }
+
+#[test]
+fn localhost_conditions_hold_against_real_listeners() {
+    let pod = Pod::new();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (tp, wp) = (
+        tcp.local_addr().unwrap().port(),
+        web.local_addr().unwrap().port(),
+    );
+    serve(web, "200 OK", "ok");
+    let tcp_cond = format!("tcp:localhost:{tp}");
+    let http_cond = format!("http://localhost:{wp}/healthz");
+    for c in [&tcp_cond, &http_cond] {
+        let out = pod.run(&["wait", c, "--timeout", "5s"]);
+        assert!(out.status.success(), "{c}: {}", stderr(&out));
+    }
+    let out = pod.run(&[
+        "run",
+        "--name",
+        "app",
+        "--ready-when",
+        &tcp_cond,
+        "--",
+        "true",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(tcp);
+}
+
+#[test]
+fn localhost_is_resolved_without_etc_hosts_as_in_a_scratch_image() {
+    // A static glibc binary in a FROM scratch image cannot use the system's resolver (its NSS
+    // modules are missing). Reproduce "the resolver does not know localhost" by hiding
+    // /etc/hosts in a private mount namespace: localhost must still work.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let hidden = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {} /etc/hosts && ! getent hosts localhost",
+            empty.path().display()
+        ))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !hidden {
+        eprintln!("skipped: unshare --mount needs root (or getent resolves without /etc/hosts)");
+        return;
+    }
+    let pod = Pod::new();
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = web.local_addr().unwrap().port();
+    serve(web, "200 OK", "ok");
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c"])
+        .arg(format!(
+            "mount --bind {} /etc/hosts && exec {} --dir {} wait http://localhost:{port}/ --timeout 5s",
+            empty.path().display(),
+            env!("CARGO_BIN_EXE_podsignal"),
+            pod.dir.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unresolvable_host_is_named_in_the_timeout_message() {
+    let pod = Pod::new();
+    let out = pod.run(&["wait", "tcp:no-such-host.invalid:80", "--timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(
+        stderr(&out).contains("cannot resolve no-such-host.invalid"),
+        "{}",
+        stderr(&out)
+    );
+}

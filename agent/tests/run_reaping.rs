@@ -162,3 +162,26 @@ fn signals_other_than_term_are_forwarded_to_the_command() {
     );
     assert!(got.exists());
 }
+
+#[test]
+fn an_orphan_in_a_session_of_its_own_is_reaped_too() {
+    // A daemon that called setsid(2) is in another process group: a reaper that waits only
+    // for its own group (waitpid(0)) would leave it a zombie forever.
+    let mut pod = Pod::new();
+    let pidfile = pod.path("orphan.pid");
+    let script = format!(
+        "(setsid sh -c 'echo $$ >{}; exec sleep 0.1' &); exec sleep 30",
+        pidfile.display()
+    );
+    let run = pod.spawn(&["run", "--", "sh", "-c", &script]);
+    assert!(eventually(Duration::from_secs(5), || read_pid(&pidfile).is_some()));
+    let orphan = read_pid(&pidfile).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || !std::path::Path::new(&format!(
+            "/proc/{orphan}"
+        ))
+        .exists()),
+        "orphan {orphan} (own session) was never reaped"
+    );
+    kill9(run);
+}

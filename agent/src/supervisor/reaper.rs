@@ -89,7 +89,10 @@ impl Inner {
             return;
         };
         loop {
-            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            // `wait`, i.e. waitpid(-1): ANY child. Not rustix's `waitpid(None, ..)`, which is
+            // waitpid(0), only children in our own process group: a `--pgroup` child or an
+            // orphan that called setsid(2) would stay a zombie forever.
+            match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, status))) => {
                     let pid = pid.as_raw_nonzero().get();
                     let status = ExitStatus::from_raw(status.as_raw());
