@@ -126,33 +126,21 @@ impl Pool {
         };
         match &self.endpoint {
             Endpoint::Tcp { authority } => {
-                let stream = tokio::net::TcpStream::connect(authority.as_str())
-                    .await
-                    .map_err(unreachable)?;
+                let stream = match loopback_socket_addrs(authority) {
+                    // localhost without getaddrinfo: a static binary in a scratch image has
+                    // no NSS modules, so even `localhost` would not resolve there.
+                    Some(addrs) => tokio::net::TcpStream::connect(&addrs[..]).await,
+                    None => tokio::net::TcpStream::connect(authority.as_str()).await,
+                }
+                .map_err(unreachable)?;
                 let _ = stream.set_nodelay(true);
-                let (sender, conn) = http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(handshake_failed)?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("agent connection ended: {e}");
-                    }
-                });
-                Ok(sender)
+                handshake(stream).await.map_err(handshake_failed)
             }
             Endpoint::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(unreachable)?;
-                let (sender, conn) = http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(handshake_failed)?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!("agent connection ended: {e}");
-                    }
-                });
-                Ok(sender)
+                handshake(stream).await.map_err(handshake_failed)
             }
         }
     }
@@ -182,5 +170,50 @@ mod tests {
         for bad in ["https://x:1", "x:1", "http://h:1/v1", "unix:", "http://"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// Starts HTTP/1.1 on a connected stream; the connection is driven by its own task.
+async fn handshake<S>(stream: S) -> Result<Sender, hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("agent connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// The addresses of `HOST:PORT` when HOST is a loopback name (`localhost`), else `None`.
+fn loopback_socket_addrs(authority: &str) -> Option<Vec<std::net::SocketAddr>> {
+    let (host, port) = authority.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let addrs = podsignal_proto::condition::loopback_addresses(host)?;
+    Some(
+        addrs
+            .into_iter()
+            .map(|ip| std::net::SocketAddr::new(ip, port))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::*;
+
+    #[test]
+    fn localhost_is_resolved_here_and_other_names_are_not() {
+        let addrs = loopback_socket_addrs("localhost:7781").unwrap();
+        assert_eq!(addrs[0], "127.0.0.1:7781".parse().unwrap());
+        assert_eq!(addrs[1], "[::1]:7781".parse().unwrap());
+        assert_eq!(loopback_socket_addrs("agent.example:7781"), None);
+        assert_eq!(
+            loopback_socket_addrs("127.0.0.1:7781"),
+            None,
+            "IP literals need no lookup"
+        );
     }
 }
