@@ -1,0 +1,52 @@
+//! `podsignal agent` options.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::parse::*;
+
+/// `agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Where to listen: HOST:PORT (loopback unless --allow-remote) or unix:PATH.
+    #[arg(
+        long,
+        env = "PODSIGNAL_LISTEN",
+        default_value = "127.0.0.1:7781",
+        value_name = "ADDR"
+    )]
+    pub listen: String,
+    /// Allow a non-loopback --listen address (requires --token-file).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Create --token-file with a random token (mode 0640) if it does not exist.
+    #[arg(long, requires = "token_file")]
+    pub generate_token: bool,
+    /// The largest request body accepted, in bytes (413 above).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES", help_heading = "Limits")]
+    pub max_body: usize,
+    /// How many long-polls, waiting acquisitions and holds may be open at once (503 above).
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub max_waiters: usize,
+    /// How many event streams may be open at once (503 above).
+    #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Limits")]
+    pub max_streams: usize,
+    /// The longest single long-poll; a longer ?wait= is cut to this (clients poll again).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub max_wait: Duration,
+    /// How long any request may take beyond its own wait (503 after).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub request_timeout: Duration,
+    /// How often hold streams send a heartbeat line.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub heartbeat: Duration,
+    /// On shutdown, how long to wait for open connections to finish before exiting anyway.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub drain_timeout: Duration,
+}

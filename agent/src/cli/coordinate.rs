@@ -1,0 +1,198 @@
+//! The coordination subcommands: ready, unready, wait, lock, leader, event, phase, status.
+
+use std::ffi::OsString;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use podsignal_proto::{Condition, Name, Phase};
+
+use super::parse::*;
+
+use super::ProbeArgs;
+
+/// `ready`.
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    /// The name to mark ready.
+    #[arg(value_parser = parse_name)]
+    pub name: Name,
+    /// Why (shown by status and in timeout messages).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Stay in the foreground holding liveness; retract on SIGTERM/SIGINT.
+    #[arg(long)]
+    pub hold: bool,
+}
+
+/// `unready`.
+#[derive(Debug, Args)]
+pub struct UnreadyArgs {
+    /// The name to mark unready.
+    #[arg(value_parser = parse_name)]
+    pub name: Name,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The conditions to wait for: NAME, exit:NAME[=CODE], phase:PHASE, file:PATH,
+    /// tcp:HOST:PORT, http(s)://..., unix:PATH.
+    #[arg(required = true, value_parser = parse_condition, value_name = "COND")]
+    pub conditions: Vec<Condition>,
+    /// Give up after this long (e.g. 500ms, 30s, 2m) with exit code 124.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Option<Duration>,
+    /// Return when any one name holds, instead of all.
+    #[arg(long)]
+    pub any: bool,
+    /// Wait for the names to be NOT ready (absent, unready, or their holder gone).
+    #[arg(long)]
+    pub unready: bool,
+    /// How probes are timed.
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+impl WaitArgs {
+    /// The readiness names, when every condition is a plain NAME (as before conditions).
+    pub fn plain_names(&self) -> Option<Vec<Name>> {
+        self.conditions
+            .iter()
+            .map(|c| match c {
+                Condition::Ready(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The lock's name.
+    #[arg(value_parser = parse_name)]
+    pub name: Name,
+    /// Give up waiting after this long, with exit code 124.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", conflicts_with = "no_wait")]
+    pub timeout: Option<Duration>,
+    /// Do not wait: exit 75 at once if the lock is held.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// The command to run holding the lock.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `leader`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct LeaderArgs {
+    /// `leader show NAME`.
+    #[command(subcommand)]
+    pub show: Option<LeaderCommand>,
+    /// The campaign's name.
+    #[arg(value_parser = parse_name, required = true)]
+    pub name: Option<Name>,
+    /// Give up campaigning after this long, with exit code 124.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Option<Duration>,
+    /// The command to run as leader.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `leader show`.
+#[derive(Debug, Subcommand)]
+pub enum LeaderCommand {
+    /// Show the current leader of NAME and its fencing token (exit 1 if nobody leads).
+    Show {
+        /// The campaign's name.
+        #[arg(value_parser = parse_name)]
+        name: Name,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `event`.
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Append an event of kind KIND; prints it (with its seq) as JSON
+    ///
+    ///   $ podsignal event publish cache-warmed --data '{"keys": 1200}'
+    #[command(verbatim_doc_comment)]
+    Publish {
+        /// The event's kind (a name, e.g. cache-warmed).
+        #[arg(value_parser = parse_name)]
+        kind: Name,
+        /// A JSON payload.
+        #[arg(long, value_parser = parse_json)]
+        data: Option<serde_json::Value>,
+    },
+    /// Print events as JSON lines, waiting for new ones
+    ///
+    /// --since N prints the events after sequence number N (0: from the oldest kept), then
+    /// follows; without it, only events published from now on.
+    ///
+    ///   $ podsignal event watch --since 0 --kind phase --count 1
+    #[command(verbatim_doc_comment)]
+    Watch {
+        /// Print the events after this sequence number.
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u64>,
+        /// Only events of this kind (repeatable).
+        #[arg(long, value_parser = parse_name)]
+        kind: Vec<Name>,
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Exit with 124 if --count events have not arrived after this long.
+        #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+        timeout: Option<Duration>,
+    },
+}
+
+/// `phase`.
+#[derive(Debug, Subcommand)]
+pub enum PhaseCommand {
+    /// Set the pod phase (and publish a `phase` event)
+    ///
+    /// Phases only move forward (starting, running, draining, stopping); --force moves back.
+    Set {
+        /// The new phase.
+        phase: Phase,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Allow moving to an earlier phase.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the pod phase (starting if never set).
+    Get {
+        /// Print the whole record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until the pod phase is PHASE or later.
+    Wait {
+        /// The phase to reach.
+        phase: Phase,
+        /// Give up after this long, with exit code 124.
+        #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+        timeout: Option<Duration>,
+    },
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}

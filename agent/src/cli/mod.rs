@@ -1,0 +1,246 @@
+//! The command line: clap definitions only. Each subcommand's behaviour is in `cmd/`.
+//!
+//! - this file: the top level (global options, the subcommand list);
+//! - `coordinate`: ready, unready, wait, lock, leader, event, phase, status;
+//! - `supervise`: run, stop, install (and the probe timing `wait` shares);
+//! - `agent`: the HTTP agent's options;
+//! - `parse`: value parsers (names, durations, conditions, JSON).
+
+mod agent;
+mod coordinate;
+mod parse;
+mod supervise;
+
+pub use agent::*;
+pub use coordinate::*;
+pub use supervise::*;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use parse::parse_duration;
+
+const EXIT_CODES: &str = podsignal_proto::ExitCode::TABLE;
+
+/// Coordinate the containers of a Kubernetes Pod through a shared directory
+///
+/// podsignal gives the containers of one Pod readiness, startup ordering, locks with fencing
+/// tokens, leader election and lifecycle events, through files in a shared volume (an
+/// emptyDir mounted by every container). Waits are event-driven (inotify), and a record can be
+/// "held": it counts only while its writer lives, so a crashed container is seen at once.
+///
+/// Examples:
+///   $ podsignal ready db-migrated --reason "schema v42"
+///   $ podsignal wait db-migrated proxy --timeout 2m && exec ./server
+///   $ podsignal ready web --hold              # ready until this process stops
+///   $ podsignal lock migrations -- ./migrate  # PODSIGNAL_FENCING_TOKEN set for ./migrate
+///   $ podsignal status
+///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
+#[derive(Debug, Parser)]
+#[command(name = "podsignal", version, verbatim_doc_comment, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 75 lock busy, 124 timeout, 128+N killed by signal N (--help for more)")]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// The shared directory (an emptyDir every container mounts).
+    #[arg(long, global = true, env = "PODSIGNAL_DIR", default_value = podsignal_proto::layout::DEFAULT_DIR, value_name = "PATH", help_heading = "Shared directory")]
+    pub dir: PathBuf,
+
+    /// Who may write what podsignal creates: owner (0644/0755), group (0664/2775, for mixed
+    /// UIDs sharing an fsGroup), or all (0666/0777, for mixed UIDs with no shared group).
+    #[arg(long, global = true, env = "PODSIGNAL_ACCESS", value_enum, default_value_t = AccessArg::Owner, help_heading = "Shared directory")]
+    pub access: AccessArg,
+
+    /// fsync every write. Without it only the fencing counter is fsynced: an emptyDir dies
+    /// with its pod, so fsync buys nothing there.
+    #[arg(
+        long,
+        global = true,
+        env = "PODSIGNAL_DURABLE",
+        help_heading = "Shared directory"
+    )]
+    pub durable: bool,
+
+    /// How often waiters re-check without an inotify event (a safety net; inotify wakes
+    /// them at once).
+    #[arg(long, global = true, env = "PODSIGNAL_RESCAN", default_value = "1s", value_parser = parse_duration, value_name = "DUR", help_heading = "Shared directory")]
+    pub rescan: Duration,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "PODSIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, help_heading = "Logging")]
+    pub log_format: LogFormat,
+
+    /// Go through a `podsignal agent` at URL (http://HOST:PORT or unix:PATH) instead of
+    /// the shared directory: ready, unready, wait (readiness names), lock, leader, event,
+    /// phase and status work the same way.
+    #[arg(
+        long,
+        global = true,
+        env = "PODSIGNAL_AGENT",
+        value_name = "URL",
+        help_heading = "Agent"
+    )]
+    pub agent: Option<String>,
+
+    /// A file holding the agent's bearer token: the agent checks it, `--agent` clients send
+    /// it (with `agent --generate-token`, created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "PODSIGNAL_TOKEN_FILE",
+        value_name = "PATH",
+        help_heading = "Agent"
+    )]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `--access`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AccessArg {
+    /// Files 0644, directories 0755.
+    Owner,
+    /// Files 0664, directories 2775.
+    Group,
+    /// Files 0666, directories 0777.
+    All,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per message.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mark NAME ready (sticky, or held with --hold)
+    ///
+    /// Without --hold the record is sticky: it stays ready until `podsignal unready NAME`.
+    /// With --hold, podsignal stays in the foreground and the record counts only while it
+    /// runs: on SIGTERM/SIGINT it retracts the record, and if it is killed (even kill -9)
+    /// every waiter sees NAME unready at once.
+    ///
+    ///   $ podsignal ready db-migrated --reason "schema v42"
+    ///   $ podsignal ready proxy --hold &
+    #[command(verbatim_doc_comment)]
+    Ready(ReadyArgs),
+    /// Mark NAME unready (a sticky record with an optional reason).
+    Unready(UnreadyArgs),
+    /// Wait until every condition holds (or one, with --any)
+    ///
+    /// A condition is a readiness NAME, exit:NAME[=CODE] (the container running
+    /// `run --name NAME` exited), phase:PHASE, file:PATH, tcp:HOST:PORT, http://... or
+    /// unix:PATH (docs/conditions.md). Returns 0 as soon as they hold (at once if they already
+    /// do), or 124 after --timeout with one line naming each unmet condition and why.
+    ///
+    ///   $ podsignal wait proxy db-migrated --timeout 2m
+    ///   $ podsignal wait tcp:db:5432 http://127.0.0.1:8080/healthz --timeout 30s
+    ///   $ podsignal wait exit:app=0
+    ///   $ podsignal wait --unready web        # until web's holder is gone
+    #[command(verbatim_doc_comment)]
+    Wait(WaitArgs),
+    /// Run a command holding a lock, with a fencing token
+    ///
+    /// The lock is locks/NAME.lock in the shared directory, a plain flock(2) file:
+    /// `flock DIR/locks/NAME.lock CMD` and `podsignal lock NAME -- CMD` exclude each other.
+    /// CMD inherits the locked descriptor (as with flock(1)) and gets the token in
+    /// PODSIGNAL_FENCING_TOKEN. If podsignal is killed, CMD is killed with it, so the lock is
+    /// free only once its holder and everything it started are gone. Exits with CMD's code.
+    ///
+    ///   $ podsignal lock migrations --timeout 5m -- ./migrate
+    ///   $ podsignal lock cron --no-wait -- ./job || echo "another replica runs it"
+    #[command(verbatim_doc_comment)]
+    Lock(LockArgs),
+    /// Campaign for leadership, then run a command as leader; or show the leader
+    ///
+    /// `podsignal leader NAME -- CMD` blocks until this process leads NAME, then runs CMD with
+    /// PODSIGNAL_FENCING_TOKEN set; leadership ends when CMD exits (or podsignal dies), and
+    /// the next campaigner takes over within milliseconds with a higher token.
+    ///
+    ///   $ podsignal leader scheduler -- ./schedule-jobs
+    ///   $ podsignal leader show scheduler
+    #[command(verbatim_doc_comment)]
+    Leader(LeaderArgs),
+    /// Publish or watch lifecycle events.
+    #[command(subcommand)]
+    Event(EventCommand),
+    /// Set, get or wait for the pod phase (starting < running < draining < stopping).
+    #[command(subcommand)]
+    Phase(PhaseCommand),
+    /// Show everything in the shared directory: phase, readiness, locks, leaders, events.
+    Status(StatusArgs),
+    /// Run a container's command: wait for its dependencies, publish its readiness, stop
+    /// it in step with the others, and exit with its code
+    ///
+    /// The entrypoint that replaces wait-for-it, linkerd-await, kubexit, scuttle and tini:
+    /// --wait-for blocks until conditions hold (docs/conditions.md); --ready-when publishes
+    /// the readiness of --name, held while CMD runs; when CMD exits, a tombstone
+    /// (exit:NAME) and an `exit` event tell the others. Signals are forwarded to CMD; zombies
+    /// are reaped (as PID 1, or as a child subreaper); if run is killed, CMD dies with it.
+    /// Stopping is: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
+    /// SIGKILL. run exits with CMD's code, 128+N if a signal N killed it, 124 if --wait-for
+    /// timed out, 143/130 if SIGTERM/SIGINT arrived while waiting.
+    ///
+    ///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
+    ///   $ podsignal run --name proxy --ready-when http://127.0.0.1:15021/ready \
+    ///         --exit-with exit:app --exit-code on-stop-zero -- ./proxy
+    ///   $ podsignal run --name web --drain --drain-ports 8080 --grace 20s -- ./web
+    ///   $ podsignal run --name api --ready-when notify -- ./api   # the child sends READY=1
+    #[command(verbatim_doc_comment)]
+    Run(Box<RunArgs>),
+    /// Ask the container running `run --name NAME` to stop gracefully
+    ///
+    /// Writes stop/NAME.json in the shared directory; that `run` stops its command as it
+    /// would on SIGTERM (without --stop-after) and exits. With --wait, waits for its
+    /// tombstone. A /quitquitquit for every sidecar, with no HTTP server or curl needed.
+    ///
+    ///   $ podsignal stop proxy --reason "job finished" --wait --timeout 30s
+    #[command(verbatim_doc_comment)]
+    Stop(StopArgs),
+    /// Copy this podsignal binary into DEST (a directory or a file path)
+    ///
+    /// For an init container sharing a volume with images that do not ship podsignal.
+    ///
+    ///   $ podsignal install /podsignal-bin/        # then: /podsignal-bin/podsignal run ...
+    #[command(verbatim_doc_comment)]
+    Install(InstallArgs),
+    /// Serve the shared directory over HTTP on localhost (the agent)
+    ///
+    /// A versioned JSON API under /v1 (readiness, locks, leaders, events with Server-Sent
+    /// Events, phase, shutdown), plus /healthz, /readyz, /metrics and /openapi.json. The
+    /// directory stays the source of truth: the API and `podsignal` on the volume agree.
+    /// Binds loopback only, unless --allow-remote with a --token-file. SIGTERM/SIGINT: open
+    /// long-polls get 503, streams end, everything held is released, exit 0. See
+    /// docs/http-api.md.
+    ///
+    ///   $ podsignal agent --listen 127.0.0.1:7781
+    ///   $ podsignal agent --listen unix:/run/podsignal/agent.sock
+    ///   $ curl -s localhost:7781/v1/readiness/db?wait=30s
+    #[command(verbatim_doc_comment)]
+    Agent(AgentArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
