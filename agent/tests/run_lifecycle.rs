@@ -23,11 +23,11 @@ fn tombstone(pod: &Pod, name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// `run --name NAME -- sh -c 'echo $$ >PIDFILE; SCRIPT'`, started in the background; returns
+/// `run --name NAME -- sh -c SCRIPT` (announcing its pid after SCRIPT's traps), started in the background; returns
 /// run's pid and the command's pid once it has started.
 fn start(pod: &mut Pod, name: &str, opts: &[&str], script: &str) -> (u32, u32) {
     let pidfile = pod.path(&format!("{name}.pid"));
-    let script = format!("echo $$ >{}; {script}", pidfile.display());
+    let script = announce_after_traps(script, &pidfile);
     let mut args = vec!["run", "--name", name];
     args.extend_from_slice(opts);
     args.extend_from_slice(&["--", "sh", "-c", &script]);

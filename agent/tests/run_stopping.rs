@@ -26,11 +26,11 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// `run --name NAME OPTS -- sh -c 'echo $$ >PIDFILE; SCRIPT'` in the background; returns
+/// `run --name NAME OPTS -- sh -c SCRIPT` (announcing its pid after SCRIPT's traps) in the background; returns
 /// run's process once the command has started.
 fn start(pod: &mut Pod, name: &str, opts: &[&str], script: &str) -> std::process::Child {
     let pidfile = pod.path(&format!("{name}.pid"));
-    let script = format!("echo $$ >{}; {script}", pidfile.display());
+    let script = announce_after_traps(script, &pidfile);
     let mut args = vec!["run", "--name", name];
     args.extend_from_slice(opts);
     args.extend_from_slice(&["--", "sh", "-c", &script]);
@@ -160,8 +160,9 @@ fn pgroup_sends_the_signal_to_a_grandchild_in_the_group() {
     std::fs::write(
         &grandchild,
         format!(
-            "trap 'echo grandchild-term >>{}; exit 0' TERM\nwhile :; do sleep 0.05; done\n",
-            log.display()
+            "trap 'echo grandchild-term >>{}; exit 0' TERM\necho up >{}\nwhile :; do sleep 0.05; done\n",
+            log.display(),
+            pod.path("grandchild.up").display()
         ),
     )
     .unwrap();
@@ -174,10 +175,11 @@ fn pgroup_sends_the_signal_to_a_grandchild_in_the_group() {
         gcpid = pod.path("grandchild.pid").display()
     );
     let mut run = start(&mut pod, "app", &["--pgroup", "--grace", "30s"], &script);
-    assert!(eventually(Duration::from_secs(5), || read_pid(
-        &pod.path("grandchild.pid")
-    )
-    .is_some()));
+    // Synchronise on the grandchild's word that its TERM trap is set, not on its pid: a
+    // signal before the trap would kill it (and the test would see 143).
+    assert!(eventually(Duration::from_secs(5), || pod
+        .path("grandchild.up")
+        .exists()));
     signal(run.id(), "TERM");
     assert_eq!(wait_exit(&mut run, Duration::from_secs(10)), Some(0));
     let got = read(&log);

@@ -135,3 +135,35 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// `SCRIPT` with `echo $$ >PIDFILE` inserted after its leading `trap '...' SIGS;` statements:
+/// a test that waits for the pid file then signals the shell must not race its traps.
+pub fn announce_after_traps(script: &str, pidfile: &Path) -> String {
+    let mut rest = script.trim_start();
+    let mut traps = String::new();
+    while let Some(after) = rest.strip_prefix("trap '") {
+        let Some(close) = after.find('\'') else { break };
+        let Some(end) = after[close..].find(';') else {
+            break;
+        };
+        let statement = &rest[..6 + close + end + 1];
+        traps.push_str(statement);
+        traps.push(' ');
+        rest = rest[statement.len()..].trim_start();
+    }
+    format!("{traps}echo $$ >{}; {rest}", pidfile.display())
+}
+
+#[test]
+fn announce_after_traps_puts_the_pid_after_the_traps() {
+    let p = Path::new("/p");
+    assert_eq!(announce_after_traps("exit 3", p), "echo $$ >/p; exit 3");
+    assert_eq!(
+        announce_after_traps("trap 'exit 0' TERM; sleep 1", p),
+        "trap 'exit 0' TERM; echo $$ >/p; sleep 1"
+    );
+    assert_eq!(
+        announce_after_traps("trap '' TERM; trap 'x; y' INT; z", p),
+        "trap '' TERM; trap 'x; y' INT; echo $$ >/p; z"
+    );
+}
