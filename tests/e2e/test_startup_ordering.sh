@@ -4,6 +4,8 @@ test_main() {
   play "$f" restart=OnFailure  # returns once the init containers (install, migrate) are done
   ok "init containers install + migrate completed before the app containers started"
   until_ok 20 log_has $pod-app "app: starting" || fail "app never started"
+  # Wait for the app's verdict (either line), then check which one it printed.
+  until_ok 10 log_has $pod-app "app: proxy" || fail "app never said whether the proxy answered"
   log_has $pod-app "proxy answered on the first try" || fail "app started before the proxy listened"
   ok "app started only after proxy (2 s warm-up) and db-migrated were ready"
   until_ok 10 host_podsignal startup-ordering-signals wait app --timeout 100ms || fail "app never became ready"
