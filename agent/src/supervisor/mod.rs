@@ -174,7 +174,8 @@ pub async fn supervise(
         let watchdog_at = notify_state
             .watchdog_deadline()
             .map_or(far, Instant::from_std);
-        tokio::select! {
+        // An arm that decides to stop yields its trigger; the stop begins after the select.
+        let stop: Option<Trigger> = tokio::select! {
             status = &mut exited => break status?,
             Some(signo) = signals.recv() => {
                 if !signals::is_termination(signo) || state == State::Signalled || state == State::Killed {
@@ -190,13 +191,7 @@ pub async fn supervise(
                     kill_at = stop_deadline.unwrap_or_else(|| Instant::now() + plan.grace);
                     continue;
                 }
-                let t = Trigger::Signal(signo);
-                let deadline = Instant::now() + plan.grace;
-                stop_deadline = Some(deadline);
-                begin_stop(volume, plan, &t, &mut readiness).await;
-                trigger = Some(t.clone());
-                state = State::PreStop;
-                pre_stop = Box::pin(bounded(plan, deadline, plan.pre_stop.run(volume, t, plan.timing, reaper)));
+                Some(Trigger::Signal(signo))
             }
             request = &mut stop_request, if state == State::Running => {
                 let t = match request {
@@ -210,24 +205,14 @@ pub async fn supervise(
                 if let Some(n) = &plan.name {
                     let _ = volume.clear_stop_request(n);
                 }
-                let deadline = Instant::now() + plan.grace;
-                stop_deadline = Some(deadline);
-                begin_stop(volume, plan, &t, &mut readiness).await;
-                trigger = Some(t.clone());
-                state = State::PreStop;
-                pre_stop = Box::pin(bounded(plan, deadline, plan.pre_stop.run(volume, t, plan.timing, reaper)));
+                Some(t)
             }
             holds = &mut exit_with, if state == State::Running => {
                 let t = Trigger::ExitWith(match holds {
                     Ok(h) => h,
                     Err(e) => format!("{e:#}"),
                 });
-                let deadline = Instant::now() + plan.grace;
-                stop_deadline = Some(deadline);
-                begin_stop(volume, plan, &t, &mut readiness).await;
-                trigger = Some(t.clone());
-                state = State::PreStop;
-                pre_stop = Box::pin(bounded(plan, deadline, plan.pre_stop.run(volume, t, plan.timing, reaper)));
+                Some(t)
             }
             () = &mut pre_stop => {
                 pre_stop = Box::pin(std::future::pending());
@@ -241,15 +226,18 @@ pub async fn supervise(
                 tracing::info!("stopping the child with {} (SIGKILL in {}, the rest of --grace)", signals::name(sig), podsignal_proto::format_duration(round_ms(left)));
                 send(sig);
                 state = State::Signalled;
+                None
             }
             () = tokio::time::sleep_until(kill_at), if state == State::Signalled => {
                 tracing::warn!("the child outlived --grace {}: sending SIGKILL", podsignal_proto::format_duration(plan.grace));
                 send(signal_hook::consts::SIGKILL);
                 state = State::Killed;
+                None
             }
             Some(update) = ready_rx.recv() => {
                 let Ready(ready, why) = update;
                 readiness.set(ready, &why).await;
+                None
             }
             Some(message) = recv_opt(&mut notify_rx) => {
                 match &message {
@@ -269,6 +257,7 @@ pub async fn supervise(
                     // Answering BARRIER=1: closed after every earlier message was applied.
                     drop(fds);
                 }
+                None
             }
             () = tokio::time::sleep_until(watchdog_at), if watchdog_at < far => {
                 let (ready, why) = notify_state.watchdog_fired();
@@ -277,7 +266,20 @@ pub async fn supervise(
                 if let Some(n) = &plan.name {
                     let _ = volume.publish(&event_kind("watchdog"), Some(serde_json::json!({"name": n}))).await;
                 }
+                None
             }
+        };
+        if let Some(t) = stop {
+            let deadline = Instant::now() + plan.grace;
+            stop_deadline = Some(deadline);
+            begin_stop(volume, plan, &t, &mut readiness).await;
+            trigger = Some(t.clone());
+            state = State::PreStop;
+            pre_stop = Box::pin(bounded(
+                plan,
+                deadline,
+                plan.pre_stop.run(volume, t, plan.timing, reaper),
+            ));
         }
     };
     probe.abort();
