@@ -11,32 +11,9 @@ use std::time::Duration;
 
 use common::*;
 
-fn signal(pid: u32, sig: &str) {
-    std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .unwrap();
-}
-
 fn tombstone(pod: &Pod, name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(pod.dir.join(format!("exits/{name}.json"))).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-/// `run --name NAME -- sh -c SCRIPT` (announcing its pid after SCRIPT's traps), started in the background; returns
-/// run's pid and the command's pid once it has started.
-fn start(pod: &mut Pod, name: &str, opts: &[&str], script: &str) -> (u32, u32) {
-    let pidfile = pod.path(&format!("{name}.pid"));
-    let script = announce_after_traps(script, &pidfile);
-    let mut args = vec!["run", "--name", name];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(&["--", "sh", "-c", &script]);
-    let run = pod.spawn(&args);
-    assert!(
-        eventually(Duration::from_secs(5), || read_pid(&pidfile).is_some()),
-        "{name} never started"
-    );
-    (run, read_pid(&pidfile).unwrap())
 }
 
 #[test]
@@ -64,7 +41,7 @@ fn exit_codes_and_signal_deaths_propagate_exactly() {
 #[test]
 fn exit_with_stops_the_sidecar_when_the_app_exits_and_on_stop_zero_gives_0() {
     let mut pod = Pod::new();
-    let (proxy, proxy_cmd) = start(
+    let (proxy, proxy_cmd) = start_run(
         &mut pod,
         "proxy",
         &["--exit-with", "exit:app", "--exit-code", "on-stop-zero"],
@@ -110,13 +87,13 @@ fn exit_with_stops_the_sidecar_when_the_app_exits_and_on_stop_zero_gives_0() {
 #[test]
 fn stop_after_keeps_the_proxy_running_until_the_app_has_exited() {
     let mut pod = Pod::new();
-    let (proxy, proxy_cmd) = start(
+    let (proxy, proxy_cmd) = start_run(
         &mut pod,
         "proxy",
         &["--stop-after", "exit:app", "--grace", "30s"],
         "exec sleep 30",
     );
-    let (app, _) = start(&mut pod, "app", &[], "trap 'exit 0' TERM; sleep 30 & wait");
+    let (app, _) = start_run(&mut pod, "app", &[], "trap 'exit 0' TERM; sleep 30 & wait");
     let mut proxy_run = pod.take(proxy);
     let mut app_run = pod.take(app);
     signal(proxy, "TERM");
@@ -142,7 +119,7 @@ fn stop_after_keeps_the_proxy_running_until_the_app_has_exited() {
 #[test]
 fn grace_escalates_to_sigkill_for_a_child_ignoring_sigterm() {
     let mut pod = Pod::new();
-    let (run, cmd) = start(
+    let (run, cmd) = start_run(
         &mut pod,
         "stubborn",
         &["--grace", "200ms"],
@@ -167,7 +144,7 @@ fn drain_ports_waits_for_an_open_connection_to_close() {
     let port = listener.local_addr().unwrap().port();
     let conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (accepted, _) = listener.accept().unwrap();
-    let (run, _) = start(
+    let (run, _) = start_run(
         &mut pod,
         "web",
         &[
@@ -208,7 +185,7 @@ fn drain_ports_waits_for_an_open_connection_to_close() {
 #[test]
 fn podsignal_stop_stops_run_gracefully_from_another_process() {
     let mut pod = Pod::new();
-    let (run, cmd) = start(
+    let (run, cmd) = start_run(
         &mut pod,
         "proxy",
         &["--exit-code", "on-stop-zero"],
@@ -253,7 +230,7 @@ fn podsignal_stop_stops_run_gracefully_from_another_process() {
 fn kill_9_of_run_retracts_its_readiness_and_kills_its_command() {
     let mut pod = Pod::new();
     let flag = pod.path("flag");
-    let (run, cmd) = start(
+    let (run, cmd) = start_run(
         &mut pod,
         "app",
         &["--ready-when", &format!("file:{}", flag.display())],
@@ -302,7 +279,7 @@ fn readiness_is_retracted_when_the_command_exits() {
     let script = format!(
         "exec python3 -c 'import socket,time,sys; s=socket.socket(); s.bind((\"127.0.0.1\",{port})); s.listen(); time.sleep(30)'"
     );
-    let (run, _) = start(
+    let (run, _) = start_run(
         &mut pod,
         "srv",
         &["--ready-when", &format!("tcp:{port}")],

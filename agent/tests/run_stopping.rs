@@ -15,30 +15,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn signal(pid: u32, sig: &str) {
-    std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()
-        .unwrap();
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// `run --name NAME OPTS -- sh -c SCRIPT` (announcing its pid after SCRIPT's traps) in the background; returns
-/// run's process once the command has started.
+/// [`start_run`], keeping run's process to wait on.
 fn start(pod: &mut Pod, name: &str, opts: &[&str], script: &str) -> std::process::Child {
-    let pidfile = pod.path(&format!("{name}.pid"));
-    let script = announce_after_traps(script, &pidfile);
-    let mut args = vec!["run", "--name", name];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(&["--", "sh", "-c", &script]);
-    let run = pod.spawn(&args);
-    assert!(
-        eventually(Duration::from_secs(5), || read_pid(&pidfile).is_some()),
-        "{name} never started"
-    );
+    let (run, _) = start_run(pod, name, opts, script);
     pod.take(run)
 }
 

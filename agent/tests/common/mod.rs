@@ -117,6 +117,30 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Sends signal `sig` (e.g. "TERM") to `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+}
+
+/// `run --name NAME OPTS -- sh -c SCRIPT` in the background, its command announcing its pid
+/// after SCRIPT's leading traps; returns run's pid and the command's pid once it has started.
+pub fn start_run(pod: &mut Pod, name: &str, opts: &[&str], script: &str) -> (u32, u32) {
+    let pidfile = pod.path(&format!("{name}.pid"));
+    let script = announce_after_traps(script, &pidfile);
+    let mut args = vec!["run", "--name", name];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["--", "sh", "-c", &script]);
+    let run = pod.spawn(&args);
+    assert!(
+        eventually(Duration::from_secs(5), || read_pid(&pidfile).is_some()),
+        "{name} never started"
+    );
+    (run, read_pid(&pidfile).expect("pid file"))
+}
+
 pub fn kill9(pid: u32) {
     Command::new("kill")
         .args(["-9", &pid.to_string()])

@@ -37,20 +37,19 @@ impl Agent {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken in the meantime: try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Agent {
-                        child,
-                        port,
-                        dir,
-                        _tmp: tmp,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(10));
+            // Listening, or exited (the port was taken in the meantime: try another).
+            let mut exited = false;
+            let listening = eventually(Duration::from_secs(10), || {
+                exited = matches!(child.try_wait(), Ok(Some(_)));
+                exited || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if listening && !exited {
+                return Agent {
+                    child,
+                    port,
+                    dir,
+                    _tmp: tmp,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -102,14 +101,12 @@ impl Agent {
     /// Sends SIGTERM and waits up to `limit` for the exit status.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         signal(self.child.id(), "TERM");
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        let mut status = None;
+        eventually(limit, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
     }
 
     /// The agent's stderr so far (after it exited).
