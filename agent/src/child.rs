@@ -1,20 +1,24 @@
-//! Running a command as a child that cannot outlive us.
+//! Running a command as a child that cannot outlive us, nor leave anything behind.
 //!
-//! The child is spawned from a dedicated thread that lives exactly as long as the child:
-//! `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, so spawning from a
-//! short-lived or pooled thread would kill the child early. If this process dies, even by
-//! `kill -9`, the kernel sends the child SIGKILL, so a lock handed to it is freed and no
-//! orphan keeps running while others believe it stopped.
+//! - **PDEATHSIG.** The child is spawned from a dedicated thread that lives exactly as long
+//!   as the child: `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits.
+//!   If this process dies, even by `kill -9`, the kernel sends the child SIGKILL.
+//! - **Its own process group**, unless stdin is a terminal (an interactive command must stay
+//!   in the terminal's foreground group): everything it starts is in that group, unless it
+//!   calls `setsid(2)`.
+//! - **A guard** (see `guard`): a small process that kills the whole group if this process
+//!   dies before it could do so itself. PDEATHSIG reaches the child only, not what the child
+//!   started; without the guard a `kill -9` of `podsignal lock` would leave a grandchild
+//!   running (and holding the inherited lock).
+//! - **The reaper** collects every exit status (see `reaper`), and this process is a child
+//!   subreaper, so orphans of the command come back to it and are stopped with the rest
+//!   (`leftovers`).
 //!
 //! Signals are sent through a pidfd, so a signal can never hit a recycled PID.
-//!
-//! `run` spawns through [`spawn_with`] and a [`Reaper`]: then the reaper, not
-//! `Child::wait`, collects the exit status (see `supervisor/reaper.rs` for why).
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::{Arc, Mutex};
@@ -24,7 +28,7 @@ use rustix::process::{Pid, Signal};
 use tokio::sync::oneshot;
 
 use crate::exit::{Exit, ExitCode};
-use crate::supervisor::reaper::Reaper;
+use crate::reaper::Reaper;
 
 /// What to run.
 #[derive(Debug)]
@@ -33,17 +37,37 @@ pub struct ChildSpec<'a> {
     pub argv: &'a [OsString],
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
-    /// A descriptor the child inherits (a held lock, as `flock(1)` passes it).
-    pub inherit: Option<&'a File>,
+    /// A descriptor the child inherits (a held lock, or the connection that holds it), set
+    /// in `PODSIGNAL_LOCK_FD`.
+    pub inherit: Option<BorrowedFd<'a>>,
 }
 
-/// How to spawn, beyond what to run: [`spawn`] uses the defaults.
-#[derive(Debug, Default)]
+/// How to spawn, beyond what to run.
+#[derive(Debug)]
 pub struct SpawnOptions {
-    /// Let this reaper collect the exit status (a subreaper must not race `Child::wait`).
-    pub reaper: Option<Reaper>,
-    /// Put the child in a process group of its own (signals can then go to the group).
+    /// The reaper that collects the exit status.
+    pub reaper: Reaper,
+    /// Put the child in a process group of its own (and guard it: see the module docs).
     pub process_group: bool,
+}
+
+impl SpawnOptions {
+    /// The command a wrapper runs: its own process group (guarded) unless stdin is a
+    /// terminal.
+    pub fn command(reaper: &Reaper) -> SpawnOptions {
+        SpawnOptions {
+            reaper: reaper.clone(),
+            process_group: !rustix::termios::isatty(std::io::stdin()),
+        }
+    }
+
+    /// A helper command (a probe, a pre-stop hook): in our process group, not guarded.
+    pub fn helper(reaper: &Reaper) -> SpawnOptions {
+        SpawnOptions {
+            reaper: reaper.clone(),
+            process_group: false,
+        }
+    }
 }
 
 /// A running child: its pid, a way to signal it, and its exit.
@@ -52,16 +76,36 @@ pub struct Child {
     pid: Pid,
     pidfd: Arc<Mutex<Option<OwnedFd>>>,
     exited: oneshot::Receiver<io::Result<ExitStatus>>,
+    group: Option<Group>,
+}
+
+/// The child's own process group, and the guard that kills it if we die first.
+#[derive(Debug)]
+pub struct Group {
+    /// The group id (the child's pid).
+    pub id: Pid,
+    /// The write end of the guard's pipe, and the guard's pid: closing the pipe without a
+    /// word (our death) makes the guard kill the group; [`Group::dismiss`] lets it go.
+    guard: Option<(OwnedFd, Pid)>,
+}
+
+impl Group {
+    /// Everything in the group is gone (stopped by us): the guard may exit without killing.
+    pub fn dismiss(&mut self) {
+        if let Some((fd, _)) = self.guard.take() {
+            let _ = rustix::io::write(&fd, b"d");
+        }
+    }
+
+    /// The guard's pid (our child, but not something the command left behind).
+    pub fn guard_pid(&self) -> Option<Pid> {
+        self.guard.as_ref().map(|(_, pid)| *pid)
+    }
 }
 
 /// Spawns the child. Errors name the command; "not found" and "not executable" map to the
 /// shell's 127 and 126.
-pub fn spawn(spec: ChildSpec<'_>) -> anyhow::Result<Child> {
-    spawn_with(spec, SpawnOptions::default())
-}
-
-/// [`spawn`], with options.
-pub fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::Result<Child> {
+pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::Result<Child> {
     let program = spec
         .argv
         .first()
@@ -74,22 +118,28 @@ pub fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::Result<
     if options.process_group {
         cmd.process_group(0);
     }
-    // Let the inherited descriptor survive exec for this one spawn. Nothing else in this
-    // process spawns children concurrently, so no other child can inherit it by accident.
-    if let Some(f) = spec.inherit {
-        rustix::io::fcntl_setfd(f.as_fd(), FdFlags::empty())?;
-        cmd.env("PODSIGNAL_LOCK_FD", f.as_raw_fd().to_string());
-    }
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    // The child inherits a duplicate that survives exec, closed here right after the spawn
+    // (before the guard's): only the command and what it starts hold the lock. A wrapper
+    // spawns its command before anything else, so no other child can inherit it by accident.
+    let inherit: Option<OwnedFd> = match spec.inherit {
+        Some(f) => {
+            let dup = f.try_clone_to_owned()?;
+            rustix::io::fcntl_setfd(&dup, FdFlags::empty())?;
+            cmd.env("PODSIGNAL_LOCK_FD", dup.as_raw_fd().to_string());
+            Some(dup)
+        }
+        None => None,
+    };
+    let (started_tx, started_rx) = oneshot::channel();
     let (exit_tx, exit_rx) = oneshot::channel();
+    let reaper = options.reaper.clone();
+    let grouped = options.process_group;
     std::thread::Builder::new()
         .name("podsignal-child".into())
         .spawn(move || {
-            let spawned = match &options.reaper {
-                Some(reaper) => reaper.spawn(&mut cmd).map(|(c, rx)| (c, Some(rx))),
-                None => cmd.spawn().map(|c| (c, None)),
-            };
-            let (mut child, reaped) = match spawned {
+            let spawned = reaper.spawn(&mut cmd);
+            drop(inherit);
+            let (child, reaped) = match spawned {
                 Ok(c) => c,
                 Err(e) => {
                     let _ = started_tx.send(Err(e));
@@ -98,33 +148,31 @@ pub fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::Result<
             };
             let pid = Pid::from_child(&child);
             let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
-            let _ = started_tx.send(Ok((pid, pidfd)));
-            let status = match reaped {
-                Some(rx) => rx
-                    .recv()
-                    .map_err(|_| io::Error::other("the reaper stopped")),
-                None => child.wait(),
-            };
+            let group = grouped.then(|| Group {
+                id: pid,
+                guard: crate::guard::spawn(&reaper, pid),
+            });
+            let _ = started_tx.send(Ok((pid, pidfd, group)));
+            let status = reaped
+                .recv()
+                .map_err(|_| io::Error::other("the reaper stopped"));
             let _ = exit_tx.send(status);
             // This thread returns only after the child is reaped: the death signal stays armed
             // for the child's whole life.
         })?;
     let started = started_rx
-        .recv()
+        .await
         .map_err(|_| anyhow::anyhow!("the thread spawning {} died", program.to_string_lossy()));
-    if let Some(f) = spec.inherit {
-        rustix::io::fcntl_setfd(f.as_fd(), FdFlags::CLOEXEC)?;
-    }
     match started? {
-        Ok((pid, pidfd)) => Ok(Child {
+        Ok((pid, pidfd, group)) => Ok(Child {
             pid,
             pidfd: Arc::new(Mutex::new(pidfd)),
             exited: exit_rx,
+            group,
         }),
         Err(e) => {
             let code = match e.kind() {
                 io::ErrorKind::NotFound => ExitCode::NOT_FOUND,
-                io::ErrorKind::PermissionDenied => ExitCode::CANNOT_EXECUTE,
                 _ => ExitCode::CANNOT_EXECUTE,
             };
             Err(Exit::with(
@@ -140,7 +188,8 @@ fn set_parent_death_signal(cmd: &mut Command) {
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the forked child before exec. It calls only prctl(2) and
     // getppid(2), which are async-signal-safe, and builds its error from an errno without
-    // allocating. Tested by `lock_holder_killed_frees_lock_and_kills_command` in tests/cli.rs.
+    // allocating. Tested by `a_killed_lock_holder_frees_the_lock_and_its_command` in
+    // tests/locks.rs.
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
@@ -169,8 +218,9 @@ impl Child {
         }
     }
 
-    /// Waits for the child to exit and returns its status.
-    pub async fn wait(self) -> anyhow::Result<ExitStatus> {
+    /// Waits for the child to exit; returns its status and its process group (if it has
+    /// one), whose leftovers are the caller's to stop.
+    pub async fn wait(self) -> anyhow::Result<(ExitStatus, Option<Group>)> {
         let status = self
             .exited
             .await
@@ -179,7 +229,7 @@ impl Child {
         if let Ok(mut fd) = self.pidfd.lock() {
             fd.take();
         }
-        Ok(status)
+        Ok((status, self.group))
     }
 }
 
@@ -191,9 +241,8 @@ pub struct Signaller {
 }
 
 impl Signaller {
-    /// Sends `signal` to the child's process group (the child must lead one: spawned with
-    /// [`SpawnOptions::process_group`]); does nothing once the child is reaped, so the
-    /// group id cannot have been recycled.
+    /// Sends `signal` to the child's process group (the child must lead one); does nothing
+    /// once the child is reaped, so the group id cannot have been recycled.
     pub fn send_group(&self, signal: Signal) {
         let Ok(guard) = self.pidfd.lock() else { return };
         if guard.is_some() {
@@ -223,37 +272,4 @@ pub fn exit_code_of(status: ExitStatus) -> ExitCode {
         (None, Some(sig)) => ExitCode::from_signal(sig),
         (None, None) => ExitCode::ERROR,
     }
-}
-
-/// The signals a wrapper forwards to its child (every catchable one a supervisor is sent).
-pub const FORWARDED: [i32; 8] = [
-    signal_hook::consts::SIGTERM,
-    signal_hook::consts::SIGINT,
-    signal_hook::consts::SIGHUP,
-    signal_hook::consts::SIGQUIT,
-    signal_hook::consts::SIGUSR1,
-    signal_hook::consts::SIGUSR2,
-    signal_hook::consts::SIGWINCH,
-    signal_hook::consts::SIGURG,
-];
-
-/// Runs `spec` to completion, forwarding [`FORWARDED`] signals to it, and returns its code.
-pub async fn run_forwarding(spec: ChildSpec<'_>) -> anyhow::Result<ExitCode> {
-    let mut signals = signal_hook::iterator::Signals::new(FORWARDED)?;
-    let handle = signals.handle();
-    let child = spawn(spec)?;
-    let signaller = child.signaller();
-    let forwarder = std::thread::Builder::new()
-        .name("podsignal-signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if let Some(s) = Signal::from_named_raw(sig) {
-                    signaller.send(s);
-                }
-            }
-        })?;
-    let status = child.wait().await;
-    handle.close();
-    let _ = forwarder.join();
-    Ok(exit_code_of(status?))
 }

@@ -24,7 +24,8 @@ impl Exit {
     }
 }
 
-/// The exit code an error stands for: timeouts 124, a busy lock 75, anything else 1.
+/// The exit code an error stands for: timeouts 124, a busy lock 75, input over a size limit
+/// (a record, an event) 2, anything else 1.
 pub fn code_of(e: &anyhow::Error) -> ExitCode {
     if let Some(exit) = e.downcast_ref::<Exit>() {
         return exit.code;
@@ -33,6 +34,13 @@ pub fn code_of(e: &anyhow::Error) -> ExitCode {
         match cause.downcast_ref::<ClientError>() {
             Some(ClientError::Timeout { .. }) => return ExitCode::TIMEOUT,
             Some(ClientError::LockBusy { .. }) => return ExitCode::LOCK_BUSY,
+            Some(ClientError::TooLarge { .. } | ClientError::EventTooLarge(_)) => {
+                return ExitCode::USAGE;
+            }
+            Some(ClientError::Agent { code: Some(c), .. }) if c == "payload_too_large" => {
+                return ExitCode::USAGE;
+            }
+            Some(ClientError::EventsRotated { .. }) => return ExitCode::EVENTS_LOST,
             _ => {}
         }
     }

@@ -2,10 +2,13 @@
 //! runtime, and dispatches to `cmd/`; errors become one line on stderr and an exit code.
 //!
 //! - `cli`: clap definitions (the `--help` text lives there).
-//! - `cmd/`: one module per subcommand.
-//! - `child`: running a command that cannot outlive us (lock, leader, run).
+//! - `cmd/`: one module per subcommand, written against the `Coordinator` trait, so each
+//!   works the same on the volume and through `--agent`.
+//! - `signals`: the one signal path, installed first thing.
+//! - `child`, `reaper`, `guard`, `leftovers`: running a command that cannot outlive us and
+//!   leaves nothing behind (lock, leader, run).
 //! - `condition/`: evaluating conditions (`wait`, `run --wait-for`, `--ready-when`).
-//! - `supervisor/`: `run`'s child supervision: reaper, signals, sd_notify, shutdown.
+//! - `supervisor/`: `run`'s child supervision: sd_notify, shutdown steps, the state machine.
 //! - `http/`: the agent's HTTP API (`podsignal agent`).
 //! - `exit`: exit codes.
 
@@ -14,7 +17,11 @@ mod cli;
 mod cmd;
 mod condition;
 mod exit;
+mod guard;
 mod http;
+mod leftovers;
+mod reaper;
+mod signals;
 mod supervisor;
 
 use clap::Parser;
@@ -25,6 +32,21 @@ use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let cli::Command::Guard(args) = &cli.command {
+        return std::process::ExitCode::from(guard::run(args.pgid).0);
+    }
+    // Before anything else: a signal that arrives from now on is handled, never lost.
+    let signals = if cli.command.catches_signals() {
+        match signals::SignalStream::install() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("podsignal: cannot install signal handlers: {e}");
+                return std::process::ExitCode::from(ExitCode::ERROR.0);
+            }
+        }
+    } else {
+        None
+    };
     // The agent is a server: its operators want to see it start, serve and stop.
     let default_level = if matches!(cli.command, cli::Command::Agent(_)) {
         "info"
@@ -43,7 +65,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(ExitCode::ERROR.0);
         }
     };
-    let result = runtime.block_on(cmd::dispatch(cli));
+    let result = runtime.block_on(cmd::dispatch(cli, signals));
     // Threads blocked in flock(2) for an abandoned wait must not hold up the exit.
     runtime.shutdown_background();
     let code = match result {
@@ -72,8 +94,22 @@ fn init_logging(format: LogFormat, default_level: &str) {
     }
 }
 
+/// Where the operations go: the shared directory, or an agent (`--agent`).
+#[derive(Debug)]
+pub enum Transport {
+    /// The shared directory, opened in this process.
+    Volume(Volume),
+    /// A `podsignal agent`.
+    Agent(podsignal_client::http::AgentClient),
+}
+
 /// The transport the global options ask for: the agent at `--agent`, else the volume.
-pub async fn open_client(global: &GlobalOpts) -> anyhow::Result<podsignal_client::Client> {
+/// `source` names this process in what it writes (`run --name`), instead of the default
+/// (`PODSIGNAL_NAME`, else `pid@hostname`).
+pub async fn open_transport(
+    global: &GlobalOpts,
+    source: Option<String>,
+) -> anyhow::Result<Transport> {
     match &global.agent {
         Some(url) => {
             let token = global
@@ -81,11 +117,15 @@ pub async fn open_client(global: &GlobalOpts) -> anyhow::Result<podsignal_client
                 .as_deref()
                 .map(cmd::agent::read_token)
                 .transpose()?;
-            Ok(podsignal_client::Client::Agent(
-                podsignal_client::http::AgentClient::new(url, token)?,
-            ))
+            let mut identity = podsignal_client::identity::current();
+            if source.is_some() {
+                identity.source = source;
+            }
+            let client = podsignal_client::http::AgentClient::with_identity(url, token, identity)
+                .map_err(|e| exit::Exit::with(ExitCode::USAGE, format!("--agent: {e}")))?;
+            Ok(Transport::Agent(client))
         }
-        None => Ok(podsignal_client::Client::Volume(open_volume(global).await?)),
+        None => Ok(Transport::Volume(open_volume_as(global, source).await?)),
     }
 }
 
@@ -94,8 +134,7 @@ pub async fn open_volume(global: &GlobalOpts) -> anyhow::Result<Volume> {
     open_volume_as(global, None).await
 }
 
-/// [`open_volume`], writing as `source` (e.g. `run --name`'s NAME) instead of the default
-/// (`PODSIGNAL_NAME`, else `pid@hostname`).
+/// [`open_volume`], writing as `source` instead of the default.
 pub async fn open_volume_as(global: &GlobalOpts, source: Option<String>) -> anyhow::Result<Volume> {
     let access = match global.access {
         AccessArg::Owner => Access::Owner,

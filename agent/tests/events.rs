@@ -141,6 +141,10 @@ fn bad_event_input_is_a_usage_error() {
         "--data",
         &format!("\"{}\"", "a".repeat(20_000)),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "over the size limit is a usage error"
+    );
     assert!(stderr(&out).contains("limit"), "{}", stderr(&out));
 }

@@ -219,10 +219,33 @@ fn fencing_tokens_increase_across_holders_and_restarts() {
 }
 
 #[test]
-fn a_corrupt_fencing_counter_stops_the_lock_instead_of_resetting_it() {
+fn a_corrupt_fencing_counter_continues_from_the_last_holder_never_resetting() {
     let pod = Pod::new();
+    let token = |out: &std::process::Output| stdout(out).trim().to_owned();
     assert!(pod.run(&["lock", "t", "--", "true"]).status.success());
     std::fs::write(pod.dir.join("locks/t.fence"), "garbage").unwrap();
+    let out = pod.run(&[
+        "lock",
+        "t",
+        "--",
+        "sh",
+        "-c",
+        "echo $PODSIGNAL_FENCING_TOKEN",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        token(&out),
+        "2",
+        "continued from the holder record's token 1"
+    );
+    assert!(
+        stderr(&out).contains("t.fence"),
+        "the repair is logged: {}",
+        stderr(&out)
+    );
+    // Garbage again and no holder record: nothing to continue from, so no token at all.
+    std::fs::write(pod.dir.join("locks/t.fence"), "garbage").unwrap();
+    std::fs::remove_file(pod.dir.join("locks/t.holder.json")).unwrap();
     let out = pod.run(&["lock", "t", "--", "true"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("t.fence"), "{}", stderr(&out));

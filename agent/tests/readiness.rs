@@ -119,7 +119,7 @@ fn held_record_is_retracted_on_sigterm() {
     let mut holder = pod.take(pid);
     assert_eq!(wait_exit(&mut holder, Duration::from_secs(10)), Some(0));
     let status = stdout(&pod.run(&["status", "--json"]));
-    assert!(status.contains("holder stopped by signal 15"), "{status}");
+    assert!(status.contains("holder stopped by SIGTERM"), "{status}");
     let live: Vec<_> = std::fs::read_dir(pod.dir.join("ready"))
         .unwrap()
         .filter_map(|e| e.ok())

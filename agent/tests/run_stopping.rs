@@ -235,7 +235,7 @@ fn termination_log_holds_the_reason_in_kubernetes_format() {
     let text = read(&path);
     assert_eq!(text.len(), 4096, "Kubernetes reads at most 4096 bytes");
     assert!(
-        text.starts_with("stopped by podsignal (stop requested (by "),
+        text.starts_with("stopped by podsignal, stop requested by "),
         "{}",
         &text[..80]
     );

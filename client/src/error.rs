@@ -5,6 +5,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use podsignal_proto::event::EventTooLarge;
+use podsignal_proto::lock::FenceError;
 use podsignal_proto::{Name, NameError, Phase, RecordError};
 
 /// Anything a podsignal client call can fail with.
@@ -39,6 +41,30 @@ pub enum Error {
         #[source]
         source: RecordError,
     },
+    /// A record would be larger than every reader accepts: refused before it could replace
+    /// the record in place.
+    #[error("refusing to write {path}: {size} bytes, over the {limit}-byte record limit")]
+    TooLarge {
+        /// The record.
+        path: PathBuf,
+        /// Its encoded size.
+        size: u64,
+        /// The limit ([`podsignal_proto::MAX_RECORD_BYTES`]).
+        limit: u64,
+    },
+    /// An event is larger than the log accepts.
+    #[error(transparent)]
+    EventTooLarge(#[from] EventTooLarge),
+    /// No fencing token can be granted: the counter is corrupt with nothing to continue from,
+    /// or exhausted.
+    #[error("cannot grant a fencing token from {path}")]
+    Fence {
+        /// The counter file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: FenceError,
+    },
     /// A name is not valid.
     #[error(transparent)]
     Name(#[from] NameError),
@@ -61,12 +87,6 @@ pub enum Error {
         /// Who holds it, if the holder record says.
         holder: Option<String>,
     },
-    /// The fencing counter has reached its maximum value.
-    #[error("fencing counter of {name} is exhausted")]
-    FenceExhausted {
-        /// The lock.
-        name: Name,
-    },
     /// `phase set` to an earlier phase than the current one, without force.
     #[error("phase is {current} already; moving back to {requested} needs --force")]
     PhaseBackwards {
@@ -75,12 +95,12 @@ pub enum Error {
         /// The requested phase.
         requested: Phase,
     },
-    /// Events before `available` were rotated away before they could be read.
-    #[error("events {wanted} to {} were rotated away before they could be read", .available - 1)]
+    /// Events `wanted` to `available - 1` were lost: rotated away before they could be read.
+    #[error("events {wanted} to {} were lost: rotated away before they could be read", .available.saturating_sub(1))]
     EventsRotated {
-        /// The first sequence number asked for.
+        /// The first sequence number lost.
         wanted: u64,
-        /// The oldest sequence number still in the log.
+        /// The next sequence number there is.
         available: u64,
     },
     /// The HTTP agent answered with an error or could not be reached.
@@ -108,6 +128,30 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The file or directory involved, when the error is about one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Refused { path, .. }
+            | Error::BadRecord { path, .. }
+            | Error::TooLarge { path, .. }
+            | Error::Fence { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// An error encoding the record at `path`.
+    pub(crate) fn record(path: PathBuf, e: RecordError) -> Error {
+        match e {
+            RecordError::TooLarge { size } => Error::TooLarge {
+                path,
+                size,
+                limit: podsignal_proto::MAX_RECORD_BYTES,
+            },
+            source => Error::BadRecord { path, source },
+        }
+    }
+
     pub(crate) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,

@@ -1,16 +1,26 @@
 //! Lifecycle events: an append-only, rotated log of JSON lines under `events/`.
 //!
-//! Publishing takes the flock `events/events.lock`, finds the last sequence number at the
-//! tail of the newest segment, rotates if that segment is full, and appends one line with a
-//! single `write(2)` on an `O_APPEND` descriptor. Readers consume complete lines only, skip
-//! lines that are not events, and never yield a sequence number twice or out of order.
+//! Publishing takes the flock `events/events.lock` (waited for on the volume's flock thread,
+//! so a publish can be abandoned, e.g. by a deadline, without leaving anything behind), finds
+//! the last sequence number at the tail of the newest segment, rotates if that segment is
+//! full, and appends one line with a single `write(2)` on an `O_APPEND` descriptor.
+//!
+//! Reading follows [`podsignal_proto::event::cursor`]: this module only lists segments, opens
+//! them and reads bounded chunks on the blocking pool; the cursor decides what to read and
+//! reports every loss ([`Error::EventsRotated`]), never skipping one in silence.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use podsignal_proto::event::{MAX_EVENT_BYTES, SEGMENT_MAX_BYTES, SEGMENTS_KEPT};
+use podsignal_proto::event::cursor::{Cursor, Item, Step};
+use podsignal_proto::event::{
+    MAX_EVENT_BYTES, SEGMENT_MAX_BYTES, SEGMENT_READ_LIMIT, SEGMENTS_KEPT,
+};
 use podsignal_proto::{Event, EventSegment, Name, layout};
 use tokio::sync::mpsc;
 
@@ -20,38 +30,65 @@ use crate::safe_dir::SafeDir;
 use crate::volume::Volume;
 use crate::watch::Area;
 
+/// The most bytes read from a segment at once.
+const READ_CHUNK: usize = 64 * 1024;
+/// The most events a stream reads ahead of its consumer.
+const STREAM_BATCH: usize = 1024;
+
+/// Events read, and the events lost on the way (rotated away before they could be read).
+#[derive(Debug, Default)]
+pub struct EventPage {
+    /// The events, in order.
+    pub events: Vec<Event>,
+    /// The first loss met: the first and last sequence numbers lost.
+    pub lost: Option<(u64, u64)>,
+}
+
 impl Volume {
-    /// Appends an event and returns it with its sequence number.
-    ///
-    /// ```no_run
-    /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
-    /// let event = volume.publish(&"cache-warmed".parse()?, Some(serde_json::json!({"keys": 1200}))).await?;
-    /// println!("published as seq {}", event.seq);
-    /// # Ok(()) }
-    /// ```
-    pub async fn publish(&self, kind: &Name, data: Option<serde_json::Value>) -> Result<Event> {
-        let volume = self.clone();
-        let kind = kind.clone();
-        tokio::task::spawn_blocking(move || volume.with_events_lock(|log| log.append(kind, data)))
-            .await
-            .map_err(|e| Error::Invalid(format!("publishing task failed: {e}")))?
+    /// The events flock, waited for on the flock thread (cancel-safe), checked to be the file
+    /// at its path: a neighbour who replaced it must not split publishers in two.
+    async fn events_lock(&self) -> Result<File> {
+        let dir = &self.inner.events;
+        loop {
+            let file = self.flock(dir, layout::EVENTS_LOCK_FILE).await?;
+            if dir.is_current(layout::EVENTS_LOCK_FILE, &file)? {
+                return Ok(file);
+            }
+        }
     }
 
-    /// Runs `f` holding the events flock, so that what it writes is ordered with events.
-    pub(crate) fn with_events_lock<T>(
+    /// Runs `f` holding the events flock, on the blocking pool, so that what it writes is
+    /// ordered with events. Waiting for the flock can be abandoned (drop the future); once
+    /// `f` runs it completes.
+    pub(crate) async fn with_events_lock<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&EventLog<'_>) -> Result<T>,
+        f: impl FnOnce(&EventLog<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let dir = &self.inner.events;
-        let lock = dir.open_lockable(layout::EVENTS_LOCK_FILE, self.access())?;
-        lock.lock()
-            .map_err(|e| Error::io("cannot lock", dir.path_of(layout::EVENTS_LOCK_FILE), e))?;
-        f(&EventLog { volume: self, dir })
-        // `lock` drops here: unlocked.
+        let lock = self.events_lock().await?;
+        let volume = self.clone();
+        crate::blocking(move || {
+            let result = f(&EventLog {
+                volume: &volume,
+                dir: &volume.inner.events,
+            });
+            drop(lock); // unlocked after the write
+            result
+        })
+        .await
+    }
+
+    pub(crate) async fn publish_now(
+        &self,
+        kind: &Name,
+        data: Option<serde_json::Value>,
+    ) -> Result<Event> {
+        let kind = kind.clone();
+        self.with_events_lock(move |log| log.append(kind, data))
+            .await
     }
 
     /// The sequence number of the newest event, 0 if there is none.
-    pub fn last_event_seq(&self) -> Result<u64> {
+    pub(crate) fn last_event_seq_now(&self) -> Result<u64> {
         let segments = segments(&self.inner.events)?;
         match segments.last() {
             Some(s) => last_seq_in(&self.inner.events, *s),
@@ -59,41 +96,76 @@ impl Volume {
         }
     }
 
-    /// The events after sequence number `since` (0: from the oldest kept), at most `limit`.
-    /// If events after `since` were already rotated away, returns [`Error::EventsRotated`]
-    /// only when `strict`; otherwise starts at the oldest kept event.
-    pub fn read_events(&self, since: u64, limit: usize, strict: bool) -> Result<Vec<Event>> {
-        let mut reader = EventReader::new(since);
-        let mut out = Vec::new();
-        reader.read_available(&self.inner.events, &mut |item| {
-            match item {
-                Ok(e) => out.push(e),
-                Err(e) if strict => return Err(e),
-                Err(e) => tracing::warn!("{e}"),
+    /// The events after `since`, at most `limit`, and the first loss met. With `stop_at_loss`
+    /// the page ends at the first loss (the events before it are returned). For servers
+    /// that report losses their own way (the agent's `podsignal-events-lost` header).
+    pub async fn read_events_page(
+        &self,
+        since: u64,
+        limit: usize,
+        stop_at_loss: bool,
+    ) -> Result<EventPage> {
+        let dir = self.inner.events.clone();
+        crate::blocking(move || {
+            let mut reader = EventReader::new(since);
+            let mut page = EventPage::default();
+            let mut items = Vec::new();
+            while page.events.len() < limit {
+                items.clear();
+                let want = limit - page.events.len();
+                let more = reader.read_available(&dir, want, &mut items)?;
+                for item in items.drain(..) {
+                    match item {
+                        Item::Event(e) => page.events.push(e),
+                        Item::Lost { from, to } => {
+                            page.lost.get_or_insert((from, to));
+                            if stop_at_loss {
+                                return Ok(page);
+                            }
+                        }
+                    }
+                }
+                if !more {
+                    break;
+                }
             }
-            Ok(out.len() < limit)
-        })?;
-        Ok(out)
+            page.events.truncate(limit);
+            Ok(page)
+        })
+        .await
     }
 
-    /// A stream of events after `since` (`None`: only events published from now on), that
-    /// waits for new ones. If events were rotated away before they could be read, the stream
-    /// yields one [`Error::EventsRotated`] and goes on with the oldest kept event.
-    ///
-    /// ```no_run
-    /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
-    /// use futures_util::StreamExt;
-    /// let mut events = volume.watch_events(Some(0))?;
-    /// while let Some(event) = events.next().await {
-    ///     let event = event?;
-    ///     println!("{} {} from {}", event.seq, event.kind, event.source);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn watch_events(&self, since: Option<u64>) -> Result<EventStream> {
+    /// Waits up to `timeout` until there are events after `since` (or a loss), and returns
+    /// the first page of them; an empty page when the time ran out.
+    pub async fn wait_events_page(
+        &self,
+        since: u64,
+        limit: usize,
+        stop_at_loss: bool,
+        timeout: Duration,
+    ) -> Result<EventPage> {
+        let deadline = crate::deadline_after(tokio::time::Instant::now(), timeout);
+        let mut changes = self.watcher().subscribe(&[Area::Events]);
+        loop {
+            changes.mark_seen();
+            let page = self.read_events_page(since, limit, stop_at_loss).await?;
+            if !page.events.is_empty() || page.lost.is_some() || limit == 0 {
+                return Ok(page);
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                return Ok(page);
+            }
+        }
+    }
+
+    /// A stream of events after `since` (`None`: from now on) that waits for new ones.
+    pub(crate) fn watch_events_now(&self, since: Option<u64>) -> Result<EventStream> {
         let since = match since {
             Some(s) => s,
-            None => self.last_event_seq()?,
+            None => self.last_event_seq_now()?,
         };
         let (tx, rx) = mpsc::channel(256);
         let volume = self.clone();
@@ -105,45 +177,58 @@ impl Volume {
     }
 
     async fn feed_events(self, since: u64, tx: mpsc::Sender<Result<Event>>) {
-        let (mut rx, rescan, mut watching) = self.inner.watcher.subscribe();
-        let mut reader = EventReader::new(since);
+        let mut changes = self.watcher().subscribe(&[Area::Events]);
+        let mut reader = Some(EventReader::new(since));
+        let dir = self.inner.events.clone();
         loop {
-            let seen = rx.borrow_and_update()[Area::Events as usize];
-            let mut batch = Vec::new();
-            let read = reader.read_available(&self.inner.events, &mut |item| {
-                batch.push(item);
-                Ok(batch.len() < 1024)
-            });
-            let more = batch.len() >= 1024;
-            if let Err(e) = read {
-                batch.push(Err(e));
-            }
-            for item in batch {
+            changes.mark_seen();
+            let Some(mut r) = reader.take() else { return };
+            let dir = dir.clone();
+            let read = crate::blocking(move || {
+                let mut items = Vec::new();
+                let read = r.read_available(&dir, STREAM_BATCH, &mut items);
+                Ok((r, items, read))
+            })
+            .await;
+            let (r, items, read) = match read {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            reader = Some(r);
+            let more = matches!(read, Ok(true));
+            for item in items {
+                let item = match item {
+                    Item::Event(e) => Ok(e),
+                    Item::Lost { from, to } => Err(Error::EventsRotated {
+                        wanted: from,
+                        available: to + 1,
+                    }),
+                };
                 if tx.send(item).await.is_err() {
                     return;
                 }
             }
+            if let Err(e) = read
+                && tx.send(Err(e)).await.is_err()
+            {
+                return;
+            }
             if more {
                 continue;
             }
-            loop {
-                tokio::select! {
-                    changed = rx.changed(), if watching => {
-                        if changed.is_err() { watching = false; continue; }
-                        if rx.borrow_and_update()[Area::Events as usize] != seen { break; }
-                    }
-                    _ = tokio::time::sleep(rescan) => {
-                        self.inner.watcher.count_rescan();
-                        break
-                    }
-                    _ = tx.closed() => return,
-                }
+            tokio::select! {
+                () = changes.changed() => {}
+                () = tx.closed() => return,
             }
         }
     }
 }
 
-/// Events as they are published: see [`Volume::watch_events`]. Dropping it stops watching.
+/// Events as they are published: see [`crate::Coordinator::watch_events`]. Dropping it
+/// stops watching.
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::Receiver<Result<Event>>,
@@ -176,7 +261,7 @@ impl Drop for EventStream {
 /// The event log, with its flock held.
 pub(crate) struct EventLog<'a> {
     volume: &'a Volume,
-    dir: &'a SafeDir,
+    dir: &'a Arc<SafeDir>,
 }
 
 impl EventLog<'_> {
@@ -194,11 +279,10 @@ impl EventLog<'_> {
             source: self.volume.identity().label(),
             data,
         };
-        let line = event.to_line().map_err(|e| Error::Invalid(e.to_string()))?;
-        let file_name = segment.file_name();
+        let line = event.to_line()?;
         let size = self
             .dir
-            .open_regular(&file_name)?
+            .open_regular(&segment.file_name())?
             .and_then(|f| f.metadata().ok())
             .map_or(0, |m| m.len());
         if size >= SEGMENT_MAX_BYTES {
@@ -227,10 +311,14 @@ impl EventLog<'_> {
         }
         Ok(event)
     }
+
+    /// The volume whose log this is.
+    pub(crate) fn volume(&self) -> &Volume {
+        self.volume
+    }
 }
 
 fn ends_without_newline(file: &File) -> bool {
-    use std::os::unix::fs::FileExt;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut last = [0u8; 1];
     len > 0 && file.read_at(&mut last, len - 1).is_ok() && last[0] != b'\n'
@@ -247,8 +335,8 @@ pub(crate) fn segments(dir: &SafeDir) -> Result<Vec<EventSegment>> {
     Ok(s)
 }
 
-/// The last valid sequence number in a segment: scan its tail, else the whole segment, else
-/// the segment's first sequence number minus one.
+/// The last valid sequence number in a segment: scan its tail, else the whole segment (up to
+/// the read limit), else the segment's first sequence number minus one.
 fn last_seq_in(dir: &SafeDir, segment: EventSegment) -> Result<u64> {
     let name = segment.file_name();
     let Some(mut file) = dir.open_regular(&name)? else {
@@ -264,7 +352,7 @@ fn last_seq_in(dir: &SafeDir, segment: EventSegment) -> Result<u64> {
             .map_err(|e| Error::io("cannot read", dir.path_of(&name), e))?;
         let mut buf = Vec::new();
         Read::by_ref(&mut file)
-            .take(SEGMENT_MAX_BYTES * 2)
+            .take(SEGMENT_READ_LIMIT)
             .read_to_end(&mut buf)
             .map_err(|e| Error::io("cannot read", dir.path_of(&name), e))?;
         if let Some(seq) = buf
@@ -280,108 +368,62 @@ fn last_seq_in(dir: &SafeDir, segment: EventSegment) -> Result<u64> {
     Ok(segment.first_seq.saturating_sub(1))
 }
 
-/// Reads events in order from a position, across segments, remembering where it stopped.
+/// A [`Cursor`] and the segment file it reads (kept open: a segment rotated away while it is
+/// being read stays readable through its descriptor).
 struct EventReader {
-    last_seq: u64,
-    current: Option<(EventSegment, File, u64)>,
-    partial: Vec<u8>,
+    cursor: Cursor,
+    open: Option<(EventSegment, File)>,
+    listing: Option<Vec<EventSegment>>,
+    buf: Vec<u8>,
 }
 
 impl EventReader {
     fn new(since: u64) -> EventReader {
         EventReader {
-            last_seq: since,
-            current: None,
-            partial: Vec::new(),
+            cursor: Cursor::new(since),
+            open: None,
+            listing: None,
+            buf: Vec::new(),
         }
     }
 
-    /// Calls `sink` with every complete event after the last one seen, until the end of the
-    /// log or until `sink` returns `Ok(false)`.
-    fn read_available(
-        &mut self,
-        dir: &SafeDir,
-        sink: &mut dyn FnMut(Result<Event>) -> Result<bool>,
-    ) -> Result<()> {
+    /// Reads what is there, pushing up to `limit` events (and the losses among them) to
+    /// `out`. Returns whether there may be more to read right now.
+    fn read_available(&mut self, dir: &SafeDir, limit: usize, out: &mut Vec<Item>) -> Result<bool> {
+        self.buf.resize(READ_CHUNK, 0);
+        let events = |out: &Vec<Item>| out.iter().filter(|i| matches!(i, Item::Event(_))).count();
+        // A fresh listing where the cursor decides by it (starting, at the end of a segment);
+        // in the middle of a segment the last one serves.
+        self.listing = None;
         loop {
-            if self.current.is_none() {
-                let segs = segments(dir)?;
-                // The segment holding last_seq + 1: the newest whose first_seq <= it.
-                let want = self.last_seq + 1;
-                let pick = segs
-                    .iter()
-                    .rev()
-                    .find(|s| s.first_seq <= want)
-                    .or(segs.first())
-                    .copied();
-                let Some(seg) = pick else { return Ok(()) };
-                if seg.first_seq > want
-                    && !sink(Err(Error::EventsRotated {
-                        wanted: want,
-                        available: seg.first_seq,
-                    }))?
-                {
-                    return Ok(());
-                }
-                let Some(file) = dir.open_regular(&seg.file_name())? else {
-                    continue;
-                };
-                self.current = Some((seg, file, 0));
-                self.partial.clear();
+            if events(out) >= limit {
+                return Ok(true);
             }
-            let Some((seg, file, offset)) = self.current.as_mut() else {
-                return Ok(());
-            };
-            let mut buf = Vec::new();
-            file.seek(SeekFrom::Start(*offset))
-                .map_err(|e| Error::io("cannot read", dir.path_of(&seg.file_name()), e))?;
-            file.read_to_end(&mut buf)
-                .map_err(|e| Error::io("cannot read", dir.path_of(&seg.file_name()), e))?;
-            *offset += buf.len() as u64;
-            self.partial.extend_from_slice(&buf);
-            // Consume complete lines only, and only as far as the sink takes them: what it
-            // does not take stays in `partial` for the next call.
-            let complete = self
-                .partial
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .map_or(0, |i| i + 1);
-            let mut consumed = 0;
-            let mut stop = false;
-            while consumed < complete {
-                let len = self.partial[consumed..complete]
-                    .iter()
-                    .position(|b| *b == b'\n')
-                    .unwrap_or(complete - consumed);
-                let event = Event::from_line(&self.partial[consumed..consumed + len]);
-                consumed += len + 1;
-                let Some(event) = event else { continue };
-                if event.seq <= self.last_seq {
-                    continue;
-                }
-                self.last_seq = event.seq;
-                if !sink(Ok(event))? {
-                    stop = true;
-                    break;
-                }
+            if self.listing.is_none() || self.cursor.needs_listing() {
+                self.listing = Some(segments(dir)?);
             }
-            self.partial.drain(..consumed);
-            if stop {
-                return Ok(());
-            }
-            // At the end of this segment. If a newer one exists, this one is final (rotation
-            // happens under the publish flock, after the last append here): move on.
-            let seg_now = *seg;
-            let newer = segments(dir)?.into_iter().find(|s| *s > seg_now);
-            match newer {
-                Some(next) if buf.is_empty() => {
-                    // Open the next segment directly: re-picking by sequence number could
-                    // land on this one again if its tail is garbage.
-                    self.partial.clear();
-                    self.current = dir.open_regular(&next.file_name())?.map(|f| (next, f, 0));
+            let listing = self.listing.as_deref().unwrap_or_default();
+            match self.cursor.next(listing, out) {
+                Step::CaughtUp => return Ok(false),
+                Step::Read { segment, offset } => {
+                    if self.open.as_ref().map(|(s, _)| *s) != Some(segment) {
+                        self.open = None;
+                        match dir.open_regular(&segment.file_name())? {
+                            Some(f) => self.open = Some((segment, f)),
+                            None => {
+                                self.cursor.vanished(segment);
+                                continue;
+                            }
+                        }
+                    }
+                    let Some((_, file)) = &self.open else {
+                        continue;
+                    };
+                    let n = file.read_at(&mut self.buf, offset).map_err(|e| {
+                        Error::io("cannot read", dir.path_of(&segment.file_name()), e)
+                    })?;
+                    self.cursor.feed(segment, &self.buf[..n], out);
                 }
-                Some(_) => continue, // re-read to EOF once more before switching
-                None => return Ok(()),
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::watch::Area;
 
 impl Volume {
     /// The tombstone of `name`, if it has exited since its last start.
-    pub fn tombstone(&self, name: &Name) -> Result<Option<TombstoneRecord>> {
+    pub(crate) fn tombstone_now(&self, name: &Name) -> Result<Option<TombstoneRecord>> {
         let dir = &self.inner.exits;
         let file = layout::exit_file(name);
         let Some(bytes) = dir.read_record(&file)? else {
@@ -28,36 +28,26 @@ impl Volume {
     }
 
     /// Writes a tombstone (atomically: waiters see all of it or nothing).
-    pub fn write_tombstone(&self, record: &TombstoneRecord) -> Result<()> {
-        self.inner.exits.write_atomic(
-            &layout::exit_file(&record.name),
-            &encode(record),
-            self.write_options(),
-            false,
-        )
+    pub(crate) fn write_tombstone_now(&self, record: &TombstoneRecord) -> Result<()> {
+        let dir = &self.inner.exits;
+        let file = layout::exit_file(&record.name);
+        let bytes = encode(record).map_err(|e| Error::record(dir.path_of(&file), e))?;
+        dir.write_atomic(&file, &bytes, self.write_options(), false, &|_| false)
     }
 
-    /// Removes the tombstone of `name` (a container starting again is no longer exited).
-    pub fn remove_tombstone(&self, name: &Name) -> Result<()> {
-        self.inner.exits.remove(&layout::exit_file(name))
+    /// A container starts: it has not exited, and stop requests were for an earlier run.
+    pub(crate) fn starting_now(&self, name: &Name) -> Result<()> {
+        self.inner.exits.remove(&layout::exit_file(name))?;
+        self.inner.stop.remove(&layout::stop_file(name))
     }
 
-    /// Waits until `name` has a tombstone (with exit code `code`, if given) and returns it.
-    ///
-    /// ```no_run
-    /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
-    /// let t = volume.wait_exit(&"app".parse()?, None, None).await?;
-    /// println!("app exited with {}", t.exit_code);
-    /// # Ok(()) }
-    /// ```
-    pub async fn wait_exit(
+    pub(crate) async fn wait_exit_now(
         &self,
         name: &Name,
         code: Option<u8>,
         timeout: Option<Duration>,
     ) -> Result<TombstoneRecord> {
-        self.inner
-            .watcher
+        self.watcher()
             .wait_until(&[Area::Exits], timeout, || {
                 Ok(match self.exit_state(name, code) {
                     Ok(t) => Ok(t),
@@ -68,16 +58,25 @@ impl Volume {
     }
 
     /// Whether `exit:NAME[=CODE]` holds now: the tombstone, or why not, in a few words.
-    pub fn exit_state(&self, name: &Name, code: Option<u8>) -> Result<TombstoneRecord, String> {
-        match self.tombstone(name) {
-            Ok(Some(t)) if code.is_none_or(|c| c == t.exit_code) => Ok(t),
-            Ok(Some(t)) => Err(format!(
-                "exited with {}, not {}",
-                t.exit_code,
-                code.unwrap_or(0)
-            )),
-            Ok(None) => Err("no tombstone (not exited)".into()),
-            Err(e) => Err(crate::error_chain(&e)),
-        }
+    fn exit_state(&self, name: &Name, code: Option<u8>) -> Result<TombstoneRecord, String> {
+        exit_state(self.tombstone_now(name), code)
+    }
+}
+
+/// Whether `exit:NAME[=CODE]` holds, given what reading the tombstone gave: the tombstone,
+/// or why not, in a few words. Shared by both transports.
+pub fn exit_state(
+    read: Result<Option<TombstoneRecord>>,
+    code: Option<u8>,
+) -> Result<TombstoneRecord, String> {
+    match read {
+        Ok(Some(t)) if code.is_none_or(|c| c == t.exit_code) => Ok(t),
+        Ok(Some(t)) => Err(format!(
+            "exited with {}, not {}",
+            t.exit_code,
+            code.unwrap_or(0)
+        )),
+        Ok(None) => Err("no tombstone (not exited)".into()),
+        Err(e) => Err(crate::error_chain(&e)),
     }
 }

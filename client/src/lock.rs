@@ -1,36 +1,37 @@
 //! Locks with fencing tokens: `locks/NAME.lock` (a plain flock(2) file, compatible with
 //! `flock(1)`), `locks/NAME.fence` and `locks/NAME.holder.json`. Leader campaigns use the same
-//! mechanism under `leaders/` (see [`crate::leader`]).
+//! mechanism under `leaders/` ([`Scope::Leader`]).
 //!
 //! Acquiring: open (never delete) the lock file, flock it exclusively, check the file is
-//! still the one at that path, bump the fencing counter and fsync it, then record the holder.
-//! Only then is the lock reported acquired, so a token is never handed out twice, even across
-//! a crash. A blocking wait runs on a dedicated thread: the async runtime never blocks, and a
-//! wait abandoned by a timeout releases the lock the moment that thread gets it.
+//! still the one at that path in the directory now at its path, take the next fencing token
+//! (one past the larger of the counter and the last holder record's token, see
+//! [`podsignal_proto::lock::next_token`]) and fsync it, then record the holder. Only then is
+//! the lock reported acquired, so a token is never handed out twice or lower, even across a
+//! crash or a damaged counter. A blocking wait runs on the volume's flock thread for that
+//! file ([`crate::flock`]): the async runtime never blocks, and an abandoned wait leaves
+//! nothing behind.
 
 use std::fs::{File, TryLockError};
-use std::time::Duration;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 
+use podsignal_proto::lock::{Counter, next_token};
 use podsignal_proto::record::encode;
 use podsignal_proto::{FORMAT_VERSION, FencingToken, HolderRecord, Name, layout};
 use serde::{Deserialize, Serialize};
 
+use crate::coordinator::{Hold, LockHold, Scope, Wait};
 use crate::error::{Error, Result};
 use crate::identity::now_ms;
 use crate::safe_dir::SafeDir;
 use crate::volume::Volume;
 
-/// Which namespace a lock lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    Lock,
-    Leader,
-}
-
-/// A held lock. Released when dropped (or when the process dies, even by `kill -9`).
+/// A held lock or leadership. Released when dropped (or when the process dies, even by
+/// `kill -9`).
 ///
 /// ```no_run
 /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
+/// use podsignal_client::{Coordinator, LockHold};
 /// use std::time::Duration;
 /// let guard = volume.lock(&"migrations".parse()?, Some(Duration::from_secs(30))).await?;
 /// println!("holding with fencing token {}", guard.token());
@@ -39,24 +40,14 @@ pub(crate) enum Scope {
 /// ```
 #[derive(Debug)]
 pub struct LockGuard {
-    pub(crate) volume: Volume,
-    pub(crate) scope: Scope,
+    dir: Arc<SafeDir>,
+    volume: Volume,
     name: Name,
     token: FencingToken,
     file: File,
 }
 
 impl LockGuard {
-    /// The lock's name.
-    pub fn name(&self) -> &Name {
-        &self.name
-    }
-
-    /// The fencing token granted with this acquisition.
-    pub fn token(&self) -> FencingToken {
-        self.token
-    }
-
     /// The locked file. A child process that inherits this descriptor holds the lock too
     /// (as with `flock(1)`): the lock is free only when every copy is closed.
     pub fn file(&self) -> &File {
@@ -64,18 +55,49 @@ impl LockGuard {
     }
 }
 
+impl Hold for LockGuard {
+    fn name(&self) -> &Name {
+        &self.name
+    }
+
+    fn descriptor(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    async fn lost(&self) -> String {
+        std::future::pending().await
+    }
+}
+
+impl LockHold for LockGuard {
+    fn token(&self) -> FencingToken {
+        self.token
+    }
+}
+
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let dir = self.volume.scope_dir(self.scope);
+        // Written while the flock is still held: after it, the next holder's record could be
+        // overwritten with ours.
         let file = layout::holder_file(&self.name);
-        if let Ok(Some(mut h)) = read_holder(dir, &self.name)
+        if let Ok(Some(mut h)) = read_holder(&self.dir, &self.name)
             && h.token == self.token
         {
             h.released_ms = Some(now_ms());
-            if let Err(e) = dir.write_atomic(&file, &encode(&h), self.volume.write_options(), false)
-            {
+            let written = encode(&h)
+                .map_err(|e| Error::record(self.dir.path_of(&file), e))
+                .and_then(|bytes| {
+                    self.dir.write_atomic(
+                        &file,
+                        &bytes,
+                        self.volume.write_options(),
+                        false,
+                        &|_| false,
+                    )
+                });
+            if let Err(e) = written {
                 tracing::debug!(
-                    "recording release of {}: {:#}",
+                    "recording release of {}: {}",
                     self.name,
                     crate::error_chain(&e)
                 );
@@ -102,175 +124,171 @@ pub struct LockStatus {
     pub problem: Option<String>,
 }
 
+impl LockStatus {
+    /// The recorded holder, if it holds the lock now (held, and the record is not released).
+    pub fn current_holder(&self) -> Option<HolderRecord> {
+        self.holder
+            .clone()
+            .filter(|h| self.held && h.released_ms.is_none())
+    }
+}
+
 impl Volume {
-    pub(crate) fn scope_dir(&self, scope: Scope) -> &SafeDir {
+    pub(crate) fn scope_dir(&self, scope: Scope) -> &Arc<SafeDir> {
         match scope {
             Scope::Lock => &self.inner.locks,
             Scope::Leader => &self.inner.leaders,
         }
     }
 
-    /// Acquires lock `name`, waiting up to `timeout` (`None`: forever).
-    pub async fn lock(&self, name: &Name, timeout: Option<Duration>) -> Result<LockGuard> {
-        self.acquire(Scope::Lock, name, Some(timeout)).await
-    }
-
-    /// Acquires lock `name` if it is free now; [`Error::LockBusy`] if not.
-    pub async fn try_lock(&self, name: &Name) -> Result<LockGuard> {
-        self.acquire(Scope::Lock, name, None).await
-    }
-
-    /// `wait: None` tries once; `Some(timeout)` waits.
-    pub(crate) async fn acquire(
+    pub(crate) async fn acquire_now(
         &self,
         scope: Scope,
         name: &Name,
-        wait: Option<Option<Duration>>,
+        wait: Wait,
     ) -> Result<LockGuard> {
-        let dir = self.scope_dir(scope);
+        let dir = self.scope_dir(scope).clone();
         let lock_file = layout::lock_file(name);
-        let deadline = wait.flatten().map(|t| tokio::time::Instant::now() + t);
+        let started = tokio::time::Instant::now();
+        let deadline = match wait {
+            Wait::Timeout(t) => Some(crate::deadline_after(started, t)),
+            Wait::TryOnce | Wait::Forever => None,
+        };
         loop {
-            let file = dir.open_lockable(&lock_file, self.access())?;
             let file = match wait {
-                None => match file.try_lock() {
-                    Ok(()) => file,
-                    Err(TryLockError::WouldBlock) => {
-                        let holder = self
-                            .lock_status_in(scope, name)
-                            .holder
-                            .filter(|h| h.released_ms.is_none())
-                            .map(|h| describe_holder(&h));
-                        return Err(Error::LockBusy {
-                            name: name.clone(),
-                            holder,
-                        });
+                Wait::TryOnce => {
+                    let file = dir.open_lockable(&lock_file, self.access())?;
+                    match file.try_lock() {
+                        Ok(()) => file,
+                        Err(TryLockError::WouldBlock) => {
+                            return Err(Error::LockBusy {
+                                name: name.clone(),
+                                holder: self.busy_holder(scope, name),
+                            });
+                        }
+                        Err(TryLockError::Error(e)) => {
+                            return Err(Error::io("cannot lock", dir.path_of(&lock_file), e));
+                        }
                     }
-                    Err(TryLockError::Error(e)) => {
-                        return Err(Error::io("cannot lock", dir.path_of(&lock_file), e));
+                }
+                Wait::Timeout(_) | Wait::Forever => {
+                    let waiting = self.flock(&dir, &lock_file);
+                    match deadline {
+                        None => waiting.await?,
+                        Some(d) => match tokio::time::timeout_at(d, waiting).await {
+                            Ok(r) => r?,
+                            Err(_) => {
+                                let by = self
+                                    .busy_holder(scope, name)
+                                    .map(|h| format!(" by {h}"))
+                                    .unwrap_or_default();
+                                return Err(Error::Timeout {
+                                    after: started.elapsed(),
+                                    pending: vec![format!("{} {name} is held{by}", scope.word())],
+                                });
+                            }
+                        },
                     }
-                },
-                Some(_) => self.lock_blocking(scope, name, file, deadline).await?,
+                }
             };
-            // A neighbour may have deleted or replaced the file while we waited: a lock on an
-            // unlinked file excludes nobody. Start over on the file now at the path.
-            if !dir.is_current(&lock_file, &file)? {
-                tracing::warn!(
-                    "{} was replaced while locking; locking the new file",
-                    dir.path_of(&lock_file).display()
-                );
-                continue;
+            // Check, then grant, on the blocking pool: the fence is fsynced.
+            let volume = self.clone();
+            let (dir2, name2) = (dir.clone(), name.clone());
+            let granted = crate::blocking(move || volume.grant(dir2, &name2, file)).await?;
+            match granted {
+                Some(guard) => return Ok(guard),
+                None => continue,
             }
-            let token = self.bump_fence(dir, name)?;
-            let holder = HolderRecord {
-                version: FORMAT_VERSION,
-                name: name.clone(),
-                token,
-                holder: self.identity().clone(),
-                acquired_ms: now_ms(),
-                released_ms: None,
-            };
-            dir.write_atomic(
-                &layout::holder_file(name),
-                &encode(&holder),
-                self.write_options(),
-                false,
-            )?;
-            return Ok(LockGuard {
-                volume: self.clone(),
-                scope,
-                name: name.clone(),
-                token,
-                file,
-            });
         }
     }
 
-    async fn lock_blocking(
-        &self,
-        scope: Scope,
-        name: &Name,
-        file: File,
-        deadline: Option<tokio::time::Instant>,
-    ) -> Result<File> {
-        let dir = self.scope_dir(scope);
-        let path = dir.path_of(&layout::lock_file(name));
-        if let Ok(()) = file.try_lock() {
-            return Ok(file);
+    /// With the flock held: checks the locked file is the one at the path (in the directory
+    /// now at its path), takes the next token and records the holder. `None`: a neighbour
+    /// deleted or replaced the file or its directory while we waited; start over on the file
+    /// now at the path.
+    fn grant(&self, dir: Arc<SafeDir>, name: &Name, file: File) -> Result<Option<LockGuard>> {
+        let lock_file = layout::lock_file(name);
+        if !dir.is_current(&lock_file, &file)? {
+            tracing::warn!(
+                "{} was replaced while locking; locking the file now at that path",
+                dir.path_of(&lock_file).display()
+            );
+            return Ok(None);
         }
-        tracing::info!("waiting for lock on {}", path.display());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("podsignal-flock".into())
-            .spawn(move || {
-                let result = file.lock();
-                // If nobody waits any more, `send` hands the file back and dropping it unlocks.
-                let _ = tx.send((file, result));
-            })
-            .map_err(|e| Error::io("cannot start a thread to wait for", &path, e))?;
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
-        let started = tokio::time::Instant::now();
-        tokio::select! {
-            got = rx => match got {
-                Ok((file, Ok(()))) => Ok(file),
-                Ok((_, Err(e))) => Err(Error::io("cannot lock", &path, e)),
-                Err(_) => Err(Error::io("cannot lock", &path, std::io::Error::other("lock thread ended"))),
-            },
-            _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => {
-                let status = self.lock_status_in(scope, name);
-                let by = status.holder.filter(|h| h.released_ms.is_none()).map(|h| format!(" by {}", describe_holder(&h))).unwrap_or_default();
-                Err(Error::Timeout { after: started.elapsed(), pending: vec![format!("{} {name} is held{by}", scope_word(scope))] })
-            }
-        }
+        let token = self.bump_fence(&dir, name)?;
+        let holder = HolderRecord {
+            version: FORMAT_VERSION,
+            name: name.clone(),
+            token,
+            holder: self.identity().clone(),
+            acquired_ms: now_ms(),
+            released_ms: None,
+        };
+        let holder_file = layout::holder_file(name);
+        let bytes = encode(&holder).map_err(|e| Error::record(dir.path_of(&holder_file), e))?;
+        dir.write_atomic(&holder_file, &bytes, self.write_options(), false, &|_| {
+            false
+        })?;
+        Ok(Some(LockGuard {
+            dir,
+            volume: self.clone(),
+            name: name.clone(),
+            token,
+            file,
+        }))
+    }
+
+    /// Who holds a busy lock, as far as the holder record says.
+    fn busy_holder(&self, scope: Scope, name: &Name) -> Option<String> {
+        self.lock_status_now(scope, name)
+            .holder
+            .filter(|h| h.released_ms.is_none())
+            .map(|h| describe_holder(&h))
     }
 
     /// Reads, increments, and durably writes the fencing counter. Called with the lock held,
     /// so no other podsignal process touches the counter meanwhile.
     fn bump_fence(&self, dir: &SafeDir, name: &Name) -> Result<FencingToken> {
         let file = layout::fence_file(name);
-        let current = match dir.read_record(&file)? {
-            None => FencingToken(0),
-            Some(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                // A garbage counter must not reset to 0: tokens would go backwards.
-                FencingToken::parse_counter(&text).map_err(|source| Error::BadRecord {
-                    path: dir.path_of(&file),
-                    source,
-                })?
+        let counter = Counter::parse(dir.read_record(&file)?.as_deref());
+        let last_holder = match read_holder(dir, name) {
+            Ok(h) => h.map(|h| h.token),
+            Err(e) => {
+                tracing::warn!("{}", crate::error_chain(&e));
+                None
             }
         };
-        let next = current
-            .next()
-            .ok_or_else(|| Error::FenceExhausted { name: name.clone() })?;
+        let next = next_token(&counter, last_holder).map_err(|source| Error::Fence {
+            path: dir.path_of(&file),
+            source,
+        })?;
+        if let Counter::Corrupt(why) = &counter {
+            tracing::warn!(
+                "{}: {why}; continuing from the last holder's token with {next}",
+                dir.path_of(&file).display()
+            );
+        }
         dir.write_atomic(
             &file,
             next.to_counter().as_bytes(),
             self.write_options(),
             true,
+            &|_| false,
         )?;
         Ok(next)
     }
 
-    /// The state of lock `name`, as an observer sees it.
-    pub fn lock_status(&self, name: &Name) -> LockStatus {
-        self.lock_status_in(Scope::Lock, name)
-    }
-
-    /// Every lock in the directory, sorted by name.
-    pub fn list_locks(&self) -> Result<Vec<LockStatus>> {
-        self.list_in(Scope::Lock)
-    }
-
-    pub(crate) fn list_in(&self, scope: Scope) -> Result<Vec<LockStatus>> {
+    /// Every lock (or campaign) in the directory, sorted by name.
+    pub(crate) fn list_locks_now(&self, scope: Scope) -> Result<Vec<LockStatus>> {
         let names = self.scope_dir(scope).list()?;
         let names = names
             .iter()
             .filter_map(|f| f.strip_suffix(".lock"))
             .filter_map(|s| Name::new(s).ok());
-        Ok(names.map(|n| self.lock_status_in(scope, &n)).collect())
+        Ok(names.map(|n| self.lock_status_now(scope, &n)).collect())
     }
 
-    pub(crate) fn lock_status_in(&self, scope: Scope, name: &Name) -> LockStatus {
+    pub(crate) fn lock_status_now(&self, scope: Scope, name: &Name) -> LockStatus {
         let dir = self.scope_dir(scope);
         let mut problems = Vec::new();
         let held = match dir.open_regular(&layout::lock_file(name)) {
@@ -287,21 +305,21 @@ impl Volume {
             problems.push(crate::error_chain(&e));
             None
         });
-        let last_token = match dir.read_record(&layout::fence_file(name)) {
-            Ok(Some(b)) => FencingToken::parse_counter(&String::from_utf8_lossy(&b))
-                .unwrap_or_else(|e| {
-                    problems.push(format!(
-                        "{}: {e}",
-                        dir.path_of(&layout::fence_file(name)).display()
-                    ));
-                    FencingToken(0)
-                }),
-            Ok(None) => FencingToken(0),
+        let fence = layout::fence_file(name);
+        let counter = match dir.read_record(&fence) {
+            Ok(bytes) => Counter::parse(bytes.as_deref()),
             Err(e) => {
                 problems.push(crate::error_chain(&e));
-                FencingToken(0)
+                Counter::Missing
             }
         };
+        if let Counter::Corrupt(why) = &counter {
+            problems.push(format!("{}: {why}", dir.path_of(&fence).display()));
+        }
+        let last_token = counter
+            .last()
+            .max(holder.as_ref().map(|h| h.token))
+            .unwrap_or(FencingToken(0));
         LockStatus {
             name: name.clone(),
             held,
@@ -325,19 +343,7 @@ pub(crate) fn read_holder(dir: &SafeDir, name: &Name) -> Result<Option<HolderRec
         })
 }
 
+/// How messages name a holder: `app (pid 42 on pod-1), token 7`.
 pub(crate) fn describe_holder(h: &HolderRecord) -> String {
-    format!(
-        "{} (pid {} on {}, token {})",
-        h.holder.label(),
-        h.holder.pid,
-        h.holder.hostname,
-        h.token
-    )
-}
-
-fn scope_word(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Lock => "lock",
-        Scope::Leader => "leadership of",
-    }
+    format!("{}, token {}", h.holder.describe(), h.token)
 }

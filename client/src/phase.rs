@@ -12,7 +12,7 @@ use crate::watch::Area;
 
 impl Volume {
     /// The phase record, or `None` if no phase was ever set (the pod is `starting`).
-    pub fn phase(&self) -> Result<Option<PhaseRecord>> {
+    pub(crate) fn phase_now(&self) -> Result<Option<PhaseRecord>> {
         let root = &self.inner.root;
         let Some(bytes) = root.read_record(layout::PHASE_FILE)? else {
             return Ok(None);
@@ -26,66 +26,70 @@ impl Volume {
     }
 
     /// The current phase, `starting` if none was set.
-    pub fn current_phase(&self) -> Result<Phase> {
-        Ok(self.phase()?.map_or(Phase::Starting, |r| r.phase))
+    pub(crate) fn current_phase_now(&self) -> Result<Phase> {
+        Ok(self.phase_now()?.map_or(Phase::Starting, |r| r.phase))
     }
 
     /// Sets the phase and appends a `phase` event, in that order, under the events flock
     /// (so concurrent setters are serialized and the log order matches the record's history).
-    /// Moving to an earlier phase is refused unless `force`.
-    ///
-    /// ```no_run
-    /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
-    /// use podsignal_client::Phase;
-    /// volume.set_phase(Phase::Draining, Some("SIGTERM received"), false).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn set_phase(
+    /// Moving to an earlier phase is refused unless `force`; with `force`, a corrupt phase
+    /// record is replaced.
+    pub(crate) async fn set_phase_now(
         &self,
         phase: Phase,
         reason: Option<&str>,
         force: bool,
     ) -> Result<PhaseRecord> {
-        let volume = self.clone();
         let reason = reason.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            volume.with_events_lock(|log| {
-                let current = volume.current_phase()?;
-                if phase < current && !force {
-                    return Err(Error::PhaseBackwards {
-                        current,
-                        requested: phase,
-                    });
+        self.with_events_lock(move |log| {
+            let volume = log.volume();
+            let current = match volume.current_phase_now() {
+                Ok(p) => p,
+                Err(e) if force => {
+                    tracing::warn!("replacing a bad phase record: {}", crate::error_chain(&e));
+                    Phase::Starting
                 }
-                let record = PhaseRecord {
-                    version: FORMAT_VERSION,
-                    phase,
-                    reason: reason.clone(),
-                    writer: volume.identity().clone(),
-                    updated_ms: now_ms(),
-                };
-                volume.inner.root.write_atomic(
-                    layout::PHASE_FILE,
-                    &encode(&record),
-                    volume.write_options(),
-                    false,
-                )?;
-                let data =
-                    serde_json::json!({ "phase": phase, "previous": current, "reason": reason });
-                log.append(phase_kind(), Some(data))?;
-                Ok(record)
-            })
+                Err(e) => return Err(e),
+            };
+            if phase < current && !force {
+                return Err(Error::PhaseBackwards {
+                    current,
+                    requested: phase,
+                });
+            }
+            let record = PhaseRecord {
+                version: FORMAT_VERSION,
+                phase,
+                reason: reason.clone(),
+                writer: volume.identity().clone(),
+                updated_ms: now_ms(),
+            };
+            let root = &volume.inner.root;
+            let bytes =
+                encode(&record).map_err(|e| Error::record(root.path_of(layout::PHASE_FILE), e))?;
+            root.write_atomic(
+                layout::PHASE_FILE,
+                &bytes,
+                volume.write_options(),
+                false,
+                &|_| false,
+            )?;
+            let data = serde_json::json!({ "phase": phase, "previous": current, "reason": reason });
+            log.append(phase_kind(), Some(data))?;
+            Ok(record)
         })
         .await
-        .map_err(|e| Error::Invalid(format!("phase task failed: {e}")))?
     }
 
     /// Waits until the phase is `at_least` or later, and returns it.
-    pub async fn wait_phase(&self, at_least: Phase, timeout: Option<Duration>) -> Result<Phase> {
-        self.inner
-            .watcher
+    pub(crate) async fn wait_phase_now(
+        &self,
+        at_least: Phase,
+        timeout: Option<Duration>,
+    ) -> Result<Phase> {
+        self.watcher()
             .wait_until(&[Area::Root], timeout, || {
-                let now = self.current_phase()?;
+                let now = self.current_phase_now()?;
                 if now >= at_least {
                     Ok(Ok(now))
                 } else {

@@ -1,19 +1,25 @@
 //! Readiness: `ready/NAME.json`, sticky or held.
 //!
-//! A held record counts only while its writer holds an exclusive flock on its liveness file
-//! `ready/NAME.INCARNATION.live`. Readers probe that file with a non-blocking shared flock:
-//! refused means the writer is alive; granted (or no file) means it is gone, whatever the
-//! record says. Probing readers never block each other or the writer.
+//! A held record counts only while its holder holds an exclusive flock on its liveness file
+//! `ready/NAME.HOLD.live`, where HOLD is an id chosen afresh for every hold. Readers probe
+//! that file with a non-blocking shared flock: refused means the holder is alive; granted (or
+//! no file) means it is gone, whatever the record says. Probing readers never block each
+//! other or the holder.
+//!
+//! Every write of a record first removes that name's debris: liveness files nobody holds
+//! (their holder died) and temporary files of dead writers. A liveness file that is held is
+//! never removed, whoever writes.
 
 use std::fs::{File, TryLockError};
-use std::time::Duration;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use podsignal_proto::record::encode;
 use podsignal_proto::{FORMAT_VERSION, Name, ReadinessRecord, ReadinessState, layout};
 use serde::{Deserialize, Serialize};
 
+use crate::coordinator::{Hold, ReadinessHold};
 use crate::error::{Error, Result};
-use crate::identity::now_ms;
+use crate::identity::{self, now_ms};
 use crate::safe_dir::SafeDir;
 use crate::volume::Volume;
 use crate::watch::Area;
@@ -50,60 +56,76 @@ pub struct Readiness {
 ///
 /// ```no_run
 /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
+/// use podsignal_client::{Coordinator, ReadinessHold};
 /// let name = "web".parse()?;
 /// let guard = volume.hold_ready(&name, Some("listening on :8080")).await?;
 /// // ... serve ...
-/// guard.set_unready(Some("draining"))?;
-/// drop(guard); // retracts: the record says unready, the liveness file is gone
+/// guard.set(false, Some("draining")).await?;
+/// guard.retract("stopped").await?; // the record says unready, the liveness file is gone
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct ReadinessGuard {
     volume: Volume,
     name: Name,
-    live_file: String,
-    _live: File,
+    hold: String,
+    live: File,
     retracted: bool,
 }
 
 impl ReadinessGuard {
-    /// The name held.
-    pub fn name(&self) -> &Name {
-        &self.name
+    /// The id of this hold (it names the liveness file, and the record carries it).
+    pub fn hold_id(&self) -> &str {
+        &self.hold
     }
 
-    /// Marks the held record unready (still held: it flips back with [`Self::set_ready`]).
-    pub fn set_unready(&self, reason: Option<&str>) -> Result<()> {
-        self.volume
-            .write_readiness(&self.name, ReadinessState::Unready, reason, true)
-    }
-
-    /// Marks the held record ready again.
-    pub fn set_ready(&self, reason: Option<&str>) -> Result<()> {
-        self.volume
-            .write_readiness(&self.name, ReadinessState::Ready, reason, true)
-    }
-
-    /// Retracts now: writes an unready record (if the record is still this process's) and
-    /// removes the liveness file. Dropping the guard does the same, ignoring errors.
-    pub fn retract(mut self, reason: &str) -> Result<()> {
-        self.retracted = true;
-        self.do_retract(reason)
+    fn live_file(&self) -> String {
+        layout::liveness_file(&self.name, &self.hold)
     }
 
     fn do_retract(&self, reason: &str) -> Result<()> {
-        let ours = match self.volume.read_readiness_record(&self.name) {
-            Ok(Some(r)) => r.writer.incarnation == self.volume.identity().incarnation,
-            _ => false,
-        };
+        // Only our own hold: someone may have written the name since (a sticky record, or
+        // another hold in this very process), and theirs must stand.
+        let ours = matches!(
+            self.volume.read_readiness_record(&self.name),
+            Ok(Some(r)) if r.hold.as_deref() == Some(self.hold.as_str())
+        );
         let result = if ours {
             self.volume
-                .write_readiness(&self.name, ReadinessState::Unready, Some(reason), false)
+                .write_readiness(&self.name, ReadinessState::Unready, Some(reason), None)
         } else {
             Ok(())
         };
-        self.volume.inner.ready.remove(&self.live_file)?;
+        self.volume.inner.ready.remove(&self.live_file())?;
         result
+    }
+}
+
+impl Hold for ReadinessGuard {
+    fn name(&self) -> &Name {
+        &self.name
+    }
+
+    fn descriptor(&self) -> BorrowedFd<'_> {
+        self.live.as_fd()
+    }
+
+    async fn lost(&self) -> String {
+        std::future::pending().await
+    }
+}
+
+impl ReadinessHold for ReadinessGuard {
+    async fn set(&self, ready: bool, reason: Option<&str>) -> Result<()> {
+        self.volume
+            .set_held_readiness(&self.name, &self.hold, ready, reason)
+            .await
+            .map(drop)
+    }
+
+    async fn retract(mut self, reason: &str) -> Result<()> {
+        self.retracted = true;
+        self.do_retract(reason)
     }
 }
 
@@ -113,7 +135,7 @@ impl Drop for ReadinessGuard {
             && let Err(e) = self.do_retract("holder released it")
         {
             tracing::warn!(
-                "retracting readiness of {}: {:#}",
+                "retracting readiness of {}: {}",
                 self.name,
                 crate::error_chain(&e)
             );
@@ -122,59 +144,86 @@ impl Drop for ReadinessGuard {
 }
 
 impl Volume {
-    /// Writes a sticky ready record: it stays until changed, whatever happens to this process.
-    pub async fn set_ready(&self, name: &Name, reason: Option<&str>) -> Result<()> {
-        self.write_readiness(name, ReadinessState::Ready, reason, false)
-    }
-
-    /// Writes a sticky unready record.
-    pub async fn set_unready(&self, name: &Name, reason: Option<&str>) -> Result<()> {
-        self.write_readiness(name, ReadinessState::Unready, reason, false)
+    /// Changes the state of the record `name` held by hold `hold` (which this process holds:
+    /// a server holding records for its callers, the agent), keeping it held. Returns it
+    /// evaluated.
+    pub async fn set_held_readiness(
+        &self,
+        name: &Name,
+        hold: &str,
+        ready: bool,
+        reason: Option<&str>,
+    ) -> Result<Readiness> {
+        let (v, name, hold, reason) = (
+            self.clone(),
+            name.clone(),
+            hold.to_owned(),
+            reason.map(str::to_owned),
+        );
+        crate::blocking(move || {
+            let state = if ready {
+                ReadinessState::Ready
+            } else {
+                ReadinessState::Unready
+            };
+            v.write_readiness(&name, state, reason.as_deref(), Some(&hold))?;
+            Ok(v.readiness_now(&name))
+        })
+        .await
     }
 
     /// Writes a held ready record and returns the guard that keeps it alive.
-    pub async fn hold_ready(&self, name: &Name, reason: Option<&str>) -> Result<ReadinessGuard> {
-        let live_file = layout::liveness_file(name, &self.identity().incarnation);
+    pub(crate) fn hold_ready_now(
+        &self,
+        name: &Name,
+        reason: Option<&str>,
+    ) -> Result<ReadinessGuard> {
         let dir = &self.inner.ready;
-        let live = dir
-            .create_new(&live_file, self.access())
-            .map_err(|e| match e {
-                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
-                    Error::Invalid(format!("readiness {name} is already held by this process"))
-                }
-                e => e,
-            })?;
-        if let Err(e) = live.try_lock() {
-            let _ = dir.remove(&live_file);
-            return Err(Error::io(
-                "cannot lock",
-                dir.path_of(&live_file),
-                std::io::Error::other(e.to_string()),
-            ));
-        }
+        // A new id for every hold; a sweeper that removed the new file in the instant before
+        // its flock (it looked like debris) makes us try once more with another.
+        let (hold, live) = match self.new_liveness(dir, name) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                self.new_liveness(dir, name)?
+            }
+            other => other?,
+        };
         let guard = ReadinessGuard {
             volume: self.clone(),
             name: name.clone(),
-            live_file,
-            _live: live,
+            hold,
+            live,
             retracted: false,
         };
-        self.write_readiness(name, ReadinessState::Ready, reason, true)?;
+        self.write_readiness(name, ReadinessState::Ready, reason, Some(&guard.hold))?;
         Ok(guard)
     }
 
+    fn new_liveness(&self, dir: &SafeDir, name: &Name) -> Result<(String, File)> {
+        let hold = format!("{:016x}", identity::nonce());
+        let live = dir.create_liveness(&layout::liveness_file(name, &hold))?;
+        Ok((hold, live))
+    }
+
+    /// Writes the record of `name`: held (by hold `hold`) or sticky (`None`). First removes
+    /// the name's debris: dead holders' liveness files and dead writers' temporary files.
     pub(crate) fn write_readiness(
         &self,
         name: &Name,
         state: ReadinessState,
         reason: Option<&str>,
-        held: bool,
+        hold: Option<&str>,
     ) -> Result<()> {
         let old = self.read_readiness_record(name).ok().flatten();
         let me = self.identity();
         let now = now_ms();
+        // The state's age carries over while the same hold (or, sticky, the same process)
+        // rewrites it without changing it.
+        let same_writer = |o: &ReadinessRecord| match hold {
+            Some(h) => o.hold.as_deref() == Some(h),
+            None => !o.held && o.writer.incarnation == me.incarnation,
+        };
         let since_ms = match &old {
-            Some(o) if o.state == state && o.writer.incarnation == me.incarnation => o.since_ms,
+            Some(o) if o.state == state && same_writer(o) => o.since_ms,
             _ => now,
         };
         let record = ReadinessRecord {
@@ -182,24 +231,18 @@ impl Volume {
             name: name.clone(),
             state,
             reason: reason.map(str::to_owned),
-            held,
+            held: hold.is_some(),
+            hold: hold.map(str::to_owned),
             writer: me.clone(),
             since_ms,
             updated_ms: now,
         };
+        let file = layout::readiness_file(name);
         let dir = &self.inner.ready;
-        dir.write_atomic(
-            &layout::readiness_file(name),
-            &encode(&record),
-            self.write_options(),
-            false,
-        )?;
-        // A replaced held record's liveness file is garbage now: remove it, so a crash-looping
-        // writer leaves one liveness file behind at most.
-        if let Some(o) = old.filter(|o| o.held && o.writer.incarnation != me.incarnation) {
-            dir.remove(&layout::liveness_file(name, &o.writer.incarnation))?;
-        }
-        Ok(())
+        let bytes = encode(&record).map_err(|e| Error::record(dir.path_of(&file), e))?;
+        dir.write_atomic(&file, &bytes, self.write_options(), false, &|f| {
+            layout::liveness_id_of(f, name).is_some()
+        })
     }
 
     pub(crate) fn read_readiness_record(&self, name: &Name) -> Result<Option<ReadinessRecord>> {
@@ -218,7 +261,7 @@ impl Volume {
 
     /// Reads and evaluates one readiness record. Never fails: a bad record is "not ready",
     /// with the reason in `why`.
-    pub fn readiness(&self, name: &Name) -> Readiness {
+    pub(crate) fn readiness_now(&self, name: &Name) -> Readiness {
         let not = |why: String, record: Option<ReadinessRecord>, alive| Readiness {
             name: name.clone(),
             ready: false,
@@ -245,10 +288,7 @@ impl Volume {
                 not(why, Some(record), alive)
             }
             (ReadinessState::Ready, Some(false)) => {
-                let why = format!(
-                    "its holder (pid {} on {}) is gone",
-                    record.writer.pid, record.writer.hostname
-                );
+                let why = format!("its holder {} is gone", record.writer.describe());
                 not(why, Some(record), alive)
             }
             (ReadinessState::Ready, _) => {
@@ -265,58 +305,27 @@ impl Volume {
     }
 
     /// Every readiness record in the directory, evaluated, sorted by name.
-    pub fn list_readiness(&self) -> Result<Vec<Readiness>> {
+    pub(crate) fn list_readiness_now(&self) -> Result<Vec<Readiness>> {
         Ok(self
             .inner
             .ready
             .list()?
             .iter()
             .filter_map(|f| layout::name_of_json_file(f))
-            .map(|n| self.readiness(&n))
+            .map(|n| self.readiness_now(&n))
             .collect())
     }
 
-    /// Waits until every name (or, with [`WaitMode::Any`], one of them) is ready.
-    /// `timeout: None` waits forever. On timeout the error lists each missing name and why.
-    ///
-    /// ```no_run
-    /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
-    /// use podsignal_client::WaitMode;
-    /// use std::time::Duration;
-    /// let names = ["proxy".parse()?, "db-migrated".parse()?];
-    /// volume.wait_ready(&names, WaitMode::All, Some(Duration::from_secs(30))).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn wait_ready(
-        &self,
-        names: &[Name],
-        mode: WaitMode,
-        timeout: Option<Duration>,
-    ) -> Result<()> {
-        self.wait_readiness(names, mode, true, timeout).await
-    }
-
-    /// Waits until every name (or one) is *not* ready: absent, unready, or its holder gone.
-    pub async fn wait_unready(
-        &self,
-        names: &[Name],
-        mode: WaitMode,
-        timeout: Option<Duration>,
-    ) -> Result<()> {
-        self.wait_readiness(names, mode, false, timeout).await
-    }
-
-    async fn wait_readiness(
+    pub(crate) async fn wait_readiness_now(
         &self,
         names: &[Name],
         mode: WaitMode,
         want: bool,
-        timeout: Option<Duration>,
+        timeout: Option<std::time::Duration>,
     ) -> Result<()> {
-        self.inner
-            .watcher
+        self.watcher()
             .wait_until(&[Area::Ready], timeout, || {
-                let states: Vec<Readiness> = names.iter().map(|n| self.readiness(n)).collect();
+                let states: Vec<Readiness> = names.iter().map(|n| self.readiness_now(n)).collect();
                 let met = |r: &Readiness| r.ready == want;
                 let done = match mode {
                     WaitMode::All => states.iter().all(met),
@@ -342,9 +351,9 @@ impl Volume {
     }
 }
 
-/// Probes the liveness file of a held record: alive while its writer holds the flock.
+/// Probes the liveness file of a held record: alive while its holder holds the flock.
 fn holder_alive(dir: &SafeDir, name: &Name, record: &ReadinessRecord) -> bool {
-    let file = layout::liveness_file(name, &record.writer.incarnation);
+    let file = layout::liveness_file(name, record.liveness_id());
     match dir.open_regular(&file) {
         Ok(Some(f)) => match f.try_lock_shared() {
             Err(TryLockError::WouldBlock) => true,
@@ -356,7 +365,7 @@ fn holder_alive(dir: &SafeDir, name: &Name, record: &ReadinessRecord) -> bool {
         },
         Ok(None) => false,
         Err(e) => {
-            tracing::warn!("probing liveness of {name}: {:#}", crate::error_chain(&e));
+            tracing::warn!("probing liveness of {name}: {}", crate::error_chain(&e));
             false
         }
     }

@@ -1,15 +1,27 @@
-//! A directory of the shared volume, opened once and used through its file descriptor.
+//! A directory of the shared volume, used through a file descriptor and checked on every use.
 //!
 //! Every operation is `*at()` relative to that descriptor with `O_NOFOLLOW`, so a neighbour
-//! who replaces `ready/` or a record with a symlink cannot redirect us anywhere: a symlink is
-//! refused, never followed. Records are read only if they are regular files under the size
-//! cap, and written by creating a temporary file, writing it whole, and renaming it over the
-//! record, so no reader ever sees a torn record.
+//! who replaces a record with a symlink cannot redirect us anywhere: a symlink is refused,
+//! never followed. Records are read only if they are regular files under the size cap, and
+//! written by creating a temporary file, writing it whole, and renaming it over the record,
+//! so no reader ever sees a torn record.
+//!
+//! **The directory at the path, not the one we once opened.** Before each use the descriptor
+//! is compared (device and inode) with what is at its path now; if a neighbour moved the
+//! directory away and made a new one (`mv locks locks.old; mkdir locks`), or removed it, the
+//! directory now at the path is opened (created if missing) and used from then on. Otherwise
+//! a lock taken in the moved-away directory would exclude nobody.
+//!
+//! **Debris.** A writer holds an exclusive flock on its temporary file from creation to
+//! rename, and a holder on its liveness file for as long as it holds. A file of either kind
+//! whose flock can be taken is therefore debris of a dead process: [`SafeDir::sweep`] removes
+//! it, so that a crash loop leaves a bounded number of files behind.
 
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use podsignal_proto::layout;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
@@ -57,11 +69,40 @@ pub(crate) struct WriteOptions {
     pub(crate) durable: bool,
 }
 
-/// One opened directory of the shared volume.
+/// Where a directory is: the root (chosen by the operator: a symlink there is followed), or a
+/// subdirectory of it (never followed).
+#[derive(Debug)]
+enum Place {
+    Root(PathBuf),
+    Sub {
+        parent: Arc<SafeDir>,
+        name: &'static str,
+    },
+}
+
+/// One directory of the shared volume: see the module docs.
 #[derive(Debug)]
 pub(crate) struct SafeDir {
-    fd: OwnedFd,
+    place: Place,
     path: PathBuf,
+    access: Access,
+    /// The descriptor in use. A std lock: held only to clone or replace the `Arc`.
+    open: RwLock<Arc<OpenDir>>,
+}
+
+/// An opened directory and its identity.
+#[derive(Debug)]
+pub(crate) struct OpenDir {
+    fd: OwnedFd,
+    dev: u64,
+    ino: u64,
+}
+
+impl OpenDir {
+    /// Its device and inode numbers.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
 }
 
 fn errno_to_io(e: Errno) -> io::Error {
@@ -69,68 +110,80 @@ fn errno_to_io(e: Errno) -> io::Error {
 }
 
 impl SafeDir {
-    /// Opens the root of the shared volume, creating it if missing. The root itself is
-    /// chosen by the operator, so a symlink there is followed; nothing below it is.
-    pub(crate) fn open_root(path: &Path, access: Access) -> Result<SafeDir> {
-        match std::fs::create_dir_all(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) if path.is_dir() => {
-                tracing::debug!(path = %path.display(), "create_dir_all: {e}")
-            }
-            Err(e) => return Err(Error::io("cannot create directory", path, e)),
-        }
-        let _ = access;
-        let fd = rfs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io("cannot open directory", path, errno_to_io(e)))?;
-        Ok(SafeDir {
-            fd,
+    /// Opens the root of the shared volume, creating it (with the access mode) if missing.
+    pub(crate) fn open_root(path: &Path, access: Access) -> Result<Arc<SafeDir>> {
+        let place = Place::Root(path.to_owned());
+        let open = open_place(&place, path, access)?;
+        Ok(Arc::new(SafeDir {
+            place,
             path: path.to_owned(),
+            access,
+            open: RwLock::new(Arc::new(open)),
+        }))
+    }
+
+    /// Opens subdirectory `name` of `parent`, creating it with the access mode if missing.
+    /// Refuses a symlink or anything that is not a directory.
+    pub(crate) fn open_subdir(parent: &Arc<SafeDir>, name: &'static str) -> Result<Arc<SafeDir>> {
+        let place = Place::Sub {
+            parent: parent.clone(),
+            name,
+        };
+        let path = parent.path.join(name);
+        let open = open_place(&place, &path, parent.access)?;
+        Ok(Arc::new(SafeDir {
+            place,
+            path,
+            access: parent.access,
+            open: RwLock::new(Arc::new(open)),
+        }))
+    }
+
+    /// The descriptor of the directory now at this path: the one in use if it still is,
+    /// else the new one (opened, or created if missing).
+    pub(crate) fn current(&self) -> Result<Arc<OpenDir>> {
+        self.revalidate(true)?.ok_or_else(|| {
+            Error::io(
+                "cannot open directory",
+                &self.path,
+                io::Error::from(io::ErrorKind::NotFound),
+            )
         })
     }
 
-    /// Opens subdirectory `name`, creating it with the access mode if missing. Refuses a
-    /// symlink or anything that is not a directory.
-    pub(crate) fn open_subdir(&self, name: &str, access: Access) -> Result<SafeDir> {
-        let path = self.path.join(name);
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut created = false;
-        loop {
-            match rfs::openat(&self.fd, name, flags, Mode::empty()) {
-                Ok(fd) => {
-                    if created {
-                        // mkdirat honours the umask; set the documented mode exactly.
-                        rfs::fchmod(&fd, access.dir_mode())
-                            .map_err(|e| Error::io("cannot chmod", &path, errno_to_io(e)))?;
-                    }
-                    return Ok(SafeDir { fd, path });
-                }
-                Err(Errno::NOENT) if !created => {
-                    match rfs::mkdirat(&self.fd, name, access.dir_mode()) {
-                        Ok(()) => created = true,
-                        Err(Errno::EXIST) => {}
-                        Err(e) => {
-                            return Err(Error::io(
-                                "cannot create directory",
-                                &path,
-                                errno_to_io(e),
-                            ));
-                        }
-                    }
-                }
-                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
-                    return Err(Error::Refused {
-                        path,
-                        why: "not a directory (a symlink or a file was planted there)".into(),
-                    });
-                }
-                Err(e) => return Err(Error::io("cannot open directory", &path, errno_to_io(e))),
-            }
+    /// [`SafeDir::current`], without creating it: `None` if no directory is at the path.
+    pub(crate) fn existing(&self) -> Result<Option<Arc<OpenDir>>> {
+        self.revalidate(false)
+    }
+
+    fn revalidate(&self, create: bool) -> Result<Option<Arc<OpenDir>>> {
+        let in_use = match self.open.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let now = match &self.place {
+            Place::Root(path) => rfs::stat(path).ok(),
+            Place::Sub { parent, name } => match parent.revalidate(create)? {
+                Some(p) => rfs::statat(&p.fd, *name, AtFlags::SYMLINK_NOFOLLOW).ok(),
+                None => None,
+            },
+        };
+        if now.is_some_and(|st| (st.st_dev, st.st_ino) == in_use.identity()) {
+            return Ok(Some(in_use));
         }
+        if now.is_none() && !create {
+            return Ok(None);
+        }
+        let fresh = Arc::new(open_place(&self.place, &self.path, self.access)?);
+        tracing::warn!(
+            "{} was moved, replaced or removed since it was opened: using the directory now at that path",
+            self.path.display()
+        );
+        match self.open.write() {
+            Ok(mut g) => *g = fresh.clone(),
+            Err(p) => *p.into_inner() = fresh.clone(),
+        }
+        Ok(Some(fresh))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -141,36 +194,34 @@ impl SafeDir {
         self.path.join(name)
     }
 
-    /// A path that names this very directory (not whatever is at its path now), for APIs
-    /// that take paths, such as inotify.
-    pub(crate) fn proc_path(&self) -> PathBuf {
+    /// A path that names the directory in use (not whatever is at its path), for APIs that
+    /// take paths, such as inotify. Valid while the returned descriptor lives.
+    pub(crate) fn proc_path(dir: &OpenDir) -> PathBuf {
         use std::os::fd::AsRawFd;
-        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+        PathBuf::from(format!("/proc/self/fd/{}", dir.fd.as_raw_fd()))
     }
 
     /// Opens an existing file for reading without following symlinks or blocking on FIFOs,
     /// and checks it is a regular file. `Ok(None)` if it does not exist.
     pub(crate) fn open_regular(&self, name: &str) -> Result<Option<File>> {
+        let d = self.current()?;
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-        match rfs::openat(&self.fd, name, flags, Mode::empty()) {
+        match rfs::openat(&d.fd, name, flags, Mode::empty()) {
             Ok(fd) => Ok(Some(self.check_regular(fd, name)?)),
             Err(Errno::NOENT) => Ok(None),
-            Err(Errno::LOOP) => Err(Error::Refused {
-                path: self.path_of(name),
-                why: "it is a symlink".into(),
-            }),
-            Err(e) => Err(Error::io("cannot open", self.path_of(name), errno_to_io(e))),
+            Err(e) => Err(self.open_error(name, e)),
         }
     }
 
     fn check_regular(&self, fd: OwnedFd, name: &str) -> Result<File> {
         let st = rfs::fstat(&fd)
             .map_err(|e| Error::io("cannot stat", self.path_of(name), errno_to_io(e)))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind != FileType::RegularFile {
             return Err(Error::Refused {
                 path: self.path_of(name),
-                why: "not a regular file".into(),
+                why: format!("it is {}, not a regular file", kind_name(kind)),
             });
         }
         Ok(File::from(fd))
@@ -190,93 +241,176 @@ impl SafeDir {
         if buf.len() as u64 > max {
             return Err(Error::Refused {
                 path: self.path_of(name),
-                why: format!("over the {max}-byte record limit"),
+                why: format!("it is over the {max}-byte record limit"),
             });
         }
         Ok(Some(buf))
     }
 
-    /// Writes `bytes` to `name` atomically: temporary file, (fsync), rename, (fsync dir).
+    /// Writes `bytes` to `name` atomically: temporary file (flocked while it is written),
+    /// (fsync), rename, (fsync dir). First removes debris of this record (temporary files of
+    /// dead writers, and files `also` matches that are debris too).
     pub(crate) fn write_atomic(
         &self,
         name: &str,
         bytes: &[u8],
         opts: WriteOptions,
         fsync: bool,
+        also: &dyn Fn(&str) -> bool,
     ) -> Result<()> {
+        let max = podsignal_proto::MAX_RECORD_BYTES;
+        if bytes.len() as u64 > max {
+            return Err(Error::TooLarge {
+                path: self.path_of(name),
+                size: bytes.len() as u64,
+                limit: max,
+            });
+        }
+        self.sweep(&|f| layout::temp_file_target(f) == Some(name) || also(f));
+        // A sweeper can take a new temporary file for debris in the instant between its
+        // creation and its flock, and remove it: then the rename finds nothing. Once more.
+        match self.write_once(name, bytes, opts, fsync) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                self.write_once(name, bytes, opts, fsync)
+            }
+            other => other,
+        }
+    }
+
+    fn write_once(&self, name: &str, bytes: &[u8], opts: WriteOptions, fsync: bool) -> Result<()> {
+        let d = self.current()?;
         let fsync = fsync || opts.durable;
         let tmp = layout::temp_file(name, std::process::id(), identity::nonce());
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rfs::openat(&self.fd, tmp.as_str(), flags, opts.access.file_mode())
-            .map_err(|e| Error::io("cannot create", self.path_of(&tmp), errno_to_io(e)))?;
+        let file = self.create_locked(&d, &tmp, opts.access)?;
         let result = (|| {
-            rfs::fchmod(&fd, opts.access.file_mode())
-                .map_err(|e| Error::io("cannot chmod", self.path_of(&tmp), errno_to_io(e)))?;
-            let mut file = File::from(fd);
+            let mut file = file;
             file.write_all(bytes)
                 .map_err(|e| Error::io("cannot write", self.path_of(&tmp), e))?;
             if fsync {
                 file.sync_all()
                     .map_err(|e| Error::io("cannot fsync", self.path_of(&tmp), e))?;
             }
-            drop(file);
-            rfs::renameat(&self.fd, tmp.as_str(), &self.fd, name)
-                .map_err(|e| Error::io("cannot rename into", self.path_of(name), errno_to_io(e)))?;
+            rfs::renameat(&d.fd, tmp.as_str(), &d.fd, name).map_err(|e| {
+                Error::io(
+                    "cannot rename into place",
+                    self.path_of(name),
+                    errno_to_io(e),
+                )
+            })?;
             if fsync {
-                rfs::fsync(&self.fd)
+                rfs::fsync(&d.fd)
                     .map_err(|e| Error::io("cannot fsync directory", &self.path, errno_to_io(e)))?;
             }
             Ok(())
+            // `file` closes here, after the rename: its flock marked it as being written.
         })();
         if result.is_err() {
-            let _ = rfs::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
+            let _ = rfs::unlinkat(&d.fd, tmp.as_str(), AtFlags::empty());
         }
         result
+    }
+
+    /// Creates `name` (which must not exist) with the access mode and an exclusive flock, for
+    /// a file whose flock says its writer or holder lives (temporary and liveness files).
+    fn create_locked(&self, d: &OpenDir, name: &str, access: Access) -> Result<File> {
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rfs::openat(&d.fd, name, flags, access.file_mode())
+            .map_err(|e| self.open_error(name, e))?;
+        // openat honours the umask: set the documented mode exactly.
+        rfs::fchmod(&fd, access.file_mode())
+            .map_err(|e| Error::io("cannot chmod", self.path_of(name), errno_to_io(e)))?;
+        let file = File::from(fd);
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(TryLockError::WouldBlock) => {
+                // A sweeper is probing it this very instant: it sees it locked in a moment.
+                file.lock()
+                    .map_err(|e| Error::io("cannot lock", self.path_of(name), e))?;
+                Ok(file)
+            }
+            Err(TryLockError::Error(e)) => Err(Error::io("cannot lock", self.path_of(name), e)),
+        }
+    }
+
+    /// Creates a liveness file: a new file, exclusively flocked for as long as the returned
+    /// descriptor stays open. Fails if it exists.
+    pub(crate) fn create_liveness(&self, name: &str) -> Result<File> {
+        let d = self.current()?;
+        let file = self.create_locked(&d, name, self.access)?;
+        // A sweeper may have removed it between creation and flock: then it is not the file
+        // at the path, and a reader would find no liveness file. Refuse; the caller retries.
+        if !self.is_current(name, &file)? {
+            return Err(Error::io(
+                "lost the new liveness file",
+                self.path_of(name),
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Removes the files `belongs` matches whose flock can be taken: debris of dead writers
+    /// (temporary files) and holders (liveness files). Problems are logged, not returned: a
+    /// sweep is housekeeping and never fails the write it precedes.
+    pub(crate) fn sweep(&self, belongs: &dyn Fn(&str) -> bool) {
+        let names = match self.list() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(
+                    "sweeping {}: {}",
+                    self.path.display(),
+                    crate::error_chain(&e)
+                );
+                return;
+            }
+        };
+        for name in names.iter().filter(|n| belongs(n)) {
+            if self.is_debris(name) == Some(true) {
+                match self.remove(name) {
+                    Ok(()) => tracing::debug!(
+                        "removed {}: left by a dead process",
+                        self.path_of(name).display()
+                    ),
+                    Err(e) => tracing::debug!("{}", crate::error_chain(&e)),
+                }
+            }
+        }
+    }
+
+    /// Whether `name` is a regular file nobody holds a flock on (the debris of a dead writer
+    /// or holder): `Some(true)`; held: `Some(false)`; not a regular file or gone: `None`.
+    pub(crate) fn is_debris(&self, name: &str) -> Option<bool> {
+        let file = self.open_regular(name).ok()??;
+        match file.try_lock_shared() {
+            Ok(()) => Some(true),
+            Err(TryLockError::WouldBlock) => Some(false),
+            Err(TryLockError::Error(_)) => None,
+        }
     }
 
     /// Opens (creating if missing) a file to take a flock on. Opened read-write when
     /// permitted, else read-only (flock needs neither), as flock(1) does.
     pub(crate) fn open_lockable(&self, name: &str, access: Access) -> Result<File> {
+        let d = self.current()?;
         let base = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let fd = match self.open_or_create(name, base | OFlags::RDWR, access) {
+        let fd = match open_or_create(&d, name, base | OFlags::RDWR, access) {
             Ok(fd) => fd,
-            Err(Errno::ACCESS) | Err(Errno::ROFS) => self
-                .open_or_create(name, base | OFlags::RDONLY, access)
-                .map_err(|e| self.open_error(name, e))?,
+            Err(Errno::ACCESS) | Err(Errno::ROFS) => {
+                open_or_create(&d, name, base | OFlags::RDONLY, access)
+                    .map_err(|e| self.open_error(name, e))?
+            }
             Err(e) => return Err(self.open_error(name, e)),
         };
         self.check_regular(fd, name)
     }
 
-    /// Opens `name` with `flags`, creating it if missing. A file this call creates gets the
-    /// access mode exactly (open(2) would apply the umask); an existing one is left as is.
-    fn open_or_create(&self, name: &str, flags: OFlags, access: Access) -> Result<OwnedFd, Errno> {
-        loop {
-            match rfs::openat(
-                &self.fd,
-                name,
-                flags | OFlags::CREATE | OFlags::EXCL,
-                access.file_mode(),
-            ) {
-                Ok(fd) => {
-                    rfs::fchmod(&fd, access.file_mode())?;
-                    return Ok(fd);
-                }
-                Err(Errno::EXIST) => match rfs::openat(&self.fd, name, flags, Mode::empty()) {
-                    Err(Errno::NOENT) => continue, // removed in between: try creating again
-                    other => return other,
-                },
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// Creates a new file that must not exist yet, read-write, with the access mode.
     pub(crate) fn create_new(&self, name: &str, access: Access) -> Result<File> {
+        let d = self.current()?;
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rfs::openat(&self.fd, name, flags, access.file_mode())
+        let fd = rfs::openat(&d.fd, name, flags, access.file_mode())
             .map_err(|e| self.open_error(name, e))?;
         rfs::fchmod(&fd, access.file_mode())
             .map_err(|e| Error::io("cannot chmod", self.path_of(name), errno_to_io(e)))?;
@@ -285,30 +419,34 @@ impl SafeDir {
 
     /// Opens a file for appending (and reading), creating it if missing.
     pub(crate) fn open_append(&self, name: &str, access: Access) -> Result<File> {
+        let d = self.current()?;
         let flags =
             OFlags::RDWR | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let fd = self
-            .open_or_create(name, flags, access)
-            .map_err(|e| self.open_error(name, e))?;
+        let fd = open_or_create(&d, name, flags, access).map_err(|e| self.open_error(name, e))?;
         self.check_regular(fd, name)
     }
 
     fn open_error(&self, name: &str, e: Errno) -> Error {
-        if e == Errno::LOOP {
-            Error::Refused {
+        match e {
+            Errno::LOOP => Error::Refused {
                 path: self.path_of(name),
                 why: "it is a symlink".into(),
-            }
-        } else {
-            Error::io("cannot open", self.path_of(name), errno_to_io(e))
+            },
+            Errno::ISDIR => Error::Refused {
+                path: self.path_of(name),
+                why: "it is a directory, not a regular file".into(),
+            },
+            e => Error::io("cannot open", self.path_of(name), errno_to_io(e)),
         }
     }
 
-    /// True if `file` is still the file at `name` (not unlinked or replaced since opened).
+    /// True if `file` is still the file at `name` in the directory now at this path (not
+    /// unlinked or replaced since it was opened, and not in a directory moved away since).
     pub(crate) fn is_current(&self, name: &str, file: &File) -> Result<bool> {
         let held = rfs::fstat(file.as_fd())
             .map_err(|e| Error::io("cannot stat", self.path_of(name), errno_to_io(e)))?;
-        match rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let d = self.current()?;
+        match rfs::statat(&d.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(st.st_dev == held.st_dev && st.st_ino == held.st_ino),
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(Error::io("cannot stat", self.path_of(name), errno_to_io(e))),
@@ -317,8 +455,13 @@ impl SafeDir {
 
     /// Removes a file; a missing file is not an error.
     pub(crate) fn remove(&self, name: &str) -> Result<()> {
-        match rfs::unlinkat(&self.fd, name, AtFlags::empty()) {
+        let d = self.current()?;
+        match rfs::unlinkat(&d.fd, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(Errno::ISDIR) => Err(Error::Refused {
+                path: self.path_of(name),
+                why: "it is a directory, not a regular file".into(),
+            }),
             Err(e) => Err(Error::io(
                 "cannot remove",
                 self.path_of(name),
@@ -329,8 +472,9 @@ impl SafeDir {
 
     /// The names in this directory, except `.` and `..`, sorted.
     pub(crate) fn list(&self) -> Result<Vec<String>> {
+        let d = self.current()?;
         let dup = rfs::openat(
-            &self.fd,
+            &d.fd,
             ".",
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
@@ -352,16 +496,117 @@ impl SafeDir {
 
     /// The kind of entry `name` is, without following symlinks; `None` if missing.
     pub(crate) fn kind_of(&self, name: &str) -> Option<FileType> {
-        rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+        let d = self.current().ok()?;
+        rfs::statat(&d.fd, name, AtFlags::SYMLINK_NOFOLLOW)
             .ok()
             .map(|st| FileType::from_raw_mode(st.st_mode))
     }
+}
 
-    /// Modification time of `name` in Unix milliseconds, without following symlinks.
-    pub(crate) fn mtime_ms(&self, name: &str) -> Option<u64> {
-        let st = rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        u64::try_from(st.st_mtime)
-            .ok()
-            .map(|s| s * 1000 + st.st_mtime_nsec as u64 / 1_000_000)
+/// How messages name a kind of file.
+pub(crate) fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::RegularFile => "a regular file",
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symlink",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Unknown => "an unknown kind of file",
+    }
+}
+
+/// Opens the directory of `place`, creating it with the access mode if missing.
+fn open_place(place: &Place, path: &Path, access: Access) -> Result<OpenDir> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = match place {
+        Place::Root(path) => {
+            let created = match std::fs::create_dir(path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(path)
+                        .map_err(|e| Error::io("cannot create directory", path, e))?;
+                    true
+                }
+                Err(e) => return Err(Error::io("cannot create directory", path, e)),
+            };
+            let fd = rfs::open(path, flags, Mode::empty())
+                .map_err(|e| Error::io("cannot open directory", path, errno_to_io(e)))?;
+            if created {
+                // mkdir honours the umask: set the documented mode exactly.
+                rfs::fchmod(&fd, access.dir_mode())
+                    .map_err(|e| Error::io("cannot chmod", path, errno_to_io(e)))?;
+            }
+            fd
+        }
+        Place::Sub { parent, name } => open_subdir_at(&*parent.current()?, name, path, access)?,
+    };
+    let st = rfs::fstat(&fd).map_err(|e| Error::io("cannot stat", path, errno_to_io(e)))?;
+    Ok(OpenDir {
+        fd,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    })
+}
+
+fn open_subdir_at(parent: &OpenDir, name: &str, path: &Path, access: Access) -> Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut created = false;
+    loop {
+        match rfs::openat(&parent.fd, name, flags, Mode::empty()) {
+            Ok(fd) => {
+                if created {
+                    rfs::fchmod(&fd, access.dir_mode())
+                        .map_err(|e| Error::io("cannot chmod", path, errno_to_io(e)))?;
+                }
+                return Ok(fd);
+            }
+            Err(Errno::NOENT) if !created => {
+                match rfs::mkdirat(&parent.fd, name, access.dir_mode()) {
+                    Ok(()) => created = true,
+                    Err(Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(Error::io("cannot create directory", path, errno_to_io(e)));
+                    }
+                }
+            }
+            Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                return Err(Error::Refused {
+                    path: path.to_owned(),
+                    why: "it is not a directory (a symlink or a file was planted there)".into(),
+                });
+            }
+            Err(e) => return Err(Error::io("cannot open directory", path, errno_to_io(e))),
+        }
+    }
+}
+
+/// Opens `name` with `flags`, creating it if missing. A file this call creates gets the
+/// access mode exactly (open(2) would apply the umask); an existing one is left as is.
+fn open_or_create(
+    d: &OpenDir,
+    name: &str,
+    flags: OFlags,
+    access: Access,
+) -> Result<OwnedFd, Errno> {
+    loop {
+        match rfs::openat(
+            &d.fd,
+            name,
+            flags | OFlags::CREATE | OFlags::EXCL,
+            access.file_mode(),
+        ) {
+            Ok(fd) => {
+                rfs::fchmod(&fd, access.file_mode())?;
+                return Ok(fd);
+            }
+            Err(Errno::EXIST) => match rfs::openat(&d.fd, name, flags, Mode::empty()) {
+                Err(Errno::NOENT) => continue, // removed in between: try creating again
+                other => return other,
+            },
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -3,9 +3,11 @@
 use podsignal_proto::{PhaseRecord, layout};
 use serde::{Deserialize, Serialize};
 
+use crate::coordinator::Scope;
 use crate::error::Result;
 use crate::lock::LockStatus;
 use crate::readiness::Readiness;
+use crate::safe_dir::{SafeDir, kind_name};
 use crate::volume::Volume;
 
 /// Everything in the shared directory at one moment.
@@ -13,7 +15,7 @@ use crate::volume::Volume;
 pub struct Status {
     /// The directory.
     pub dir: String,
-    /// The pod phase record, if set.
+    /// The pod phase record, if set (and readable: a bad one is under `problems`).
     pub phase: Option<PhaseRecord>,
     /// Every readiness record, evaluated.
     pub readiness: Vec<Readiness>,
@@ -23,7 +25,8 @@ pub struct Status {
     pub leaders: Vec<LockStatus>,
     /// The event log's extent.
     pub events: EventsExtent,
-    /// Files that do not belong (symlinks, stray files, leftovers), one line each.
+    /// Files that do not belong or are broken (symlinks, stray files, debris of dead
+    /// processes, records that do not parse), one line each, naming the file.
     pub problems: Vec<String>,
 }
 
@@ -40,27 +43,71 @@ pub struct EventsExtent {
 
 impl Volume {
     /// Reads everything. Problems with single files are reported in `problems`, not as errors.
-    pub fn status(&self) -> Result<Status> {
+    pub(crate) fn status_now(&self) -> Result<Status> {
         let segments = crate::events::segments(&self.inner.events)?;
-        let last_seq = self.last_event_seq()?;
+        let last_seq = self.last_event_seq_now()?;
+        // Files first, then records that do not parse: one line per file, never two.
+        let mut problems = self.stray_files()?;
+        let mut add = |path: Option<std::path::PathBuf>, line: String| {
+            let shown = path.map(|p| p.display().to_string());
+            if !shown.is_some_and(|p| problems.iter().any(|l| l.contains(&p))) {
+                problems.push(line);
+            }
+        };
+        let phase = self.phase_now().unwrap_or_else(|e| {
+            add(e.path().map(Into::into), crate::error_chain(&e));
+            None
+        });
+        let readiness = self.list_readiness_now()?;
+        for r in &readiness {
+            if r.record.is_none() && r.why != "no record" {
+                let file = self.inner.ready.path_of(&layout::readiness_file(&r.name));
+                add(Some(file), r.why.clone());
+            }
+        }
         Ok(Status {
             dir: self.path().display().to_string(),
-            phase: self.phase().unwrap_or(None),
-            readiness: self.list_readiness()?,
-            locks: self.list_locks()?,
-            leaders: self.list_leaders()?,
+            phase,
+            readiness,
+            locks: self.list_locks_now(Scope::Lock)?,
+            leaders: self.list_locks_now(Scope::Leader)?,
             events: EventsExtent {
                 first_seq: segments.first().map_or(0, |s| s.first_seq.min(last_seq)),
                 last_seq,
                 segments: segments.len(),
             },
-            problems: self.problems()?,
+            problems,
         })
     }
 
-    fn problems(&self) -> Result<Vec<String>> {
+    /// One line per file that is not what the protocol puts there, or is debris.
+    fn stray_files(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let inner = &self.inner;
+        let root_entries = [layout::PHASE_FILE];
+        for name in inner.root.list()? {
+            let is_sub = layout::SUBDIRS.contains(&name.as_str());
+            let kind = inner.root.kind_of(&name);
+            let expected = if is_sub {
+                Some(rustix::fs::FileType::Directory)
+            } else if root_entries.contains(&name.as_str()) {
+                Some(rustix::fs::FileType::RegularFile)
+            } else {
+                None
+            };
+            match (kind, expected) {
+                (Some(k), Some(e)) if k != e => out.push(format!(
+                    "{}: {} where {} belongs (ignored)",
+                    inner.root.path_of(&name).display(),
+                    kind_name(k),
+                    kind_name(e)
+                )),
+                _ => {}
+            }
+            if layout::is_temp_file(&name) {
+                debris(&inner.root, &name, &mut out);
+            }
+        }
         for dir in [
             &inner.ready,
             &inner.locks,
@@ -70,35 +117,46 @@ impl Volume {
             &inner.stop,
         ] {
             for name in dir.list()? {
-                let path = dir.path_of(&name);
                 match dir.kind_of(&name) {
-                    Some(rustix::fs::FileType::RegularFile) => {}
-                    Some(rustix::fs::FileType::Symlink) => out.push(format!(
-                        "{}: a symlink (ignored, never followed)",
-                        path.display()
-                    )),
-                    Some(_) => {
-                        out.push(format!("{}: not a regular file (ignored)", path.display()))
-                    }
-                    None => continue,
-                }
-                if layout::is_temp_file(&name) {
-                    let age =
-                        crate::identity::now_ms().saturating_sub(dir.mtime_ms(&name).unwrap_or(0));
-                    if age > 60_000 {
+                    Some(rustix::fs::FileType::RegularFile) | None => {}
+                    Some(kind) => {
                         out.push(format!(
-                            "{}: a temporary file left by a crashed writer",
-                            path.display()
+                            "{}: {} (ignored, never followed or read)",
+                            dir.path_of(&name).display(),
+                            kind_name(kind)
                         ));
+                        continue;
                     }
+                }
+                if layout::is_temp_file(&name) || layout::liveness_owner(&name).is_some() {
+                    debris(dir, &name, &mut out);
                 }
             }
         }
-        for r in self.list_readiness()? {
-            if r.record.is_none() && r.why != "no record" {
-                out.push(format!("ready/{}: {}", r.name, r.why));
+        for name in inner.stop.list()? {
+            let Some(n) = layout::name_of_json_file(&name) else {
+                continue;
+            };
+            if inner.stop.kind_of(&name) != Some(rustix::fs::FileType::RegularFile) {
+                continue; // reported above
+            }
+            if let Err(e) = self.stop_request_now(&n) {
+                out.push(format!("{} (not acted on)", crate::error_chain(&e)));
             }
         }
         Ok(out)
     }
+}
+
+/// Reports `name` if it is debris: a temporary or liveness file nobody holds a flock on.
+fn debris(dir: &SafeDir, name: &str, out: &mut Vec<String>) {
+    if dir.is_debris(name) != Some(true) {
+        return;
+    }
+    let what = if layout::is_temp_file(name) {
+        "a temporary file left by a writer that died (removed by the next write of its record)"
+    } else {
+        "a liveness file left by a holder that died (removed by the next write of its record)"
+    };
+    out.push(format!("{}: {what}", dir.path_of(name).display()));
 }

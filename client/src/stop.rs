@@ -1,5 +1,9 @@
 //! Stop requests: `stop/NAME.json`. `podsignal stop NAME` writes one; the container running
-//! `run --name NAME` waits for it (inotify), stops its command gracefully and clears it.
+//! `run --name NAME` waits for it (inotify), takes it and stops its command gracefully.
+//!
+//! Only a valid request for NAME is acted on. A symlink, a FIFO, a file over the size limit
+//! or garbage at `stop/NAME.json` is reported (once per kind of problem) and ignored: a
+//! hostile or broken file must never stop a container.
 
 use podsignal_proto::record::encode;
 use podsignal_proto::{FORMAT_VERSION, Name, StopRequest, layout};
@@ -10,14 +14,11 @@ use crate::volume::Volume;
 use crate::watch::Area;
 
 impl Volume {
-    /// Asks the container running `run --name NAME` to stop, and returns the request.
-    ///
-    /// ```no_run
-    /// # async fn demo(volume: podsignal_client::Volume) -> podsignal_client::Result<()> {
-    /// volume.request_stop(&"proxy".parse()?, Some("job finished")).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn request_stop(&self, name: &Name, reason: Option<&str>) -> Result<StopRequest> {
+    pub(crate) fn request_stop_now(
+        &self,
+        name: &Name,
+        reason: Option<&str>,
+    ) -> Result<StopRequest> {
         let request = StopRequest {
             version: FORMAT_VERSION,
             name: name.clone(),
@@ -25,17 +26,15 @@ impl Volume {
             writer: self.identity().clone(),
             requested_ms: now_ms(),
         };
-        self.inner.stop.write_atomic(
-            &layout::stop_file(name),
-            &encode(&request),
-            self.write_options(),
-            false,
-        )?;
+        let dir = &self.inner.stop;
+        let file = layout::stop_file(name);
+        let bytes = encode(&request).map_err(|e| Error::record(dir.path_of(&file), e))?;
+        dir.write_atomic(&file, &bytes, self.write_options(), false, &|_| false)?;
         Ok(request)
     }
 
     /// The pending stop request for `name`, if any.
-    pub fn stop_request(&self, name: &Name) -> Result<Option<StopRequest>> {
+    pub(crate) fn stop_request_now(&self, name: &Name) -> Result<Option<StopRequest>> {
         let dir = &self.inner.stop;
         let file = layout::stop_file(name);
         let Some(bytes) = dir.read_record(&file)? else {
@@ -49,28 +48,29 @@ impl Volume {
             })
     }
 
-    /// Removes the stop request for `name` (done with it, or left from an earlier run).
-    pub fn clear_stop_request(&self, name: &Name) -> Result<()> {
-        self.inner.stop.remove(&layout::stop_file(name))
-    }
-
-    /// Waits until a stop request for `name` exists and returns it. A malformed request
-    /// still counts (someone asked), with its problem as the reason.
-    pub async fn wait_stop_request(&self, name: &Name) -> Result<StopRequest> {
-        self.inner
-            .watcher
-            .wait_until(&[Area::Stop], None, || match self.stop_request(name) {
+    /// Waits until a valid stop request for `name` exists, removes it and returns it.
+    pub(crate) async fn take_stop_request_now(&self, name: &Name) -> Result<StopRequest> {
+        let mut reported: Option<String> = None;
+        let request = self
+            .watcher()
+            .wait_until(&[Area::Stop], None, || match self.stop_request_now(name) {
                 Ok(Some(r)) => Ok(Ok(r)),
-                Ok(None) => Ok(Err(vec![format!("no stop request for {name}")])),
-                Err(e @ Error::BadRecord { .. }) => Ok(Ok(StopRequest {
-                    version: FORMAT_VERSION,
-                    name: name.clone(),
-                    reason: Some(crate::error_chain(&e)),
-                    writer: self.identity().clone(),
-                    requested_ms: now_ms(),
-                })),
-                Err(e) => Err(e),
+                Ok(None) => {
+                    reported = None;
+                    Ok(Err(vec![format!("no stop request for {name}")]))
+                }
+                Err(e) => {
+                    // Reported once per distinct problem, never acted on.
+                    let problem = crate::error_chain(&e);
+                    if reported.as_deref() != Some(problem.as_str()) {
+                        tracing::warn!("ignoring a stop request that is not one: {problem}");
+                        reported = Some(problem);
+                    }
+                    Ok(Err(vec![format!("no valid stop request for {name}")]))
+                }
             })
-            .await
+            .await?;
+        self.inner.stop.remove(&layout::stop_file(name))?;
+        Ok(request)
     }
 }

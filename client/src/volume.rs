@@ -1,15 +1,24 @@
 //! [`Volume`]: the shared directory, opened. Every protocol operation is a method on it,
 //! defined in the module of its concept (`readiness`, `lock`, `leader`, `events`, `phase`).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use podsignal_proto::{Identity, layout};
+use podsignal_proto::{
+    Event, FencingToken, HolderRecord, Identity, Name, Phase, PhaseRecord, StopRequest,
+    TombstoneRecord, layout,
+};
 
+use crate::coordinator::{Coordinator, Scope, Wait};
 use crate::error::{Error, Result};
+use crate::events::EventStream;
+use crate::flock::FlockWaits;
 use crate::identity;
+use crate::lock::{LockGuard, LockStatus};
+use crate::readiness::{Readiness, ReadinessGuard, WaitMode};
 use crate::safe_dir::{Access, SafeDir, WriteOptions};
+use crate::status::Status;
 use crate::watch::{Area, Watcher};
 
 /// How a [`Volume`] writes and waits.
@@ -37,7 +46,8 @@ impl Default for VolumeOptions {
     }
 }
 
-/// The shared directory, opened: cheap to clone, safe to share between tasks.
+/// The shared directory, opened: cheap to clone, safe to share between tasks. Its operations
+/// are those of [`Coordinator`].
 ///
 /// ```no_run
 /// # async fn demo() -> podsignal_client::Result<()> {
@@ -49,20 +59,27 @@ impl Default for VolumeOptions {
 #[derive(Debug, Clone)]
 pub struct Volume {
     pub(crate) inner: Arc<Inner>,
+    /// Who this volume writes as (records' `writer`, events' `source`).
+    identity: Arc<Identity>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) root: SafeDir,
-    pub(crate) ready: SafeDir,
-    pub(crate) locks: SafeDir,
-    pub(crate) leaders: SafeDir,
-    pub(crate) events: SafeDir,
-    pub(crate) exits: SafeDir,
-    pub(crate) stop: SafeDir,
+    pub(crate) root: Arc<SafeDir>,
+    pub(crate) ready: Arc<SafeDir>,
+    pub(crate) locks: Arc<SafeDir>,
+    pub(crate) leaders: Arc<SafeDir>,
+    pub(crate) events: Arc<SafeDir>,
+    pub(crate) exits: Arc<SafeDir>,
+    pub(crate) stop: Arc<SafeDir>,
     pub(crate) options: VolumeOptions,
-    pub(crate) identity: Identity,
-    pub(crate) watcher: Watcher,
+    /// Started on the first wait: a one-shot command (`ready`, `event publish`) watches
+    /// nothing.
+    watcher: OnceLock<Watcher>,
+    /// The directories the watcher watches, by area.
+    areas: Vec<(Area, Arc<SafeDir>)>,
+    /// Blocking flock waits (locks, leaderships, the events lock): one thread per file.
+    pub(crate) flocks: FlockWaits,
 }
 
 impl Volume {
@@ -75,9 +92,8 @@ impl Volume {
                 "Volume::open must be called inside a tokio runtime".into(),
             ));
         }
-        let access = options.access;
-        let root = SafeDir::open_root(path, access)?;
-        let sub = |name: &str| root.open_subdir(name, access);
+        let root = SafeDir::open_root(path, options.access)?;
+        let sub = |name: &'static str| SafeDir::open_subdir(&root, name);
         let (ready, locks, leaders) = (
             sub(layout::READY_DIR)?,
             sub(layout::LOCKS_DIR)?,
@@ -88,19 +104,15 @@ impl Volume {
             sub(layout::EXITS_DIR)?,
             sub(layout::STOP_DIR)?,
         );
-        let dirs: Vec<(PathBuf, PathBuf, Area)> = [
-            (&root, Area::Root),
-            (&ready, Area::Ready),
-            (&locks, Area::Locks),
-            (&leaders, Area::Leaders),
-            (&events, Area::Events),
-            (&exits, Area::Exits),
-            (&stop, Area::Stop),
-        ]
-        .iter()
-        .map(|(d, a)| (d.proc_path(), d.path().to_owned(), *a))
-        .collect();
-        let watcher = Watcher::start(&dirs, options.rescan);
+        let areas = vec![
+            (Area::Root, root.clone()),
+            (Area::Ready, ready.clone()),
+            (Area::Locks, locks.clone()),
+            (Area::Leaders, leaders.clone()),
+            (Area::Events, events.clone()),
+            (Area::Exits, exits.clone()),
+            (Area::Stop, stop.clone()),
+        ];
         let mut identity = identity::current();
         if options.source.is_some() {
             identity.source = options.source.clone();
@@ -115,9 +127,11 @@ impl Volume {
                 exits,
                 stop,
                 options,
-                identity,
-                watcher,
+                watcher: OnceLock::new(),
+                areas,
+                flocks: FlockWaits::default(),
             }),
+            identity: Arc::new(identity),
         })
     }
 
@@ -128,7 +142,16 @@ impl Volume {
 
     /// The identity this volume records as writer.
     pub fn identity(&self) -> &Identity {
-        &self.inner.identity
+        &self.identity
+    }
+
+    /// The same volume, writing as `identity`: for a process that acts for others (the
+    /// agent), so that what it writes for a caller names the caller.
+    pub fn as_caller(&self, identity: Identity) -> Volume {
+        Volume {
+            inner: self.inner.clone(),
+            identity: Arc::new(identity),
+        }
     }
 
     /// How often waiters re-check without an inotify event (`VolumeOptions::rescan`).
@@ -138,7 +161,7 @@ impl Volume {
 
     /// The watcher's counters: whether inotify runs, rescans, queue overflows.
     pub fn watch_stats(&self) -> crate::watch::WatchStats {
-        self.inner.watcher.stats()
+        self.watcher().stats()
     }
 
     /// Checks the directory is usable: creates a probe file, takes an exclusive flock on it,
@@ -175,6 +198,14 @@ impl Volume {
         result
     }
 
+    /// The watcher, started on first use (it needs the runtime: always called from async
+    /// code).
+    pub(crate) fn watcher(&self) -> &Watcher {
+        self.inner
+            .watcher
+            .get_or_init(|| Watcher::start(self.inner.areas.clone(), self.inner.options.rescan))
+    }
+
     pub(crate) fn write_options(&self) -> WriteOptions {
         WriteOptions {
             access: self.inner.options.access,
@@ -184,5 +215,162 @@ impl Volume {
 
     pub(crate) fn access(&self) -> Access {
         self.inner.options.access
+    }
+}
+
+impl Coordinator for Volume {
+    type ReadinessHold = ReadinessGuard;
+    type LockHold = LockGuard;
+
+    fn describe(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    async fn set_readiness(
+        &self,
+        name: &Name,
+        ready: bool,
+        reason: Option<&str>,
+    ) -> Result<Readiness> {
+        let (v, name, reason) = (self.clone(), name.clone(), reason.map(str::to_owned));
+        crate::blocking(move || {
+            let state = if ready {
+                podsignal_proto::ReadinessState::Ready
+            } else {
+                podsignal_proto::ReadinessState::Unready
+            };
+            v.write_readiness(&name, state, reason.as_deref(), None)?;
+            Ok(v.readiness_now(&name))
+        })
+        .await
+    }
+
+    async fn hold_ready(&self, name: &Name, reason: Option<&str>) -> Result<ReadinessGuard> {
+        let (v, name, reason) = (self.clone(), name.clone(), reason.map(str::to_owned));
+        crate::blocking(move || v.hold_ready_now(&name, reason.as_deref())).await
+    }
+
+    async fn readiness(&self, name: &Name) -> Result<Readiness> {
+        Ok(self.readiness_now(name))
+    }
+
+    async fn list_readiness(&self) -> Result<Vec<Readiness>> {
+        let v = self.clone();
+        crate::blocking(move || v.list_readiness_now()).await
+    }
+
+    async fn wait_readiness(
+        &self,
+        names: &[Name],
+        mode: WaitMode,
+        want: bool,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        self.wait_readiness_now(names, mode, want, timeout).await
+    }
+
+    async fn acquire(&self, scope: Scope, name: &Name, wait: Wait) -> Result<LockGuard> {
+        self.acquire_now(scope, name, wait).await
+    }
+
+    async fn lock_status(&self, scope: Scope, name: &Name) -> Result<LockStatus> {
+        Ok(self.lock_status_now(scope, name))
+    }
+
+    async fn list_locks(&self, scope: Scope) -> Result<Vec<LockStatus>> {
+        let v = self.clone();
+        crate::blocking(move || v.list_locks_now(scope)).await
+    }
+
+    async fn wait_leader_change(
+        &self,
+        name: &Name,
+        known: Option<FencingToken>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<HolderRecord>> {
+        self.wait_leader_change_now(name, known, timeout).await
+    }
+
+    async fn publish(&self, kind: &Name, data: Option<serde_json::Value>) -> Result<Event> {
+        self.publish_now(kind, data).await
+    }
+
+    async fn read_events(&self, since: u64, limit: usize, strict: bool) -> Result<Vec<Event>> {
+        let page = self.read_events_page(since, limit, strict).await?;
+        match page.lost {
+            Some((from, to)) if strict && page.events.is_empty() => Err(Error::EventsRotated {
+                wanted: from,
+                available: to + 1,
+            }),
+            Some((from, to)) if !strict => {
+                tracing::warn!(
+                    "events {from} to {to} were lost: rotated away before they could be read"
+                );
+                Ok(page.events)
+            }
+            _ => Ok(page.events),
+        }
+    }
+
+    async fn last_event_seq(&self) -> Result<u64> {
+        let v = self.clone();
+        crate::blocking(move || v.last_event_seq_now()).await
+    }
+
+    async fn watch_events(&self, since: Option<u64>) -> Result<EventStream> {
+        self.watch_events_now(since)
+    }
+
+    async fn phase(&self) -> Result<Option<PhaseRecord>> {
+        self.phase_now()
+    }
+
+    async fn set_phase(
+        &self,
+        phase: Phase,
+        reason: Option<&str>,
+        force: bool,
+    ) -> Result<PhaseRecord> {
+        self.set_phase_now(phase, reason, force).await
+    }
+
+    async fn wait_phase(&self, at_least: Phase, timeout: Option<Duration>) -> Result<Phase> {
+        self.wait_phase_now(at_least, timeout).await
+    }
+
+    async fn tombstone(&self, name: &Name) -> Result<Option<TombstoneRecord>> {
+        self.tombstone_now(name)
+    }
+
+    async fn write_tombstone(&self, record: &TombstoneRecord) -> Result<()> {
+        let (v, record) = (self.clone(), record.clone());
+        crate::blocking(move || v.write_tombstone_now(&record)).await
+    }
+
+    async fn starting(&self, name: &Name) -> Result<()> {
+        self.starting_now(name)
+    }
+
+    async fn wait_exit(
+        &self,
+        name: &Name,
+        code: Option<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<TombstoneRecord> {
+        self.wait_exit_now(name, code, timeout).await
+    }
+
+    async fn request_stop(&self, name: &Name, reason: Option<&str>) -> Result<StopRequest> {
+        let (v, name, reason) = (self.clone(), name.clone(), reason.map(str::to_owned));
+        crate::blocking(move || v.request_stop_now(&name, reason.as_deref())).await
+    }
+
+    async fn take_stop_request(&self, name: &Name) -> Result<StopRequest> {
+        self.take_stop_request_now(name).await
+    }
+
+    async fn status(&self) -> Result<Status> {
+        let v = self.clone();
+        crate::blocking(move || v.status_now()).await
     }
 }

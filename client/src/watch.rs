@@ -12,20 +12,29 @@
 //! read-write descriptor, which raises `IN_CLOSE_WRITE` even on `kill -9`. Readers open such
 //! files read-only, which raises nothing we listen to, so checking never wakes anyone.
 //! Temporary files are ignored: a write wakes waiters once, at its rename.
+//!
+//! **Lost watches.** A watch is on a directory's inode, not its path. When a watched
+//! directory is moved away or removed (`IN_MOVE_SELF`, `IN_DELETE_SELF`, `IN_IGNORED`), or a
+//! directory appears at a protocol path (`IN_CREATE`/`IN_MOVED_TO` in the root), the watcher
+//! watches the directory now at the path, if there is one, and wakes that area's waiters,
+//! who re-read through the directory now at the path. The watcher never creates
+//! directories; the next write does. One area whose watch cannot be added (the watch limit)
+//! falls back to the rescan alone, the others stay event-driven, and the watcher tries again
+//! every rescan interval.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use podsignal_proto::layout;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::safe_dir::SafeDir;
 
 /// A directory of the protocol whose changes a waiter can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +49,31 @@ pub(crate) enum Area {
 }
 
 const AREAS: usize = 7;
+
+impl Area {
+    const ALL: [Area; AREAS] = [
+        Area::Root,
+        Area::Ready,
+        Area::Locks,
+        Area::Leaders,
+        Area::Events,
+        Area::Exits,
+        Area::Stop,
+    ];
+
+    /// The subdirectory of the root this area is, by name.
+    fn of_subdir(name: &str) -> Option<Area> {
+        Some(match name {
+            layout::READY_DIR => Area::Ready,
+            layout::LOCKS_DIR => Area::Locks,
+            layout::LEADERS_DIR => Area::Leaders,
+            layout::EVENTS_DIR => Area::Events,
+            layout::EXITS_DIR => Area::Exits,
+            layout::STOP_DIR => Area::Stop,
+            _ => return None,
+        })
+    }
+}
 
 /// Per-area change counters.
 pub(crate) type Generations = [u64; AREAS];
@@ -59,12 +93,15 @@ pub(crate) struct Watcher {
 pub(crate) struct Counters {
     pub(crate) rescans: AtomicU64,
     pub(crate) overflows: AtomicU64,
+    /// Some area has no watch (its directory is missing, or the watch limit was hit).
+    pub(crate) degraded: AtomicBool,
 }
 
 /// Totals of the watcher's counters, as [`crate::Volume::watch_stats`] reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WatchStats {
-    /// Whether inotify is running (false: waiters rely on the rescan alone).
+    /// Whether inotify watches every directory (false: some or all waiters rely on the
+    /// rescan alone).
     pub watching: bool,
     /// Times a waiter re-checked because the rescan interval passed without an inotify event.
     pub rescans: u64,
@@ -80,20 +117,142 @@ impl Drop for Watcher {
     }
 }
 
+/// The inotify mask for an area's directory.
+fn mask_for(area: Area) -> WatchMask {
+    let mask = WatchMask::MOVED_TO
+        | WatchMask::MOVED_FROM
+        | WatchMask::DELETE
+        | WatchMask::CREATE
+        | WatchMask::CLOSE_WRITE
+        | WatchMask::DELETE_SELF
+        | WatchMask::MOVE_SELF
+        | WatchMask::ONLYDIR;
+    // Appends to an event segment raise IN_MODIFY; elsewhere it would only add noise.
+    if area == Area::Events {
+        mask | WatchMask::MODIFY
+    } else {
+        mask
+    }
+}
+
+/// What the watcher task owns: the watches, and which directory each is on.
+struct Watching {
+    watches: Watches,
+    dirs: Vec<(Area, Arc<SafeDir>)>,
+    by_wd: HashMap<WatchDescriptor, Area>,
+    /// Per area: the watch, and the (device, inode) of the directory it is on.
+    current: [Option<(WatchDescriptor, u64, u64)>; AREAS],
+    tx: watch::Sender<Generations>,
+    stats: Arc<Counters>,
+}
+
+impl Watching {
+    /// Watches the directory now at `area`'s path, if it is not watched already; wakes its
+    /// waiters when the watch changed.
+    fn rewatch(&mut self, area: Area) {
+        let Some(dir) = self
+            .dirs
+            .iter()
+            .find(|(a, _)| *a == area)
+            .map(|(_, d)| d.clone())
+        else {
+            return;
+        };
+        let now = match dir.existing() {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::debug!(
+                    "re-watching {}: {}",
+                    dir.path().display(),
+                    crate::error_chain(&e)
+                );
+                None
+            }
+        };
+        let same = match (&now, &self.current[area as usize]) {
+            (Some(d), Some((_, dev, ino))) => d.identity() == (*dev, *ino),
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        if let Some((old, _, _)) = self.current[area as usize].take() {
+            self.by_wd.remove(&old);
+            let _ = self.watches.remove(old); // gone already when the directory was removed
+        }
+        if let Some(d) = now {
+            match self.watches.add(SafeDir::proc_path(&d), mask_for(area)) {
+                Ok(wd) => {
+                    let (dev, ino) = d.identity();
+                    self.by_wd.insert(wd.clone(), area);
+                    self.current[area as usize] = Some((wd, dev, ino));
+                }
+                Err(e) => tracing::warn!(
+                    "{}; waiters on it fall back to the rescan",
+                    crate::error_chain(&inotify_error(e, "inotify_add_watch", dir.path().into()))
+                ),
+            }
+        }
+        self.stats
+            .degraded
+            .store(self.current.iter().any(Option::is_none), Ordering::Relaxed);
+        self.tx.send_modify(|g| g[area as usize] += 1);
+    }
+
+    fn handle(&mut self, event: inotify::Event<std::ffi::OsString>) {
+        if event.mask.contains(EventMask::Q_OVERFLOW) {
+            tracing::debug!("inotify queue overflow: waking every waiter");
+            self.stats.overflows.fetch_add(1, Ordering::Relaxed);
+            self.tx.send_modify(|g| g.iter_mut().for_each(|n| *n += 1));
+            return;
+        }
+        let Some(area) = self.by_wd.get(&event.wd).copied() else {
+            return; // a watch already replaced
+        };
+        if event
+            .mask
+            .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
+        {
+            if event.mask.contains(EventMask::IGNORED) {
+                // The kernel dropped this watch: forget it before looking again.
+                self.by_wd.remove(&event.wd);
+                self.current[area as usize] = None;
+            }
+            self.rewatch(area);
+            if area == Area::Root {
+                for a in &Area::ALL[1..] {
+                    self.rewatch(*a);
+                }
+            }
+            return;
+        }
+        let name = event.name.as_deref().and_then(|n| n.to_str());
+        if name.is_some_and(layout::is_temp_file) {
+            return;
+        }
+        if area == Area::Root
+            && let Some(sub) = name.and_then(Area::of_subdir)
+        {
+            self.rewatch(sub);
+        }
+        self.tx.send_modify(|g| g[area as usize] += 1);
+    }
+}
+
 impl Watcher {
-    /// Starts watching `dirs` (each a path naming an opened directory, and its area). If
-    /// inotify is unavailable, logs why and relies on the rescan alone.
-    pub(crate) fn start(dirs: &[(PathBuf, PathBuf, Area)], rescan: Duration) -> Watcher {
+    /// Starts watching `dirs`. If inotify is unavailable, logs why and relies on the rescan.
+    pub(crate) fn start(dirs: Vec<(Area, Arc<SafeDir>)>, rescan: Duration) -> Watcher {
         let (tx, _) = watch::channel([0; AREAS]);
         let stats = Arc::new(Counters::default());
-        let task = match Self::spawn(dirs, tx.clone(), stats.clone()) {
+        let task = match Self::spawn(dirs, tx.clone(), stats.clone(), rescan) {
             Ok(handle) => Some(handle),
             Err(e) => {
                 tracing::warn!(
-                    "{:#}; waiters fall back to rescanning every {}",
+                    "{}; waiters fall back to rescanning every {}",
                     crate::error_chain(&e),
                     podsignal_proto::format_duration(rescan)
                 );
+                stats.degraded.store(true, Ordering::Relaxed);
                 None
             }
         };
@@ -106,69 +265,58 @@ impl Watcher {
     }
 
     fn spawn(
-        dirs: &[(PathBuf, PathBuf, Area)],
+        dirs: Vec<(Area, Arc<SafeDir>)>,
         tx: watch::Sender<Generations>,
         stats: Arc<Counters>,
+        rescan: Duration,
     ) -> Result<tokio::task::AbortHandle> {
-        let inotify =
-            Inotify::init().map_err(|e| inotify_error(e, "inotify_init", PathBuf::new()))?;
-        let mut areas: HashMap<WatchDescriptor, Area> = HashMap::new();
-        for (proc_path, shown, area) in dirs {
-            let mask = WatchMask::MOVED_TO
-                | WatchMask::MOVED_FROM
-                | WatchMask::DELETE
-                | WatchMask::CREATE
-                | WatchMask::CLOSE_WRITE
-                | WatchMask::ONLYDIR;
-            // Appends to an event segment raise IN_MODIFY; elsewhere it would only add noise.
-            let mask = if *area == Area::Events {
-                mask | WatchMask::MODIFY
-            } else {
-                mask
-            };
-            let wd = inotify
-                .watches()
-                .add(proc_path, mask)
-                .map_err(|e| inotify_error(e, "inotify_add_watch", shown.clone()))?;
-            areas.insert(wd, *area);
-        }
+        let inotify = Inotify::init()
+            .map_err(|e| inotify_error(e, "inotify_init", std::path::PathBuf::new()))?;
         let mut stream = inotify
             .into_event_stream([0u8; 8192])
-            .map_err(|e| inotify_error(e, "inotify", PathBuf::new()))?;
+            .map_err(|e| inotify_error(e, "inotify", std::path::PathBuf::new()))?;
+        let mut watching = Watching {
+            watches: stream.watches(),
+            dirs,
+            by_wd: HashMap::new(),
+            current: Default::default(),
+            tx,
+            stats,
+        };
+        for area in Area::ALL {
+            watching.rewatch(area);
+        }
         let handle = tokio::spawn(async move {
-            while let Some(event) = stream.next().await {
-                let event = match event {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::warn!("reading inotify events failed: {e}; relying on the rescan");
-                        return;
+            // Areas without a watch are tried again every rescan interval.
+            let mut retry = tokio::time::interval(rescan.max(Duration::from_millis(100)));
+            retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    event = stream.next() => match event {
+                        Some(Ok(e)) => watching.handle(e),
+                        Some(Err(e)) => {
+                            tracing::warn!("reading inotify events failed: {e}; relying on the rescan");
+                            watching.stats.degraded.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        None => return,
+                    },
+                    _ = retry.tick() => {
+                        for area in Area::ALL {
+                            if watching.current[area as usize].is_none() {
+                                watching.rewatch(area);
+                            }
+                        }
                     }
-                };
-                if event.mask.contains(EventMask::Q_OVERFLOW) {
-                    tracing::debug!("inotify queue overflow: waking every waiter");
-                    stats.overflows.fetch_add(1, Ordering::Relaxed);
-                    tx.send_modify(|g| g.iter_mut().for_each(|n| *n += 1));
-                    continue;
-                }
-                if event
-                    .name
-                    .as_deref()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(layout::is_temp_file)
-                {
-                    continue;
-                }
-                if let Some(area) = areas.get(&event.wd) {
-                    tx.send_modify(|g| g[*area as usize] += 1);
                 }
             }
         });
         Ok(handle.abort_handle())
     }
 
-    /// Waits until `check` returns `Ok(Some(_))`, re-evaluating it whenever one of `areas`
-    /// changes or the rescan interval passes. On timeout, the error lists what `pending`
-    /// last said was missing.
+    /// Waits until `check` returns `Ok(Ok(_))`, re-evaluating it whenever one of `areas`
+    /// changes or the rescan interval passes. On timeout, the error lists what `check` last
+    /// said was missing.
     pub(crate) async fn wait_until<T>(
         &self,
         areas: &[Area],
@@ -176,43 +324,30 @@ impl Watcher {
         mut check: impl FnMut() -> Result<Result<T, Vec<String>>>,
     ) -> Result<T> {
         let started = Instant::now();
-        let deadline = timeout.map(|t| started + t);
-        let mut rx = self.tx.subscribe();
-        let mut watching = self.task.is_some();
+        let deadline = timeout.map(|t| crate::deadline_after(started, t));
+        let mut changes = self.subscribe(areas);
         loop {
-            let seen = *rx.borrow_and_update();
+            changes.mark_seen();
             let pending = match check()? {
                 Ok(done) => return Ok(done),
                 Err(pending) => pending,
             };
-            let rescan_at = Instant::now() + self.rescan;
-            loop {
-                let far = Instant::now() + Duration::from_secs(86_400 * 365);
-                let expired = tokio::select! {
-                    changed = rx.changed(), if watching => {
-                        if changed.is_err() {
-                            watching = false;
-                        }
-                        let now = *rx.borrow_and_update();
-                        if areas.iter().any(|a| now[*a as usize] != seen[*a as usize]) { break }
-                        false
-                    }
-                    _ = tokio::time::sleep_until(rescan_at) => {
-                        self.stats.rescans.fetch_add(1, Ordering::Relaxed);
-                        break
-                    }
-                    _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => true,
-                };
-                if expired {
-                    // One last look: the condition may have become true at the deadline.
-                    return match check()? {
-                        Ok(done) => Ok(done),
-                        Err(last) => Err(Error::Timeout {
-                            after: started.elapsed(),
-                            pending: if last.is_empty() { pending } else { last },
-                        }),
-                    };
+            let expired = match deadline {
+                Some(d) => tokio::time::timeout_at(d, changes.changed()).await.is_err(),
+                None => {
+                    changes.changed().await;
+                    false
                 }
+            };
+            if expired {
+                // One last look: the condition may have become true at the deadline.
+                return match check()? {
+                    Ok(done) => Ok(done),
+                    Err(last) => Err(Error::Timeout {
+                        after: started.elapsed(),
+                        pending: if last.is_empty() { pending } else { last },
+                    }),
+                };
             }
         }
     }
@@ -220,24 +355,74 @@ impl Watcher {
     /// The totals of the watcher's counters.
     pub(crate) fn stats(&self) -> WatchStats {
         WatchStats {
-            watching: self.task.as_ref().is_some_and(|t| !t.is_finished()),
+            watching: self.task.as_ref().is_some_and(|t| !t.is_finished())
+                && !self.stats.degraded.load(Ordering::Relaxed),
             rescans: self.stats.rescans.load(Ordering::Relaxed),
             overflows: self.stats.overflows.load(Ordering::Relaxed),
         }
     }
 
-    /// Counts one rescan by a stream that waits on its own.
-    pub(crate) fn count_rescan(&self) {
-        self.stats.rescans.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A receiver of the change counters, for streams that wait on their own.
-    pub(crate) fn subscribe(&self) -> (watch::Receiver<Generations>, Duration, bool) {
-        (self.tx.subscribe(), self.rescan, self.task.is_some())
+    /// Changes to `areas`, for waiters that loop on their own.
+    pub(crate) fn subscribe(&self, areas: &[Area]) -> Changes {
+        let mut rx = self.tx.subscribe();
+        let seen = *rx.borrow_and_update();
+        Changes {
+            rx,
+            areas: areas.to_vec(),
+            seen,
+            rescan: self.rescan,
+            rescan_at: crate::deadline_after(Instant::now(), self.rescan),
+            watching: self.task.is_some(),
+            stats: self.stats.clone(),
+        }
     }
 }
 
-fn inotify_error(e: std::io::Error, call: &'static str, path: PathBuf) -> Error {
+/// A subscription to changes of some areas: [`Changes::changed`] resolves when one of them
+/// changed since [`Changes::mark_seen`], or when the rescan interval has passed since then.
+#[derive(Debug)]
+pub(crate) struct Changes {
+    rx: watch::Receiver<Generations>,
+    areas: Vec<Area>,
+    seen: Generations,
+    rescan: Duration,
+    /// Fixed at `mark_seen`: wake-ups for other areas do not push it back.
+    rescan_at: Instant,
+    watching: bool,
+    stats: Arc<Counters>,
+}
+
+impl Changes {
+    /// Takes the current state as seen (call it before checking the condition).
+    pub(crate) fn mark_seen(&mut self) {
+        self.seen = *self.rx.borrow_and_update();
+        self.rescan_at = crate::deadline_after(Instant::now(), self.rescan);
+    }
+
+    /// Resolves when an area changed since the last [`Changes::mark_seen`], or at the rescan.
+    pub(crate) async fn changed(&mut self) {
+        loop {
+            tokio::select! {
+                changed = self.rx.changed(), if self.watching => {
+                    if changed.is_err() {
+                        self.watching = false;
+                        continue;
+                    }
+                    let now = *self.rx.borrow_and_update();
+                    if self.areas.iter().any(|a| now[*a as usize] != self.seen[*a as usize]) {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(self.rescan_at) => {
+                    self.stats.rescans.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn inotify_error(e: std::io::Error, call: &'static str, path: std::path::PathBuf) -> Error {
     let hint = match e.raw_os_error() {
         Some(28) => "the inotify watch limit is reached: raise fs.inotify.max_user_watches",
         Some(24) => "the inotify instance limit is reached: raise fs.inotify.max_user_instances",

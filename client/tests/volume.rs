@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use podsignal_client::{Error, Name, Phase, Volume, VolumeOptions, WaitMode};
+use podsignal_client::{
+    Coordinator, Error, LockHold, Name, Phase, ReadinessHold, Scope, Volume, VolumeOptions,
+    WaitMode,
+};
 
 fn name(s: &str) -> Name {
     s.parse().unwrap()
@@ -31,12 +34,13 @@ async fn a_dropped_readiness_guard_retracts_and_wakes_waiters() {
         b.wait_unready(&[name("web")], WaitMode::All, Some(Duration::from_secs(10)))
             .await
     });
-    guard.set_unready(Some("draining")).unwrap();
+    guard.set(false, Some("draining")).await.unwrap();
     waiter.await.unwrap().unwrap();
-    let r = a.readiness(&name("web"));
+    let r = a.readiness(&name("web")).await.unwrap();
     assert!(!r.ready && r.why.contains("draining"), "{r:?}");
     drop(guard);
-    assert!(a.readiness(&name("web")).why.contains("holder released it"));
+    let r = a.readiness(&name("web")).await.unwrap();
+    assert!(r.why.contains("holder released it"), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +71,7 @@ async fn a_lock_guard_releases_on_drop_and_tokens_increase() {
         b.try_lock(&name("m")).await,
         Err(Error::LockBusy { .. })
     ));
-    let status = b.lock_status(&name("m"));
+    let status = b.lock_status(Scope::Lock, &name("m")).await.unwrap();
     assert!(
         status.held
             && status
@@ -85,7 +89,7 @@ async fn a_lock_guard_releases_on_drop_and_tokens_increase() {
     let t2 = waiter.await.unwrap().unwrap();
     assert!(t2 > t1);
     assert!(
-        !a.lock_status(&name("m")).held,
+        !a.lock_status(Scope::Lock, &name("m")).await.unwrap().held,
         "the waiter's guard was dropped with its task"
     );
 }
@@ -117,14 +121,14 @@ async fn followers_see_leadership_change_hands() {
         open(tmp.path()).await,
     );
     let lead = a.campaign(&name("sched"), None).await.unwrap();
-    let first = follower.leader(&name("sched")).unwrap().unwrap();
+    let first = follower.leader(&name("sched")).await.unwrap().unwrap();
     assert_eq!(first.token, lead.token());
     let contender = tokio::spawn(async move {
         b.campaign(&name("sched"), None)
             .await
             .map(|l| (l.token(), l))
     });
-    lead.resign();
+    drop(lead); // resign
     let next = follower
         .wait_leader_change(
             &name("sched"),
@@ -158,7 +162,7 @@ async fn the_event_stream_resumes_after_a_sequence_number_and_follows() {
             .await
             .unwrap();
     }
-    let mut stream = v.watch_events(Some(3)).unwrap();
+    let mut stream = v.watch_events(Some(3)).await.unwrap();
     assert_eq!(next(&mut stream).await.seq, 4);
     assert_eq!(next(&mut stream).await.seq, 5);
     v.set_phase(Phase::Running, Some("up"), false)
@@ -186,21 +190,31 @@ async fn the_event_log_is_bounded_and_says_when_events_were_rotated_away() {
     assert!(segments.len() <= 4, "{} segments", segments.len());
     let total: u64 = segments.iter().map(|e| e.metadata().unwrap().len()).sum();
     assert!(total < 5 * 1024 * 1024, "{total} bytes");
-    assert_eq!(v.last_event_seq().unwrap(), 400);
+    assert_eq!(v.last_event_seq().await.unwrap(), 400);
+    // "After 5": events 6 and on were rotated away.
     assert!(matches!(
-        v.read_events(0, 10, true),
-        Err(Error::EventsRotated { wanted: 1, .. })
+        v.read_events(5, 10, true).await,
+        Err(Error::EventsRotated { wanted: 6, .. })
     ));
-    let kept = v.read_events(0, 1000, false).unwrap();
+    // "After 0" means from the oldest kept: nothing was asked for before it.
+    let kept = v.read_events(0, 1000, true).await.unwrap();
     assert_eq!(kept.last().unwrap().seq, 400);
     assert!(
         kept.windows(2).all(|w| w[1].seq == w[0].seq + 1),
         "kept events are dense"
     );
-    let mut stream = v.watch_events(Some(0)).unwrap();
+    let mut stream = v.watch_events(Some(5)).await.unwrap();
     let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(first, Err(Error::EventsRotated { .. })));
+    match first {
+        Err(Error::EventsRotated { wanted, available }) => {
+            assert_eq!(wanted, 6);
+            assert_eq!(available, kept[0].seq, "the loss ends where the log starts");
+        }
+        other => panic!("expected the loss first, got {other:?}"),
+    }
+    let after = next(&mut stream).await;
+    assert_eq!(after.seq, kept[0].seq, "and the stream goes on after it");
 }

@@ -4,12 +4,38 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::lock::{FencingToken, HolderRecord};
+use crate::lock::FencingToken;
 use crate::name::Name;
 use crate::phase::{Phase, PhaseRecord};
+use crate::record::Identity;
+use crate::tombstone::TombstoneRecord;
 
 /// The header carrying an idempotency key on lock and leader acquisition.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// The header in which a client names itself (its [`Identity`] as JSON): the agent records
+/// the caller, not itself, as the writer of what it writes on the caller's behalf (holder
+/// records, readiness, events, tombstones). Without it the agent writes as itself.
+pub const CALLER_HEADER: &str = "podsignal-caller";
+
+/// The header on a non-strict `GET /v1/events` whose answer skips events that were rotated
+/// away: `FIRST-LAST`, the sequence numbers lost.
+pub const EVENTS_LOST_HEADER: &str = "podsignal-events-lost";
+
+/// The value of [`CALLER_HEADER`] for `identity`; `None` if it cannot be sent as a header
+/// (a hostname or source with bytes outside visible ASCII).
+pub fn caller_header(identity: &Identity) -> Option<String> {
+    let json = serde_json::to_string(identity).ok()?;
+    json.bytes()
+        .all(|b| (0x20..0x7f).contains(&b))
+        .then_some(json)
+}
+
+/// Parses a [`CALLER_HEADER`] value.
+pub fn parse_caller_header(value: &str) -> Option<Identity> {
+    let id: Identity = serde_json::from_str(value).ok()?;
+    crate::record::is_incarnation(&id.incarnation).then_some(id)
+}
 
 /// What went wrong, as a stable machine-readable code (the `error` field of [`ErrorBody`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,11 +59,17 @@ pub enum ErrorCode {
     Timeout,
     /// The lock or leadership is held by someone else and the request did not wait (409).
     LockBusy,
+    /// The request conflicts with one in progress, e.g. the same `Idempotency-Key` (409).
+    Conflict,
+    /// A file in the shared directory is not what the protocol allows: a symlink, a FIFO, over
+    /// the size limit, or not a valid record (409). The message names it; repair or remove it.
+    BadFile,
     /// Moving the phase back without `force` (409).
     PhaseBackwards,
     /// The events asked for were rotated away (410).
     EventsRotated,
-    /// The request body is over the agent's `--max-body` (413).
+    /// The request body is over the agent's `--max-body`, or the record it would write is over
+    /// the 64 KiB record limit (413).
     PayloadTooLarge,
     /// The `Host` header is not loopback (421): a DNS-rebinding defence.
     BadHost,
@@ -49,6 +81,8 @@ pub enum ErrorCode {
     TooManyStreams,
     /// The agent is shutting down (503).
     ShuttingDown,
+    /// The shared directory cannot be written: read-only, full, or permission denied (503).
+    Storage,
     /// Anything else (500).
     Internal,
     /// A code this version does not know.
@@ -107,7 +141,8 @@ impl ErrorBody {
     }
 }
 
-/// `PUT /v1/readiness/{name}`: a sticky readiness record.
+/// `PUT /v1/readiness/{name}`: a sticky readiness record, or with `hold`, a change of state of
+/// a record this agent holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetReadiness {
@@ -116,6 +151,10 @@ pub struct SetReadiness {
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The hold id from a readiness hold's grant: change the held record (it stays held)
+    /// instead of writing a sticky one. 404 if the agent holds no such hold of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 /// The optional body of `POST .../hold` and `POST /v1/shutdown`.
@@ -161,13 +200,14 @@ pub struct PhaseView {
     pub record: Option<PhaseRecord>,
 }
 
-/// `GET /v1/leaders/{name}`: the current leader, if any.
+/// `GET /v1/exits/{name}`: the tombstone of the container running `run --name NAME`, if it
+/// exited since its last start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaderView {
-    /// The campaign.
+pub struct ExitView {
+    /// The container's name.
     pub name: Name,
-    /// The leader, or `null` if nobody leads now.
-    pub leader: Option<HolderRecord>,
+    /// Its tombstone, or `null` if it has not exited.
+    pub tombstone: Option<TombstoneRecord>,
 }
 
 /// A lock or leadership granted by the agent (or a held readiness record, without a token).
@@ -184,6 +224,13 @@ pub struct Grant {
     /// The lease's time to live in milliseconds; renew before it runs out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
+    /// Hold streams: how often the agent sends a heartbeat line, in milliseconds. A client
+    /// that hears nothing for several periods may take the connection for dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
+    /// Readiness holds: the hold id the record carries (for [`SetReadiness::hold`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 /// One line of a hold stream (`POST .../hold`): newline-delimited JSON, open while held.
@@ -213,6 +260,25 @@ mod tests {
         let back: ErrorBody =
             serde_json::from_str(r#"{"error":"from_the_future","message":"m"}"#).unwrap();
         assert_eq!(back.error, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn the_caller_header_round_trips_and_refuses_what_is_not_a_header() {
+        let id = Identity {
+            pid: 7,
+            hostname: "pod-1".into(),
+            source: Some("app".into()),
+            incarnation: "0123456789abcdef".into(),
+        };
+        let v = caller_header(&id).unwrap();
+        assert_eq!(parse_caller_header(&v), Some(id.clone()));
+        let odd = Identity {
+            hostname: "pod\u{e9}".into(),
+            ..id.clone()
+        };
+        assert_eq!(caller_header(&odd), None);
+        let forged = v.replace("0123456789abcdef", "../../etc/passwd");
+        assert_eq!(parse_caller_header(&forged), None);
     }
 
     #[test]

@@ -14,8 +14,12 @@ pub struct DurationError {
     pub why: &'static str,
 }
 
+/// The longest duration accepted: ten years. Longer ones are surely typos, and a deadline
+/// computed from one (`now + d`) would overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// Parses a duration: one or more `<integer><unit>` parts, unit one of `ms`, `s`, `m`, `h`.
-/// A bare `0` is accepted; any other number needs a unit.
+/// A bare `0` is accepted; any other number needs a unit. At most [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let err = |why| DurationError {
         input: input.to_owned(),
@@ -55,6 +59,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         total = total.checked_add(part).ok_or_else(|| err("too large"))?;
         rest = &rest[unit_len..];
     }
+    if total > MAX_DURATION {
+        return Err(err("longer than ten years (87600h)"));
+    }
     Ok(total)
 }
 
@@ -87,6 +94,7 @@ mod tests {
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("87600h").unwrap(), MAX_DURATION);
     }
 
     #[test]
@@ -100,6 +108,8 @@ mod tests {
             "1d",
             "10 s",
             "99999999999999999999h",
+            "18446744073709551615s",
+            "87601h",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
@@ -107,7 +117,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn format_then_parse_round_trips(ms in 0u64..10_000_000_000) {
+        fn format_then_parse_round_trips(ms in 0u64..100_000_000_000) {
             let d = Duration::from_millis(ms);
             prop_assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
         }

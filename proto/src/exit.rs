@@ -11,6 +11,9 @@ impl ExitCode {
     pub const ERROR: ExitCode = ExitCode(1);
     /// Usage: unknown flag, missing argument, malformed value.
     pub const USAGE: ExitCode = ExitCode(2);
+    /// `event watch` found that events it had not read yet were rotated away (EX_DATAERR: the
+    /// stream it was asked for has a hole). `--on-gap continue` reports the hole and goes on.
+    pub const EVENTS_LOST: ExitCode = ExitCode(65);
     /// `lock --no-wait` found the lock held (EX_TEMPFAIL: try again later).
     pub const LOCK_BUSY: ExitCode = ExitCode(75);
     /// A `--timeout` ran out before the condition held (as `timeout(1)`).
@@ -32,7 +35,8 @@ impl ExitCode {
 EXIT CODES:
     0      success
     1      error (the message names the path or name involved)
-    2      usage error (bad flag, name, duration or JSON)
+    2      usage error (bad flag, name, duration or JSON; a record or event over its size limit)
+    65     event watch: events were lost (rotated away before they could be read)
     75     lock --no-wait: the lock is held by someone else
     124    a --timeout ran out before the condition held
     126    the command could not be executed
@@ -54,7 +58,7 @@ mod tests {
 
     #[test]
     fn table_lists_every_constant() {
-        for c in [0, 1, 2, 75, 124, 126, 127] {
+        for c in [0, 1, 2, 65, 75, 124, 126, 127] {
             assert!(ExitCode::TABLE.contains(&format!("\n    {c} ")), "{c}");
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! ready/NAME.json            readiness record
-//! ready/NAME.INC.live        liveness file of a held record (its writer keeps a flock on it)
+//! ready/NAME.HOLD.live       liveness file of a held record (its writer keeps a flock on it)
 //! locks/NAME.lock            the flock(2) file of lock NAME (never deleted)
 //! locks/NAME.fence           fencing counter of lock NAME (decimal, fsynced)
 //! locks/NAME.holder.json     who acquired lock NAME last, with the token
@@ -53,9 +53,29 @@ pub fn readiness_file(name: &Name) -> String {
     format!("{name}.json")
 }
 
-/// File name (in [`READY_DIR`]) of the liveness file of incarnation `incarnation` of `name`.
-pub fn liveness_file(name: &Name, incarnation: &str) -> String {
-    format!("{name}.{incarnation}.live")
+/// File name (in [`READY_DIR`]) of the liveness file `id` of `name` (a hold id, see
+/// [`crate::ReadinessRecord::liveness_id`]).
+pub fn liveness_file(name: &Name, id: &str) -> String {
+    format!("{name}.{id}.live")
+}
+
+/// The id of a liveness file of `name` (`NAME.ID.live`, ID 16 hex digits), if `file_name` is
+/// one.
+pub fn liveness_id_of<'a>(file_name: &'a str, name: &Name) -> Option<&'a str> {
+    let id = file_name
+        .strip_prefix(name.as_str())?
+        .strip_prefix('.')?
+        .strip_suffix(".live")?;
+    crate::record::is_incarnation(id).then_some(id)
+}
+
+/// The name of the record a liveness file belongs to, if `file_name` is one.
+pub fn liveness_owner(file_name: &str) -> Option<Name> {
+    let stem = file_name.strip_suffix(".live")?;
+    let (name, id) = stem.rsplit_once('.')?;
+    crate::record::is_incarnation(id)
+        .then(|| Name::new(name).ok())
+        .flatten()
 }
 
 /// File name of the flock file of `name` (in [`LOCKS_DIR`] or [`LEADERS_DIR`]).
@@ -103,6 +123,16 @@ pub fn is_temp_file(file_name: &str) -> bool {
     file_name.starts_with('.') && file_name.ends_with(".tmp")
 }
 
+/// The final name a temporary file made by [`temp_file`] was for (`.FINAL.PID.NONCE.tmp`).
+pub fn temp_file_target(file_name: &str) -> Option<&str> {
+    let stem = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (rest, nonce) = stem.rsplit_once('.')?;
+    let (target, pid) = rest.rsplit_once('.')?;
+    let hex = nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (hex && digits && !target.is_empty()).then_some(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +144,34 @@ mod tests {
         assert_eq!(name_of_json_file(&holder_file(&n)), None);
         assert_eq!(name_of_json_file(".db.json.1.0.tmp"), None);
         assert!(is_temp_file(&temp_file("db.json", 7, 1)));
+    }
+
+    #[test]
+    fn debris_is_attributed_to_its_record() {
+        let n = Name::new("db").unwrap();
+        let live = liveness_file(&n, "0123456789abcdef");
+        assert_eq!(liveness_id_of(&live, &n), Some("0123456789abcdef"));
+        assert_eq!(liveness_owner(&live), Some(n.clone()));
+        assert_eq!(liveness_id_of(&live, &Name::new("d").unwrap()), None);
+        assert_eq!(liveness_id_of("db.x.live", &n), None);
+        assert_eq!(liveness_id_of("db.json", &n), None);
+        let other = liveness_file(&Name::new("db.x").unwrap(), "0123456789abcdef");
+        assert_eq!(liveness_id_of(&other, &n), None, "db.x's file is not db's");
+        assert_eq!(
+            temp_file_target(&temp_file("db.json", 42, 7)),
+            Some("db.json")
+        );
+        assert_eq!(
+            temp_file_target(&temp_file("a.b.json", 1, u64::MAX)),
+            Some("a.b.json")
+        );
+        for junk in [
+            ".tmp",
+            "..1.0000000000000000.tmp",
+            ".x.json.p.0000000000000000.tmp",
+            "x.tmp",
+        ] {
+            assert_eq!(temp_file_target(junk), None, "{junk}");
+        }
     }
 }

@@ -21,21 +21,6 @@ impl fmt::Display for FencingToken {
 }
 
 impl FencingToken {
-    /// Parses the contents of a `.fence` file: a decimal number and an optional newline.
-    /// An empty file counts as 0 (created, never granted).
-    pub fn parse_counter(text: &str) -> Result<FencingToken, RecordError> {
-        let t = text.trim_end_matches('\n');
-        if t.is_empty() {
-            return Ok(FencingToken(0));
-        }
-        t.parse::<u64>().map(FencingToken).map_err(|_| {
-            RecordError::Invalid(format!(
-                "fencing counter {:?} is not a decimal number",
-                truncate(t)
-            ))
-        })
-    }
-
     /// The counter file's contents for this token.
     pub fn to_counter(self) -> String {
         format!("{}\n", self.0)
@@ -45,6 +30,78 @@ impl FencingToken {
     pub fn next(self) -> Option<FencingToken> {
         self.0.checked_add(1).map(FencingToken)
     }
+}
+
+/// A lock's fencing counter (`NAME.fence`) as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counter {
+    /// No counter file: no podsignal process granted this lock yet (or it was deleted).
+    Missing,
+    /// A decimal number and an optional newline: the last token granted.
+    Valid(FencingToken),
+    /// Anything else, an empty file included: podsignal writes counters atomically, so this
+    /// was not written by it. Says what is wrong.
+    Corrupt(String),
+}
+
+impl Counter {
+    /// Parses the contents of a counter file; `None` when there is no file.
+    pub fn parse(bytes: Option<&[u8]>) -> Counter {
+        let Some(bytes) = bytes else {
+            return Counter::Missing;
+        };
+        let text = String::from_utf8_lossy(bytes);
+        let t = text.strip_suffix('\n').unwrap_or(&text);
+        if t.is_empty() {
+            return Counter::Corrupt("the fencing counter is empty".into());
+        }
+        match t.parse::<u64>() {
+            Ok(n) if t.bytes().all(|b| b.is_ascii_digit()) => Counter::Valid(FencingToken(n)),
+            _ => Counter::Corrupt(format!(
+                "fencing counter {:?} is not a decimal number",
+                truncate(t)
+            )),
+        }
+    }
+
+    /// The last token granted, as far as the counter says (`None` if missing or corrupt).
+    pub fn last(&self) -> Option<FencingToken> {
+        match self {
+            Counter::Valid(t) => Some(*t),
+            Counter::Missing | Counter::Corrupt(_) => None,
+        }
+    }
+}
+
+/// Why no token can be granted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FenceError {
+    /// The counter is corrupt and no holder record says what the last token was.
+    #[error(
+        "{0}, and there is no holder record to continue from; write the last token you know \
+         (or one above it) into the counter to repair it"
+    )]
+    Corrupt(String),
+    /// The counter reached `u64::MAX`.
+    #[error("the fencing counter is exhausted")]
+    Exhausted,
+}
+
+/// The token to grant next: one past the highest token ever granted, which is the larger of
+/// the counter and the last holder record's token. Every grant writes the counter (fsynced)
+/// and then the holder record before it is reported, so the holder record's token is the
+/// last one anyone was given: even if the counter was emptied, deleted or garbled, tokens
+/// continue from there and never go backwards. Only with a corrupt counter and no holder
+/// record is there nothing to go on: then no token is granted.
+pub fn next_token(
+    counter: &Counter,
+    last_holder: Option<FencingToken>,
+) -> Result<FencingToken, FenceError> {
+    let last = match (counter, last_holder) {
+        (Counter::Corrupt(why), None) => return Err(FenceError::Corrupt(why.clone())),
+        (c, h) => c.last().max(h).unwrap_or(FencingToken(0)),
+    };
+    last.next().ok_or(FenceError::Exhausted)
 }
 
 fn truncate(s: &str) -> String {
@@ -75,8 +132,9 @@ impl HolderRecord {
         let r: HolderRecord = record::decode(bytes)?;
         if &r.name != expected {
             return Err(RecordError::Invalid(format!(
-                "holder record names {:?}, but its file is {expected:?}",
-                r.name.as_str()
+                "holder record names {:?}, but its file is {:?}",
+                r.name.as_str(),
+                expected.as_str()
             )));
         }
         Ok(r)
@@ -87,19 +145,66 @@ impl HolderRecord {
 mod tests {
     use super::*;
 
+    fn parse(s: &str) -> Counter {
+        Counter::parse(Some(s.as_bytes()))
+    }
+
     #[test]
     fn counter_parses_strictly() {
-        assert_eq!(FencingToken::parse_counter("").unwrap(), FencingToken(0));
+        assert_eq!(parse("41\n"), Counter::Valid(FencingToken(41)));
         assert_eq!(
-            FencingToken::parse_counter("41\n").unwrap(),
-            FencingToken(41)
+            parse(&FencingToken(7).to_counter()),
+            Counter::Valid(FencingToken(7))
         );
-        assert!(FencingToken::parse_counter("-1").is_err());
-        assert!(FencingToken::parse_counter("garbage").is_err());
+        assert_eq!(Counter::parse(None), Counter::Missing);
+        for bad in [
+            "",
+            "\n",
+            "-1",
+            "+1",
+            " 1",
+            "garbage",
+            "1\n\n",
+            "99999999999999999999",
+        ] {
+            assert!(matches!(parse(bad), Counter::Corrupt(_)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_continue_from_the_highest_known_and_never_go_back() {
+        let t = FencingToken;
+        let next = |c: &str, h: Option<u64>| next_token(&parse(c), h.map(t));
+        assert_eq!(next_token(&Counter::Missing, None), Ok(t(1)), "a new lock");
+        assert_eq!(next("3\n", Some(3)), Ok(t(4)));
         assert_eq!(
-            FencingToken::parse_counter(&FencingToken(7).to_counter()).unwrap(),
-            FencingToken(7)
+            next("4\n", Some(3)),
+            Ok(t(5)),
+            "crashed after the bump, before the record"
         );
-        assert_eq!(FencingToken(u64::MAX).next(), None);
+        assert_eq!(next("", Some(3)), Ok(t(4)), "an emptied counter continues");
+        assert_eq!(
+            next("junk", Some(3)),
+            Ok(t(4)),
+            "a garbled counter continues"
+        );
+        assert_eq!(
+            next_token(&Counter::Missing, Some(t(3))),
+            Ok(t(4)),
+            "a deleted counter continues"
+        );
+        assert_eq!(
+            next("9\n", Some(3)),
+            Ok(t(10)),
+            "a lowered holder record does not lower it"
+        );
+        assert!(
+            matches!(next("", None), Err(FenceError::Corrupt(_))),
+            "nothing to go on"
+        );
+        assert_eq!(
+            next(&u64::MAX.to_string(), None),
+            Err(FenceError::Exhausted)
+        );
     }
 }

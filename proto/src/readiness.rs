@@ -27,9 +27,16 @@ pub struct ReadinessRecord {
     /// Why, in the writer's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// True when the writer holds the liveness file `ready/NAME.INCARNATION.live`: the record
-    /// counts only while that flock is held. False: a "sticky" record that stays until changed.
+    /// True when the writer holds the liveness file `ready/NAME.HOLD.live`: the record counts
+    /// only while that flock is held. False: a "sticky" record that stays until changed.
     pub held: bool,
+    /// The id of this hold (16 hex digits), chosen afresh for every hold: it names the
+    /// liveness file, and a holder retracts the record only while it still carries its own
+    /// hold id (two holds in one process, e.g. one agent serving two clients, never retract
+    /// each other's records). Records written before hold ids existed name their liveness file
+    /// by the writer's incarnation instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
     /// Who wrote it.
     pub writer: Identity,
     /// When the state last changed, in Unix milliseconds.
@@ -44,8 +51,9 @@ impl ReadinessRecord {
         let r: ReadinessRecord = record::decode(bytes)?;
         if &r.name != expected {
             return Err(RecordError::Invalid(format!(
-                "record names {:?}, but its file is {expected:?}",
-                r.name.as_str()
+                "record names {:?}, but its file is {:?}",
+                r.name.as_str(),
+                expected.as_str()
             )));
         }
         if !record::is_incarnation(&r.writer.incarnation) {
@@ -54,7 +62,18 @@ impl ReadinessRecord {
                 r.writer.incarnation
             )));
         }
+        if let Some(h) = r.hold.as_deref().filter(|h| !record::is_incarnation(h)) {
+            return Err(RecordError::Invalid(format!(
+                "hold id {h:?} is not 16 hex digits"
+            )));
+        }
         Ok(r)
+    }
+
+    /// The id in the name of this record's liveness file (`ready/NAME.ID.live`): its hold id,
+    /// or for records written before hold ids, the writer's incarnation.
+    pub fn liveness_id(&self) -> &str {
+        self.hold.as_deref().unwrap_or(&self.writer.incarnation)
     }
 }
 
@@ -69,6 +88,7 @@ mod tests {
             state: ReadinessState::Ready,
             reason: Some("migrated".into()),
             held: false,
+            hold: None,
             writer: Identity {
                 pid: 1,
                 hostname: "h".into(),
@@ -82,7 +102,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_checks_the_name() {
-        let bytes = record::encode(&sample());
+        let bytes = record::encode(&sample()).unwrap();
         assert_eq!(
             ReadinessRecord::decode(&bytes, &Name::new("db").unwrap()).unwrap(),
             sample()
@@ -91,9 +111,20 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_path_as_incarnation() {
+    fn refuses_a_path_as_incarnation_or_hold_id() {
         let mut r = sample();
         r.writer.incarnation = "../../x".into();
-        assert!(ReadinessRecord::decode(&record::encode(&r), &r.name).is_err());
+        assert!(ReadinessRecord::decode(&record::encode(&r).unwrap(), &r.name).is_err());
+        let mut r = sample();
+        r.hold = Some("../../etc/passwd".into());
+        assert!(ReadinessRecord::decode(&record::encode(&r).unwrap(), &r.name).is_err());
+    }
+
+    #[test]
+    fn the_liveness_file_is_named_by_the_hold_else_the_incarnation() {
+        let mut r = sample();
+        assert_eq!(r.liveness_id(), "00000000000000ff");
+        r.hold = Some("0123456789abcdef".into());
+        assert_eq!(r.liveness_id(), "0123456789abcdef");
     }
 }

@@ -33,6 +33,15 @@ impl Identity {
             None => format!("{}@{}", self.pid, self.hostname),
         }
     }
+
+    /// How messages name the writer in full: `app (pid 42 on pod-1)`, or `pid 42 on pod-1`
+    /// when it has no source.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Some(s) => format!("{s} (pid {} on {})", self.pid, self.hostname),
+            None => format!("pid {} on {}", self.pid, self.hostname),
+        }
+    }
 }
 
 /// True when `s` is a well-formed incarnation id: 16 lowercase hex digits.
@@ -86,11 +95,17 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
 }
 
 /// Encodes a record as one line of JSON with a trailing newline (so `cat` shows it well).
-pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+/// A record over [`MAX_RECORD_BYTES`] is refused here, before it could replace a good one
+/// that every reader accepts.
+pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, RecordError> {
     // Serializing these plain structs cannot fail: no maps with non-string keys, no I/O.
     let mut out = serde_json::to_vec(record).unwrap_or_default();
     out.push(b'\n');
-    out
+    let size = out.len() as u64;
+    if size > MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge { size });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -126,6 +141,26 @@ mod tests {
             decode::<R>(&big),
             Err(RecordError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn encode_refuses_what_decode_would_refuse() {
+        #[derive(Serialize)]
+        struct Big {
+            version: u32,
+            reason: String,
+        }
+        let fits = Big {
+            version: 1,
+            reason: "x".repeat(MAX_RECORD_BYTES as usize - 40),
+        };
+        assert!(decode::<serde_json::Value>(&encode(&fits).unwrap()).is_ok());
+        let over = Big {
+            version: 1,
+            reason: "x".repeat(MAX_RECORD_BYTES as usize),
+        };
+        let err = encode(&over).unwrap_err();
+        assert!(err.to_string().contains("65536"), "{err}");
     }
 
     #[test]

@@ -29,8 +29,9 @@ impl StopRequest {
         let r: StopRequest = record::decode(bytes)?;
         if &r.name != expected {
             return Err(RecordError::Invalid(format!(
-                "stop request names {:?}, but its file is {expected:?}",
-                r.name.as_str()
+                "stop request names {:?}, but its file is {:?}",
+                r.name.as_str(),
+                expected.as_str()
             )));
         }
         Ok(r)

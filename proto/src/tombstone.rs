@@ -41,8 +41,9 @@ impl TombstoneRecord {
         let t: TombstoneRecord = record::decode(bytes)?;
         if &t.name != expected {
             return Err(RecordError::Invalid(format!(
-                "tombstone names {:?}, but its file is {expected:?}",
-                t.name.as_str()
+                "tombstone names {:?}, but its file is {:?}",
+                t.name.as_str(),
+                expected.as_str()
             )));
         }
         Ok(t)
@@ -72,7 +73,7 @@ mod tests {
                 incarnation: "00000000000000ff".into(),
             },
         };
-        let bytes = record::encode(&t);
+        let bytes = record::encode(&t).unwrap();
         assert_eq!(TombstoneRecord::decode(&bytes, &t.name).unwrap(), t);
         assert!(TombstoneRecord::decode(&bytes, &Name::new("x").unwrap()).is_err());
     }

@@ -82,6 +82,10 @@ pub struct LockArgs {
     /// Do not wait: exit 75 at once if the lock is held.
     #[arg(long)]
     pub no_wait: bool,
+    /// When CMD exits, what it left running (its process group, its orphans) gets SIGTERM,
+    /// then SIGKILL after this long; the lock is released once they are gone.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub grace: Duration,
     /// The command to run holding the lock.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -100,6 +104,10 @@ pub struct LeaderArgs {
     /// Give up campaigning after this long, with exit code 124.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Option<Duration>,
+    /// When CMD exits, what it left running (its process group, its orphans) gets SIGTERM,
+    /// then SIGKILL after this long; leadership passes on once they are gone.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub grace: Duration,
     /// The command to run as leader.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -137,9 +145,13 @@ pub enum EventCommand {
     /// Print events as JSON lines, waiting for new ones
     ///
     /// --since N prints the events after sequence number N (0: from the oldest kept), then
-    /// follows; without it, only events published from now on.
+    /// follows; without it, only events published from now on. The log keeps about 4 MiB:
+    /// if events are rotated away before the watcher read them (it was paused, or too slow),
+    /// it says so on stderr and exits 65; with --on-gap continue it prints a line
+    /// {"lost":{"from":A,"to":B}} instead and goes on.
     ///
     ///   $ podsignal event watch --since 0 --kind phase --count 1
+    ///   $ podsignal event watch --since 41 --on-gap continue | ./consume
     #[command(verbatim_doc_comment)]
     Watch {
         /// Print the events after this sequence number.
@@ -154,7 +166,20 @@ pub enum EventCommand {
         /// Exit with 124 if --count events have not arrived after this long.
         #[arg(long, value_parser = parse_duration, value_name = "DUR")]
         timeout: Option<Duration>,
+        /// When events were lost (rotated away unread): fail (exit 65) or continue (print a
+        /// `{"lost":{...}}` line and go on).
+        #[arg(long, value_enum, default_value_t = OnGap::Fail, value_name = "WHAT")]
+        on_gap: OnGap,
     },
+}
+
+/// `event watch --on-gap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnGap {
+    /// Say so on stderr and exit 65.
+    Fail,
+    /// Print a `{"lost":{"from":A,"to":B}}` line and go on.
+    Continue,
 }
 
 /// `phase`.

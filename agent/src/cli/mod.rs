@@ -232,6 +232,32 @@ pub enum Command {
     ///   $ curl -s localhost:7781/v1/readiness/db?wait=30s
     #[command(verbatim_doc_comment)]
     Agent(AgentArgs),
+    /// Kill a process group when the wrapper that started it dies (internal: started by
+    /// lock, leader and run, never by hand).
+    #[command(hide = true)]
+    Guard(GuardArgs),
+}
+
+/// `guard` (internal).
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The process group to kill.
+    #[arg(long)]
+    pub pgid: i32,
+}
+
+impl Command {
+    /// Whether the subcommand acts on SIGTERM/SIGINT itself (and forwards signals): then
+    /// its signal stream is installed first thing, so that no signal is lost.
+    pub fn catches_signals(&self) -> bool {
+        match self {
+            Command::Run(_) | Command::Lock(_) | Command::Agent(_) => true,
+            Command::Leader(l) => l.show.is_none(),
+            Command::Ready(r) => r.hold,
+            Command::Event(e) => matches!(e, EventCommand::Watch { .. }),
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]

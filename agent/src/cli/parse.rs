@@ -25,7 +25,7 @@ pub(super) fn parse_http(s: &str) -> Result<HttpCheck, String> {
 }
 
 pub(super) fn parse_signal(s: &str) -> Result<i32, String> {
-    crate::supervisor::signals::parse(s)
+    crate::signals::parse(s)
 }
 
 pub(super) fn parse_remap(s: &str) -> Result<(u8, u8), String> {

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{AccessArg, AgentArgs, GlobalOpts};
 use crate::exit::ExitCode;
 use crate::http::{self, AppState, Config, Listener};
+use crate::signals::SignalStream;
 
 /// Where `--listen` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +19,11 @@ enum ListenAddr {
     Unix(PathBuf),
 }
 
-pub async fn agent(global: &GlobalOpts, args: AgentArgs) -> anyhow::Result<ExitCode> {
+pub async fn agent(
+    global: &GlobalOpts,
+    args: AgentArgs,
+    signals: SignalStream,
+) -> anyhow::Result<ExitCode> {
     if global.agent.is_some() {
         bail!(
             "agent serves the shared directory itself; --agent (PODSIGNAL_AGENT) makes no sense here"
@@ -58,7 +63,7 @@ pub async fn agent(global: &GlobalOpts, args: AgentArgs) -> anyhow::Result<ExitC
     let listener = bind(&addr, global.access).await?;
     let shutdown = CancellationToken::new();
     let state = AppState::new(volume, config, shutdown.child_token());
-    tokio::spawn(watch_signals(shutdown.clone()));
+    tokio::spawn(watch_signals(signals, shutdown.clone()));
     tracing::info!(
         "serving {} on {} (token: {})",
         global.dir.display(),
@@ -91,17 +96,19 @@ pub async fn agent(global: &GlobalOpts, args: AgentArgs) -> anyhow::Result<ExitC
 }
 
 /// The first SIGTERM/SIGINT starts a graceful shutdown; a second one exits at once.
-async fn watch_signals(shutdown: CancellationToken) {
-    let Ok(signo) = super::termination_signal().await else {
-        tracing::warn!("cannot install signal handlers; stop the agent with SIGKILL");
-        return;
-    };
-    tracing::info!("signal {signo}: shutting down (a second signal exits at once)");
+async fn watch_signals(mut signals: SignalStream, shutdown: CancellationToken) {
+    let signo = signals.termination().await;
+    tracing::info!(
+        "{}: shutting down (a second signal exits at once)",
+        crate::signals::name(signo)
+    );
     shutdown.cancel();
-    if let Ok(signo) = super::termination_signal().await {
-        eprintln!("podsignal: signal {signo} again: exiting without draining");
-        std::process::exit(i32::from(ExitCode::from_signal(signo).0));
-    }
+    let signo = signals.termination().await;
+    eprintln!(
+        "podsignal: {} again: exiting without draining",
+        crate::signals::name(signo)
+    );
+    std::process::exit(i32::from(ExitCode::from_signal(signo).0));
 }
 
 fn parse_listen(s: &str) -> anyhow::Result<ListenAddr> {

@@ -3,15 +3,20 @@
 use std::io::Write;
 
 use futures_util::StreamExt;
-use podsignal_client::{Client, Error as ClientError};
+use podsignal_client::{Coordinator, Error as ClientError};
 
-use crate::cli::EventCommand;
+use crate::cli::{EventCommand, OnGap};
 use crate::exit::{Exit, ExitCode};
+use crate::signals::SignalStream;
 
-pub async fn event(volume: &Client, cmd: EventCommand) -> anyhow::Result<ExitCode> {
+pub async fn event<C: Coordinator>(
+    c: &C,
+    cmd: EventCommand,
+    signals: Option<SignalStream>,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         EventCommand::Publish { kind, data } => {
-            let event = volume.publish(&kind, data).await?;
+            let event = c.publish(&kind, data).await?;
             println!("{}", serde_json::to_string(&event)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -20,31 +25,45 @@ pub async fn event(volume: &Client, cmd: EventCommand) -> anyhow::Result<ExitCod
             kind,
             count,
             timeout,
+            on_gap,
         } => {
+            let mut signals = super::stream(signals)?;
             let watch = async {
-                let mut stream = volume.watch_events(since).await?;
+                let mut stream = c.watch_events(since).await?;
                 let mut printed = 0u64;
                 let mut out = std::io::stdout().lock();
                 if count == Some(0) {
                     return Ok(ExitCode::SUCCESS);
                 }
                 while let Some(item) = stream.next().await {
-                    let event = match item {
-                        Ok(e) => e,
-                        Err(e @ ClientError::EventsRotated { .. }) => {
-                            tracing::warn!("{e}");
-                            continue;
+                    let line = match item {
+                        Ok(event) if !kind.is_empty() && !kind.contains(&event.kind) => continue,
+                        Ok(event) => serde_json::to_string(&event)?,
+                        Err(ClientError::EventsRotated { wanted, available }) => {
+                            let to = available.saturating_sub(1);
+                            if on_gap == OnGap::Fail {
+                                return Err(Exit::with(
+                                    ExitCode::EVENTS_LOST,
+                                    format!(
+                                        "events {wanted} to {to} were lost: rotated away before this watcher read them (it was paused or too slow; --on-gap continue goes on after a marker line)"
+                                    ),
+                                ));
+                            }
+                            tracing::warn!(
+                                "events {wanted} to {to} were lost: rotated away before this watcher read them"
+                            );
+                            serde_json::to_string(
+                                &serde_json::json!({ "lost": { "from": wanted, "to": to } }),
+                            )?
                         }
                         Err(e) => return Err(e.into()),
                     };
-                    if !kind.is_empty() && !kind.contains(&event.kind) {
-                        continue;
-                    }
-                    let line = serde_json::to_string(&event)?;
                     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                         return Ok(ExitCode::SUCCESS); // the reader went away (e.g. `| head`)
                     }
-                    printed += 1;
+                    if !line.starts_with("{\"lost\"") {
+                        printed += 1;
+                    }
                     if count.is_some_and(|c| printed >= c) {
                         return Ok(ExitCode::SUCCESS);
                     }
@@ -55,7 +74,7 @@ pub async fn event(volume: &Client, cmd: EventCommand) -> anyhow::Result<ExitCod
             tokio::select! {
                 r = watch => r,
                 _ = tokio::time::sleep(timeout.unwrap_or(far)) => Err(Exit::with(ExitCode::TIMEOUT, "event watch: timed out before --count events arrived")),
-                signo = super::termination_signal() => { signo?; Ok(ExitCode::SUCCESS) }
+                _ = signals.termination() => Ok(ExitCode::SUCCESS),
             }
         }
     }

@@ -1,50 +1,49 @@
 //! `podsignal leader NAME -- CMD` and `podsignal leader show NAME`.
 
-use podsignal_client::Client;
+use podsignal_client::{Coordinator, LockHold, Name, Scope};
 
-use crate::child::{self, ChildSpec};
+use super::hold::{self, Holding};
 use crate::cli::{LeaderArgs, LeaderCommand};
 use crate::exit::{Exit, ExitCode};
+use crate::signals::SignalStream;
 
-pub async fn leader(volume: &Client, args: LeaderArgs) -> anyhow::Result<ExitCode> {
+pub async fn leader<C: Coordinator>(
+    c: &C,
+    args: LeaderArgs,
+    signals: Option<SignalStream>,
+) -> anyhow::Result<ExitCode> {
     if let Some(LeaderCommand::Show { name, json }) = args.show {
-        return show(volume, &name, json).await;
+        return show(c, &name, json).await;
     }
+    let mut signals = super::stream(signals)?;
     let name = args
         .name
         .ok_or_else(|| Exit::with(ExitCode::USAGE, "leader needs a NAME"))?;
-    let leadership = tokio::select! {
-        l = volume.campaign(&name, args.timeout) => l?,
-        signo = super::termination_signal() => {
-            let signo = signo?;
-            return Err(Exit::with(ExitCode::from_signal(signo), format!("stopped by signal {signo} while campaigning for {name}")));
+    let held = tokio::select! {
+        l = c.acquire(Scope::Leader, &name, args.timeout.into()) => l?,
+        signo = signals.termination() => {
+            return Err(Exit::with(ExitCode::from_signal(signo), format!("stopped by {} while campaigning for {name}", crate::signals::name(signo))));
         }
     };
-    tracing::info!("leading {name} with fencing token {}", leadership.token());
+    tracing::info!("leading {name} with fencing token {}", held.token());
     let env = vec![
         (
             "PODSIGNAL_FENCING_TOKEN".to_owned(),
-            leadership.token().to_string(),
+            held.token().to_string(),
         ),
         ("PODSIGNAL_LEADER".to_owned(), name.to_string()),
     ];
-    let run = child::run_forwarding(ChildSpec {
-        argv: &args.command,
+    let how = Holding {
+        what: format!("leadership of {name}"),
+        command: &args.command,
         env,
-        inherit: leadership.file(),
-    });
-    let code =
-        super::run_while_held(run, leadership.lost(), &format!("leadership of {name}")).await?;
-    leadership.release();
-    Ok(code)
+        grace: args.grace,
+    };
+    hold::run(held, how, &mut signals).await
 }
 
-async fn show(
-    volume: &Client,
-    name: &podsignal_client::Name,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let leader = volume.leader(name).await?;
+async fn show<C: Coordinator>(c: &C, name: &Name, json: bool) -> anyhow::Result<ExitCode> {
+    let leader = c.leader(name).await?;
     if json {
         println!(
             "{}",
@@ -52,10 +51,8 @@ async fn show(
         );
     } else if let Some(h) = &leader {
         println!(
-            "{name}: led by {} (pid {} on {}), fencing token {}",
-            h.holder.label(),
-            h.holder.pid,
-            h.holder.hostname,
+            "{name}: led by {}, fencing token {}",
+            crate::cmd::status::terminal_safe(&h.holder.describe()),
             h.token
         );
     }

@@ -1,44 +1,45 @@
 //! `podsignal lock NAME -- CMD`.
 
-use podsignal_client::Client;
+use podsignal_client::{Coordinator, LockHold, Scope, Wait};
 
-use crate::child::{self, ChildSpec};
+use super::hold::{self, Holding};
 use crate::cli::LockArgs;
 use crate::exit::{Exit, ExitCode};
+use crate::signals::SignalStream;
 
-pub async fn lock(volume: &Client, args: LockArgs) -> anyhow::Result<ExitCode> {
-    let acquire = async {
-        if args.no_wait {
-            volume.try_lock(&args.name).await
-        } else {
-            volume.lock(&args.name, args.timeout).await
-        }
+pub async fn lock<C: Coordinator>(
+    c: &C,
+    args: LockArgs,
+    mut signals: SignalStream,
+) -> anyhow::Result<ExitCode> {
+    let wait = if args.no_wait {
+        Wait::TryOnce
+    } else {
+        args.timeout.into()
     };
-    let guard = tokio::select! {
-        guard = acquire => guard?,
-        signo = super::termination_signal() => {
-            let signo = signo?;
-            return Err(Exit::with(ExitCode::from_signal(signo), format!("stopped by signal {signo} while waiting for lock {}", args.name)));
+    let held = tokio::select! {
+        held = c.acquire(Scope::Lock, &args.name, wait) => held?,
+        signo = signals.termination() => {
+            return Err(Exit::with(ExitCode::from_signal(signo), format!("stopped by {} while waiting for lock {}", crate::signals::name(signo), args.name)));
         }
     };
     tracing::info!(
         "acquired lock {} with fencing token {}",
         args.name,
-        guard.token()
+        held.token()
     );
     let env = vec![
         (
             "PODSIGNAL_FENCING_TOKEN".to_owned(),
-            guard.token().to_string(),
+            held.token().to_string(),
         ),
         ("PODSIGNAL_LOCK".to_owned(), args.name.to_string()),
     ];
-    let run = child::run_forwarding(ChildSpec {
-        argv: &args.command,
+    let how = Holding {
+        what: format!("lock {}", args.name),
+        command: &args.command,
         env,
-        inherit: guard.file(),
-    });
-    let code = super::run_while_held(run, guard.lost(), &format!("lock {}", args.name)).await?;
-    drop(guard);
-    Ok(code)
+        grace: args.grace,
+    };
+    hold::run(held, how, &mut signals).await
 }

@@ -1,7 +1,10 @@
-//! One module per subcommand; [`dispatch`] routes to them.
+//! One module per subcommand; [`dispatch`] opens the transport (the shared directory, or the
+//! agent with `--agent`) once and routes to them. Every subcommand is written against
+//! [`Coordinator`], so it behaves the same on either transport.
 
 pub mod agent;
 mod event;
+mod hold;
 mod install;
 mod leader;
 mod lock;
@@ -12,75 +15,60 @@ mod status;
 mod stop;
 mod wait;
 
-use crate::cli::{Cli, Command};
-use crate::exit::ExitCode;
+use podsignal_client::Coordinator;
 
-/// Runs the subcommand and returns the exit code.
-pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    // `run` installs its signal handlers before anything else, the volume included.
-    let command = match cli.command {
-        Command::Run(args) => return run::run(&cli.global, *args).await,
+use crate::Transport;
+use crate::cli::{Cli, Command, GlobalOpts};
+use crate::exit::ExitCode;
+use crate::signals::SignalStream;
+
+/// Runs the subcommand and returns the exit code. `signals` is the stream `main` installed
+/// first thing, for the subcommands that catch signals.
+pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result<ExitCode> {
+    let Cli { global, command } = cli;
+    let command = match command {
         Command::Install(args) => return install::install(args),
-        Command::Agent(args) => return agent::agent(&cli.global, args).await,
+        Command::Guard(args) => return Ok(crate::guard::run(args.pgid)),
+        Command::Agent(args) => return agent::agent(&global, args, stream(signals)?).await,
+        Command::Run(args) if run::disabled() => return run::exec_disabled(&args),
         other => other,
     };
-    let cli = Cli { command, ..cli };
-    let client = crate::open_client(&cli.global).await?;
-    match cli.command {
-        Command::Ready(args) => ready::ready(&client, args).await,
-        Command::Unready(args) => ready::unready(&client, args).await,
-        Command::Wait(args) => wait::wait(&client, args).await,
-        Command::Lock(args) => lock::lock(&client, args).await,
-        Command::Leader(args) => leader::leader(&client, args).await,
-        Command::Event(cmd) => event::event(&client, cmd).await,
-        Command::Phase(cmd) => phase::phase(&client, cmd).await,
-        Command::Status(args) => status::status(&client, args).await,
-        Command::Stop(args) => stop::stop(volume_only(&client, "stop")?, args).await,
-        Command::Run(_) | Command::Install(_) | Command::Agent(_) => {
-            unreachable!("dispatched above")
+    let source = match &command {
+        // `run --name` is this container's identity: its readiness, tombstone and events
+        // say NAME as their writer, not `pid@hostname`.
+        Command::Run(args) => args.name.as_ref().map(|n| n.to_string()),
+        _ => None,
+    };
+    match crate::open_transport(&global, source).await? {
+        Transport::Volume(v) => on(&v, command, &global, signals).await,
+        Transport::Agent(a) => on(&a, command, &global, signals).await,
+    }
+}
+
+async fn on<C: Coordinator>(
+    c: &C,
+    command: Command,
+    global: &GlobalOpts,
+    signals: Option<SignalStream>,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Ready(args) => ready::ready(c, args, signals).await,
+        Command::Unready(args) => ready::unready(c, args).await,
+        Command::Wait(args) => wait::wait(c, args, global.rescan).await,
+        Command::Lock(args) => lock::lock(c, args, stream(signals)?).await,
+        Command::Leader(args) => leader::leader(c, args, signals).await,
+        Command::Event(cmd) => event::event(c, cmd, signals).await,
+        Command::Phase(cmd) => phase::phase(c, cmd).await,
+        Command::Status(args) => status::status(c, args).await,
+        Command::Stop(args) => stop::stop(c, args).await,
+        Command::Run(args) => run::run(c, global, *args, stream(signals)?).await,
+        Command::Install(_) | Command::Agent(_) | Command::Guard(_) => {
+            anyhow::bail!("internal error: this subcommand is dispatched before the transport")
         }
     }
 }
 
-/// Runs `run` (a command under a lock or leadership) while the hold lasts. A hold through
-/// the agent can be lost (the agent stopped or the connection broke): then the command no
-/// longer has the lock, so podsignal fails at once, and the command, which cannot outlive
-/// podsignal (see `child`), is killed as the process exits.
-pub async fn run_while_held(
-    run: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
-    lost: impl std::future::Future<Output = String>,
-    what: &str,
-) -> anyhow::Result<ExitCode> {
-    tokio::select! {
-        code = run => code,
-        why = lost => anyhow::bail!("{what} lost while the command ran: {why}"),
-    }
-}
-
-/// The volume, for subcommands that do not work through `--agent`.
-fn volume_only<'a>(
-    client: &'a podsignal_client::Client,
-    subcommand: &str,
-) -> anyhow::Result<&'a podsignal_client::Volume> {
-    match client {
-        podsignal_client::Client::Volume(v) => Ok(v),
-        podsignal_client::Client::Agent(a) => Err(crate::exit::Exit::with(
-            ExitCode::USAGE,
-            format!(
-                "{subcommand} works on the shared directory only, not through --agent {}",
-                a.url()
-            ),
-        )),
-    }
-}
-
-/// Waits for SIGTERM or SIGINT and returns the signal number.
-pub async fn termination_signal() -> anyhow::Result<i32> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => signal_hook::consts::SIGTERM,
-        _ = int.recv() => signal_hook::consts::SIGINT,
-    })
+/// The signal stream of a subcommand that catches signals (`Command::catches_signals`).
+fn stream(signals: Option<SignalStream>) -> anyhow::Result<SignalStream> {
+    signals.ok_or_else(|| anyhow::anyhow!("internal error: no signal stream for this subcommand"))
 }

@@ -1,37 +1,35 @@
 //! `podsignal phase set|get|wait`.
 
-use podsignal_client::Client;
+use podsignal_client::{Coordinator, Phase};
 
 use crate::cli::PhaseCommand;
 use crate::exit::ExitCode;
 
-pub async fn phase(volume: &Client, cmd: PhaseCommand) -> anyhow::Result<ExitCode> {
+pub async fn phase<C: Coordinator>(c: &C, cmd: PhaseCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PhaseCommand::Set {
             phase,
             reason,
             force,
         } => {
-            volume.set_phase(phase, reason.as_deref(), force).await?;
+            c.set_phase(phase, reason.as_deref(), force).await?;
         }
         PhaseCommand::Get { json } => {
-            let record = volume.phase().await?;
+            let record = c.phase().await?;
+            let phase = record.as_ref().map_or(Phase::Starting, |r| r.phase);
             if json {
                 println!(
                     "{}",
                     serde_json::to_string(
-                        &serde_json::json!({ "phase": record.as_ref().map_or(podsignal_client::Phase::Starting, |r| r.phase), "record": record })
+                        &serde_json::json!({ "phase": phase, "record": record })
                     )?
                 );
             } else {
-                println!(
-                    "{}",
-                    record.map_or(podsignal_client::Phase::Starting, |r| r.phase)
-                );
+                println!("{phase}");
             }
         }
         PhaseCommand::Wait { phase, timeout } => {
-            let reached = volume.wait_phase(phase, timeout).await?;
+            let reached = c.wait_phase(phase, timeout).await?;
             println!("{reached}");
         }
     }

@@ -1,37 +1,42 @@
 //! `podsignal ready` and `podsignal unready`.
 
-use podsignal_client::Client;
+use podsignal_client::{Coordinator, Hold, ReadinessHold};
 
 use crate::cli::{ReadyArgs, UnreadyArgs};
 use crate::exit::ExitCode;
+use crate::signals::SignalStream;
 
-pub async fn ready(volume: &Client, args: ReadyArgs) -> anyhow::Result<ExitCode> {
+pub async fn ready<C: Coordinator>(
+    c: &C,
+    args: ReadyArgs,
+    signals: Option<SignalStream>,
+) -> anyhow::Result<ExitCode> {
     if !args.hold {
-        volume.set_ready(&args.name, args.reason.as_deref()).await?;
+        c.set_ready(&args.name, args.reason.as_deref()).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    // Install the handlers before announcing readiness, so a signal that follows at once
-    // retracts cleanly instead of killing us with the record in place.
-    let signal = tokio::spawn(super::termination_signal());
-    let guard = volume
-        .hold_ready(&args.name, args.reason.as_deref())
-        .await?;
+    // The signal stream exists since the process started: a signal that arrives while the
+    // record is being written retracts it cleanly once it is.
+    let mut signals = super::stream(signals)?;
+    let held = c.hold_ready(&args.name, args.reason.as_deref()).await?;
     tracing::info!(
         "{} is ready, held by pid {}; SIGTERM or SIGINT retracts it",
         args.name,
         std::process::id()
     );
     let signo = tokio::select! {
-        signo = signal => signo??,
-        why = guard.lost() => anyhow::bail!("readiness {} is no longer held: {why}", args.name),
+        signo = signals.termination() => signo,
+        why = held.lost() => anyhow::bail!("readiness {} is no longer held: {why}", args.name),
     };
-    guard.retract(&format!("holder stopped by signal {signo}"))?;
+    held.retract(&format!(
+        "holder stopped by {}",
+        crate::signals::name(signo)
+    ))
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn unready(volume: &Client, args: UnreadyArgs) -> anyhow::Result<ExitCode> {
-    volume
-        .set_unready(&args.name, args.reason.as_deref())
-        .await?;
+pub async fn unready<C: Coordinator>(c: &C, args: UnreadyArgs) -> anyhow::Result<ExitCode> {
+    c.set_unready(&args.name, args.reason.as_deref()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,25 +1,25 @@
 //! `podsignal run [OPTIONS] -- CMD`: the container entrypoint. This module is the outline
 //! (wait, spawn, supervise, record the exit); `supervisor/` does the supervising.
 
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use podsignal_client::identity::now_ms;
-use podsignal_client::{Volume, WaitMode};
+use podsignal_client::{Coordinator, WaitMode};
 use podsignal_proto::{Condition, FORMAT_VERSION, Name, ReadyProbe, TombstoneRecord};
-use rustix::process::Signal;
 use tokio::time::Instant;
 
 use crate::child;
 use crate::cli::{ExitCodePolicy, GlobalOpts, RunArgs};
 use crate::condition::{self, ProbeTiming};
 use crate::exit::{Exit, ExitCode};
+use crate::reaper::Reaper;
+use crate::signals::{self, SignalStream};
 use crate::supervisor::notify::NotifySocket;
-use crate::supervisor::reaper::{self, Reaper};
 use crate::supervisor::shutdown::{self, PreStop};
-use crate::supervisor::signals::{self, SignalStream};
-use crate::supervisor::{self as sup, Outcome, Plan};
+use crate::supervisor::{self as sup, Plan};
 
 /// Set to `1` to exec CMD directly, skipping everything `run` adds (it says what).
 const DISABLED_ENV: &str = "PODSIGNAL_DISABLED";
@@ -28,24 +28,30 @@ const K8S_TERMINATION_LOG: &str = "/dev/termination-log";
 /// Kubernetes reads at most this much of the termination message.
 const TERMINATION_LOG_MAX: usize = 4096;
 
-pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut signals = SignalStream::install()?;
-    if std::env::var(DISABLED_ENV).is_ok_and(|v| v == "1") {
-        return exec_disabled(&args);
-    }
+/// `PODSIGNAL_DISABLED=1`: `run` execs CMD and does nothing else.
+pub fn disabled() -> bool {
+    std::env::var(DISABLED_ENV).is_ok_and(|v| v == "1")
+}
+
+/// How long the bookkeeping after the child exited (tombstone, exit event) may take when
+/// nothing bounds it more tightly.
+const EXIT_BOOKKEEPING: Duration = Duration::from_secs(5);
+
+pub async fn run<C: Coordinator>(
+    c: &C,
+    global: &GlobalOpts,
+    args: RunArgs,
+    mut signals: SignalStream,
+) -> anyhow::Result<ExitCode> {
     validate(&args)?;
     let reaper = Reaper::start()?;
-    // `--name` is this container's identity: its readiness record, tombstone and events say
-    // NAME as their writer, not `pid@hostname`.
-    let volume = crate::open_volume_as(global, args.name.as_ref().map(|n| n.to_string())).await?;
-    let timing = args.probe.timing(volume.rescan());
+    let timing = args.probe.timing(global.rescan);
     if let Some(name) = &args.name {
         // This container is running now: it has not exited, and earlier stop requests were
         // for an earlier run.
-        volume.remove_tombstone(name)?;
-        volume.clear_stop_request(name)?;
+        c.starting(name).await?;
     }
-    wait_for(&volume, &args, timing, &mut signals).await?;
+    wait_for(c, &args, timing, &mut signals).await?;
 
     let plan = plan(&args, timing);
     let notify = match &args.ready_when {
@@ -63,33 +69,54 @@ pub async fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<ExitCode>
         }
     }
     let started_ms = now_ms();
-    let child = match sup::spawn_child(&args.command, env, &plan, &reaper, notify.as_ref()) {
-        Ok(c) => c,
+    let child = match sup::spawn_child(&args.command, env, &reaper, notify.as_ref()).await {
+        Ok(child) => child,
         Err(e) => {
             // Waiters on exit:NAME must learn that this container is done, even so.
             let code = crate::exit::code_of(&e);
             let why = format!("{e:#}");
-            record_exit(&volume, &args, started_ms, code, None, None, &why, false).await;
+            let exit = Exited {
+                started_ms,
+                code,
+                status: None,
+                why: &why,
+                stopped: false,
+            };
+            record_exit(c, &args, &exit, Instant::now() + EXIT_BOOKKEEPING).await;
             return Err(e);
         }
     };
     let pid = child.pid().as_raw_nonzero().get();
     tracing::info!("started {:?} as pid {pid}", args.command);
     if let Some(name) = &args.name {
+        // In the background, bounded: a neighbour holding the events lock must not delay
+        // the supervision (signals, stop requests) that starts now.
         let data = serde_json::json!({
-            "name": name, "pid": pid, "incarnation": volume.identity().incarnation,
+            "name": name, "pid": pid, "incarnation": podsignal_client::identity::incarnation(),
         });
-        if let Err(e) = volume.publish(&kind("start"), Some(data)).await {
-            tracing::warn!("publishing the start event: {e:#}");
-        }
+        sup::spawn_bookkeeping(c, "start", data, sup::BOOKKEEPING_BOUND);
     }
-    let outcome = sup::supervise(&volume, &plan, child, &mut signals, &reaper, notify).await?;
+    let outcome = sup::supervise(c, &plan, child, &mut signals, &reaper, notify).await?;
     // Stopped on purpose: leftovers get what remains of --grace; else a --grace of their own.
-    let deadline = outcome
+    let deadline = outcome.stop_deadline.map_or_else(
+        || podsignal_client::deadline_after(Instant::now(), plan.grace),
+        |d| d.max(Instant::now()),
+    );
+    crate::leftovers::stop(&reaper, deadline, outcome.group).await;
+    let bookkeeping = outcome
         .stop_deadline
-        .map_or_else(|| Instant::now() + plan.grace, |d| d.max(Instant::now()));
-    stop_leftovers(&reaper, deadline, pid, plan.pgroup).await;
-    finish(&volume, &args, started_ms, &outcome).await
+        .map_or(Instant::now() + EXIT_BOOKKEEPING, |d| {
+            d.max(Instant::now() + Duration::from_secs(1))
+        });
+    finish(
+        c,
+        &args,
+        started_ms,
+        &outcome.status,
+        outcome.stopped,
+        bookkeeping,
+    )
+    .await
 }
 
 fn validate(args: &RunArgs) -> anyhow::Result<()> {
@@ -147,8 +174,8 @@ fn plan(args: &RunArgs, timing: ProbeTiming) -> Plan {
 }
 
 /// `--wait-for`, ended at once by SIGTERM (143) or SIGINT (130).
-async fn wait_for(
-    volume: &Volume,
+async fn wait_for<C: Coordinator>(
+    volume: &C,
     args: &RunArgs,
     timing: ProbeTiming,
     signals: &mut SignalStream,
@@ -186,74 +213,43 @@ async fn wait_for(
     }
 }
 
-/// After the child exited: stop whatever it left behind (orphans reparented to us, its
-/// process group), SIGTERM first, SIGKILL at `deadline`. Leaves no descendant running.
-async fn stop_leftovers(reaper: &Reaper, deadline: Instant, child_pid: i32, pgroup: bool) {
-    let mut reaped = reaper.reaped();
-    let mut signal = Signal::TERM;
-    let mut logged = false;
-    loop {
-        let pids = reaper::living_children();
-        let group_alive = pgroup
-            && rustix::process::Pid::from_raw(child_pid)
-                .is_some_and(|p| rustix::process::test_kill_process_group(p).is_ok());
-        if pids.is_empty() && !group_alive {
-            return;
-        }
-        if !logged {
-            let left = deadline.saturating_duration_since(Instant::now());
-            tracing::info!(
-                "the command left {} process(es) running: sending SIGTERM, SIGKILL in {}ms",
-                pids.len(),
-                left.as_millis()
-            );
-            logged = true;
-        }
-        for p in &pids {
-            let _ = rustix::process::kill_process(*p, signal);
-        }
-        if let Some(p) = rustix::process::Pid::from_raw(child_pid).filter(|_| group_alive) {
-            let _ = rustix::process::kill_process_group(p, signal);
-        }
-        let far = deadline + Duration::from_secs(86_400);
-        tokio::select! {
-            _ = reaped.changed() => {}
-            () = tokio::time::sleep_until(deadline), if signal == Signal::TERM => signal = Signal::KILL,
-            () = tokio::time::sleep_until(far.min(Instant::now() + Duration::from_millis(100))) => {}
-        }
-    }
+/// How the child ended, for the tombstone, the event and the termination log.
+struct Exited<'a> {
+    started_ms: u64,
+    code: ExitCode,
+    status: Option<&'a ExitStatus>,
+    why: &'a str,
+    stopped: bool,
 }
 
 /// Records the exit (tombstone, event, termination log) and picks `run`'s exit code.
-async fn finish(
-    volume: &Volume,
+async fn finish<C: Coordinator>(
+    c: &C,
     args: &RunArgs,
     started_ms: u64,
-    outcome: &Outcome,
+    status: &ExitStatus,
+    stopped: Option<String>,
+    deadline: Instant,
 ) -> anyhow::Result<ExitCode> {
-    use std::os::unix::process::ExitStatusExt;
-    let child_code = child::exit_code_of(outcome.status);
-    let what = match (outcome.status.code(), outcome.status.signal()) {
+    let child_code = child::exit_code_of(*status);
+    let what = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exited with code {c}"),
         (None, Some(s)) => format!("killed by {} (exit {})", signals::name(s), child_code.0),
-        _ => format!("ended with {}", outcome.status),
+        _ => format!("ended with {status}"),
     };
-    let why = match &outcome.stopped {
-        Some(t) => format!("stopped by podsignal ({t}): {what}"),
+    let why = match &stopped {
+        Some(t) => format!("stopped by podsignal, {t}: {what}"),
         None => what,
     };
     tracing::info!("{why}");
-    record_exit(
-        volume,
-        args,
+    let exit = Exited {
         started_ms,
-        child_code,
-        outcome.status.code(),
-        outcome.status.signal(),
-        &why,
-        outcome.stopped.is_some(),
-    )
-    .await;
+        code: child_code,
+        status: Some(status),
+        why: &why,
+        stopped: stopped.is_some(),
+    };
+    record_exit(c, args, &exit, deadline).await;
     let mut code = child_code;
     if let Some((_, to)) = args.remap_exit.iter().find(|(from, _)| *from == code.0) {
         code = ExitCode(*to);
@@ -261,45 +257,62 @@ async fn finish(
     Ok(match args.exit_code {
         ExitCodePolicy::Child => code,
         ExitCodePolicy::Zero => ExitCode::SUCCESS,
-        ExitCodePolicy::OnStopZero if outcome.stopped.is_some() => ExitCode::SUCCESS,
+        ExitCodePolicy::OnStopZero if stopped.is_some() => ExitCode::SUCCESS,
         ExitCodePolicy::OnStopZero => code,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn record_exit(
-    volume: &Volume,
-    args: &RunArgs,
-    started_ms: u64,
-    exit_code: ExitCode,
-    code: Option<i32>,
-    signal: Option<i32>,
-    why: &str,
-    stopped: bool,
-) {
-    write_termination_log(args.termination_log.as_deref(), why);
+/// The termination log, then the tombstone, then the exit event: each best-effort, all
+/// given up at `deadline`.
+async fn record_exit<C: Coordinator>(c: &C, args: &RunArgs, exit: &Exited<'_>, deadline: Instant) {
+    write_termination_log(args.termination_log.as_deref(), exit.why);
     let Some(name) = &args.name else { return };
+    let identity = match &args.name {
+        Some(n) => podsignal_proto::Identity {
+            source: Some(n.to_string()),
+            ..podsignal_client::identity::current()
+        },
+        None => podsignal_client::identity::current(),
+    };
+    let (code, signal) = match exit.status {
+        Some(s) => (s.code(), s.signal()),
+        None => (None, None),
+    };
     let tombstone = TombstoneRecord {
         version: FORMAT_VERSION,
         name: name.clone(),
-        exit_code: exit_code.0,
+        exit_code: exit.code.0,
         code,
         signal,
-        stopped,
-        reason: why.to_owned(),
-        started_ms,
+        stopped: exit.stopped,
+        reason: exit.why.to_owned(),
+        started_ms: exit.started_ms,
         exited_ms: now_ms(),
-        writer: volume.identity().clone(),
+        writer: identity,
     };
-    if let Err(e) = volume.write_tombstone(&tombstone) {
-        tracing::warn!("writing the tombstone of {name}: {e:#}");
-    }
     let data = serde_json::json!({
-        "name": name, "exit_code": exit_code.0, "code": code, "signal": signal,
-        "stopped": stopped, "reason": why, "incarnation": volume.identity().incarnation,
+        "name": name, "exit_code": exit.code.0, "code": code, "signal": signal,
+        "stopped": exit.stopped, "reason": exit.why,
+        "incarnation": podsignal_client::identity::incarnation(),
     });
-    if let Err(e) = volume.publish(&kind("exit"), Some(data)).await {
-        tracing::warn!("publishing the exit event of {name}: {e:#}");
+    let work = async {
+        if let Err(e) = c.write_tombstone(&tombstone).await {
+            tracing::warn!(
+                "writing the tombstone of {name}: {}",
+                podsignal_client::error_chain(&e)
+            );
+        }
+        if let Err(e) = c.publish(&kind("exit"), Some(data)).await {
+            tracing::warn!(
+                "publishing the exit event of {name}: {}",
+                podsignal_client::error_chain(&e)
+            );
+        }
+    };
+    if tokio::time::timeout_at(deadline, work).await.is_err() {
+        tracing::warn!(
+            "recording the exit of {name}: gave up (is the events lock held, or the agent gone?)"
+        );
     }
 }
 
@@ -328,7 +341,7 @@ fn write_termination_log(path: Option<&Path>, why: &str) {
 }
 
 /// `PODSIGNAL_DISABLED=1`: exec CMD in place of podsignal, after saying what is skipped.
-fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut skipped = vec!["signal forwarding and zombie reaping".to_owned()];
     if !args.wait_for.is_empty() {
         skipped.push(format!("--wait-for {}", join(&args.wait_for)));

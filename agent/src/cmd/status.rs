@@ -1,14 +1,39 @@
 //! `podsignal status`: everything in the shared directory, as tables or JSON.
 
+//!
+//! Everything shown comes from files any container (or a hostile neighbour) can write: every
+//! string is passed through [`terminal_safe`], so a reason or a file name cannot forge lines
+//! or drive the terminal. `--json` is JSON, escaped by construction.
+
+use std::borrow::Cow;
 use std::fmt::Write;
 
-use podsignal_client::{Client, LockStatus, Status, identity::now_ms};
+use podsignal_client::{Coordinator, LockStatus, Status, identity::now_ms};
 
 use crate::cli::StatusArgs;
 use crate::exit::ExitCode;
 
-pub async fn status(volume: &Client, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let status = volume.status().await?;
+/// `s` with every control character (newlines, escape sequences, C1 controls) written as an
+/// escape (`\n`, `\u{1b}`): one line, inert on a terminal.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+pub async fn status<C: Coordinator>(c: &C, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let status = c.status().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
@@ -29,18 +54,23 @@ fn ago(ms: u64) -> String {
 /// The human tables.
 pub fn render(st: &Status) -> String {
     let mut o = String::new();
-    let phase = st
-        .phase
-        .as_ref()
-        .map_or("starting (never set)".to_owned(), |p| {
-            format!(
-                "{} (set by {} {})",
-                p.phase,
-                p.writer.label(),
-                ago(p.updated_ms)
-            )
-        });
-    let _ = writeln!(o, "DIR    {}\nPHASE  {phase}\n", st.dir);
+    let phase = match &st.phase {
+        Some(p) => format!(
+            "{} (set by {} {})",
+            p.phase,
+            terminal_safe(&p.writer.label()),
+            ago(p.updated_ms)
+        ),
+        None if st
+            .problems
+            .iter()
+            .any(|p| p.contains(podsignal_proto::layout::PHASE_FILE)) =>
+        {
+            "unknown (phase.json is broken: see PROBLEMS)".to_owned()
+        }
+        None => "starting (never set)".to_owned(),
+    };
+    let _ = writeln!(o, "DIR    {}\nPHASE  {phase}\n", terminal_safe(&st.dir));
     let _ = writeln!(
         o,
         "{:<24} {:<8} {:<7} {:<18} {:<12} REASON",
@@ -58,7 +88,11 @@ pub fn render(st: &Status) -> String {
             .as_ref()
             .map_or(("-".to_owned(), "-".to_owned()), |rec| {
                 (
-                    format!("{}#{}", rec.writer.label(), &rec.writer.incarnation[..6]),
+                    format!(
+                        "{}#{}",
+                        terminal_safe(&rec.writer.label()),
+                        &rec.writer.incarnation[..6]
+                    ),
                     ago(rec.since_ms),
                 )
             });
@@ -70,7 +104,7 @@ pub fn render(st: &Status) -> String {
             held,
             writer,
             since,
-            r.why
+            terminal_safe(&r.why)
         );
     }
     for (title, rows) in [("LOCK", &st.locks), ("LEADER", &st.leaders)] {
@@ -87,7 +121,7 @@ pub fn render(st: &Status) -> String {
     if !st.problems.is_empty() {
         let _ = writeln!(o, "\nPROBLEMS");
         for p in &st.problems {
-            let _ = writeln!(o, "  {p}");
+            let _ = writeln!(o, "  {}", terminal_safe(p));
         }
     }
     o
@@ -97,21 +131,19 @@ fn lock_row(l: &LockStatus) -> String {
     let state = if l.held { "held" } else { "free" };
     let holder = match &l.holder {
         Some(h) if l.held && h.released_ms.is_none() => format!(
-            "{} (pid {} on {}) since {}",
-            h.holder.label(),
-            h.holder.pid,
-            h.holder.hostname,
+            "{} since {}",
+            terminal_safe(&h.holder.describe()),
             ago(h.acquired_ms)
         ),
         Some(_) if l.held => "not podsignal (e.g. flock(1))".to_owned(),
-        Some(h) => format!("last: {}", h.holder.label()),
+        Some(h) => format!("last: {}", terminal_safe(&h.holder.label())),
         None if l.held => "not podsignal (e.g. flock(1))".to_owned(),
         None => "-".to_owned(),
     };
     let problem = l
         .problem
         .as_ref()
-        .map(|p| format!("  [{p}]"))
+        .map(|p| format!("  [{}]", terminal_safe(p)))
         .unwrap_or_default();
     format!(
         "{:<24} {:<8} {:<8} {holder}{problem}",
@@ -119,4 +151,21 @@ fn lock_row(l: &LockStatus) -> String {
         state,
         l.last_token.0
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_into_one_inert_line() {
+        assert_eq!(
+            terminal_safe("plain text, no escapes"),
+            "plain text, no escapes"
+        );
+        let hostile = "ok\nLOCK forged\x1b[31m\r\u{9b}2J\x7f";
+        let shown = terminal_safe(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(shown, "ok\\nLOCK forged\\u{1b}[31m\\r\\u{9b}2J\\u{7f}");
+    }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use podsignal_client::{Volume, WaitMode};
+use podsignal_client::{Coordinator, WaitMode};
 use podsignal_proto::{Condition, HttpCheck};
 
 use crate::exit::{Exit, ExitCode};
@@ -81,8 +81,8 @@ pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
 /// dependency that crashed) is waited for again: the wait ends on a state in which all hold,
 /// not on a sequence of edges. Probes (tcp, http, unix) count once they pass. A timeout is
 /// an [`Exit`] with code 124 naming every unmet condition and why.
-pub async fn wait_all(
-    volume: &Volume,
+pub async fn wait_all<C: Coordinator>(
+    volume: &C,
     conditions: &[Condition],
     mode: WaitMode,
     timeout: Option<Duration>,
@@ -110,9 +110,12 @@ pub async fn wait_all(
                     return anyhow::Ok(());
                 }
             }
-            let lapsed: Vec<usize> = (0..conditions.len())
-                .filter(|i| !holds_now(volume, &conditions[*i]))
-                .collect();
+            let mut lapsed = Vec::new();
+            for (i, c) in conditions.iter().enumerate() {
+                if !holds_now(volume, c).await {
+                    lapsed.push(i);
+                }
+            }
             if lapsed.is_empty() {
                 return Ok(());
             }
@@ -131,13 +134,10 @@ pub async fn wait_all(
     match tokio::time::timeout(limit, all).await {
         Ok(r) => r,
         Err(_) => {
-            let unmet: Vec<String> = conditions
-                .iter()
-                .zip(&whys)
-                .zip(&met)
-                .filter(|(_, m)| !**m)
-                .map(|((c, why), _)| format!("{c}: {}", describe(volume, c, why)))
-                .collect();
+            let mut unmet = Vec::new();
+            for ((c, why), _) in conditions.iter().zip(&whys).zip(&met).filter(|(_, m)| !**m) {
+                unmet.push(format!("{c}: {}", describe(volume, c, why).await));
+            }
             Err(Exit::with(
                 ExitCode::TIMEOUT,
                 format!(
@@ -152,11 +152,13 @@ pub async fn wait_all(
 
 /// True unless a file-backed condition is known not to hold right now. Probes are not
 /// repeated here: they count once they have passed.
-fn holds_now(volume: &Volume, condition: &Condition) -> bool {
+async fn holds_now<C: Coordinator>(volume: &C, condition: &Condition) -> bool {
     match condition {
-        Condition::Ready(name) => volume.readiness(name).ready,
-        Condition::Exit { name, code } => volume.exit_state(name, *code).is_ok(),
-        Condition::Phase(p) => volume.current_phase().is_ok_and(|now| now >= *p),
+        Condition::Ready(name) => volume.readiness(name).await.is_ok_and(|r| r.ready),
+        Condition::Exit { name, code } => {
+            podsignal_client::exits::exit_state(volume.tombstone(name).await, *code).is_ok()
+        }
+        Condition::Phase(p) => volume.current_phase().await.is_ok_and(|now| now >= *p),
         Condition::File(path) => std::path::Path::new(path).exists(),
         Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) => true,
     }
@@ -179,8 +181,8 @@ impl Why {
 }
 
 /// Resolves once `condition` holds.
-pub async fn hold(
-    volume: &Volume,
+pub async fn hold<C: Coordinator>(
+    volume: &C,
     condition: &Condition,
     timing: ProbeTiming,
     why: &Why,
@@ -274,14 +276,19 @@ pub async fn check_once(condition: &Condition) -> Result<(), String> {
 }
 
 /// Why a volume condition does not hold now (probes report through `why`).
-fn describe(volume: &Volume, condition: &Condition, why: &Why) -> String {
+async fn describe<C: Coordinator>(volume: &C, condition: &Condition, why: &Why) -> String {
     match condition {
-        Condition::Ready(name) => volume.readiness(name).why,
-        Condition::Exit { name, code } => match volume.exit_state(name, *code) {
-            Ok(_) => "holds now".into(),
-            Err(why) => why,
+        Condition::Ready(name) => match volume.readiness(name).await {
+            Ok(r) => r.why,
+            Err(e) => podsignal_client::error_chain(&e),
         },
-        Condition::Phase(p) => match volume.current_phase() {
+        Condition::Exit { name, code } => {
+            match podsignal_client::exits::exit_state(volume.tombstone(name).await, *code) {
+                Ok(_) => "holds now".into(),
+                Err(why) => why,
+            }
+        }
+        Condition::Phase(p) => match volume.current_phase().await {
             Ok(now) => format!("phase is {now}, not yet {p}"),
             Err(e) => format!("{e:#}"),
         },

@@ -50,6 +50,11 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
+
+    /// 409 `conflict`.
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -101,7 +106,25 @@ impl From<ClientError> for ApiError {
                 err
             }
             ClientError::AgentShutdown { .. } => ApiError::shutting_down(),
-            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, ""),
+            // A file in the shared directory is hostile or broken: not a server bug, and not
+            // the caller's; the message names it.
+            ClientError::Refused { .. }
+            | ClientError::BadRecord { .. }
+            | ClientError::Fence { .. } => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::BadFile, "")
+            }
+            // The directory cannot be used (read-only, full, permission denied, I/O errors).
+            ClientError::Io { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Storage, "")
+            }
+            ClientError::TooLarge { .. } | ClientError::EventTooLarge(_) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                "",
+            ),
+            ClientError::Agent { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "")
+            }
         };
         err.body.message = message;
         err

@@ -7,18 +7,19 @@ use std::convert::Infallible;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
-use podsignal_client::{Error as ClientError, Event};
-use podsignal_proto::api::Publish;
+use podsignal_client::{Coordinator, Error as ClientError, Event};
+use podsignal_proto::api::{EVENTS_LOST_HEADER, Publish};
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::error::{ApiJson, ApiQuery, parse_names};
 use super::{ApiError, AppState, Routes};
 
-/// The most events one list answers with.
+/// The most events one list answers with (read on the blocking pool, never on the runtime).
 const MAX_LIMIT: usize = 10_000;
 
 pub fn routes(r: Routes) -> Routes {
@@ -29,9 +30,10 @@ pub fn routes(r: Routes) -> Routes {
 
 async fn publish(
     State(state): State<AppState>,
+    Caller(volume): Caller,
     ApiJson(body): ApiJson<Publish>,
 ) -> Result<(StatusCode, Json<Event>), ApiError> {
-    let event = state.volume().publish(&body.kind, body.data).await?;
+    let event = volume.publish(&body.kind, body.data).await?;
     state.metrics().event_published();
     Ok((StatusCode::CREATED, Json(event)))
 }
@@ -56,31 +58,40 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<Event>>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
     let volume = state.volume();
     let strict = q.strict && q.since > 0;
-    let events = volume.read_events(q.since, limit, strict)?;
-    let wait = state.wait_param(q.wait.as_deref())?;
-    let (Some(wait), true, true) = (wait, events.is_empty(), limit > 0) else {
-        return Ok(Json(events));
+    let page = match state.wait_param(q.wait.as_deref())? {
+        None => volume.read_events_page(q.since, limit, strict).await?,
+        Some(wait) => {
+            let _slot = state.waiter()?;
+            state
+                .until_shutdown(async {
+                    Ok::<_, ApiError>(
+                        volume
+                            .wait_events_page(q.since, limit, strict, wait)
+                            .await?,
+                    )
+                })
+                .await?
+        }
     };
-    let _slot = state.waiter()?;
-    let mut watch = volume.watch_events(Some(q.since))?;
-    let first = state
-        .until_shutdown(async {
-            Ok::<_, ApiError>(
-                tokio::time::timeout(wait, watch.next())
-                    .await
-                    .ok()
-                    .flatten(),
-            )
-        })
-        .await?;
-    match first {
-        None => Ok(Json(Vec::new())), // nothing within `wait`: an empty list, not an error
-        Some(Err(e)) if strict => Err(e.into()),
-        Some(_) => Ok(Json(volume.read_events(q.since, limit, false)?)),
+    match page.lost {
+        Some((from, to)) if strict && page.events.is_empty() => Err(ClientError::EventsRotated {
+            wanted: from,
+            available: to + 1,
+        }
+        .into()),
+        lost => {
+            let mut response = Json(page.events).into_response();
+            if let Some((from, to)) = lost
+                && let Ok(v) = HeaderValue::from_str(&format!("{from}-{to}"))
+            {
+                response.headers_mut().insert(EVENTS_LOST_HEADER, v);
+            }
+            Ok(response)
+        }
     }
 }
 
@@ -120,9 +131,9 @@ async fn stream(
     let volume = state.volume();
     let since = match last_event_id.or(q.since) {
         Some(s) => s,
-        None => volume.last_event_seq()?,
+        None => volume.last_event_seq().await?,
     };
-    let events = volume.watch_events(Some(since))?;
+    let events = volume.watch_events(Some(since)).await?;
     // First an id-only message: it sets the position a reconnecting client resumes from,
     // even before any event arrives (an SSE message without data is not dispatched).
     let start = futures_util::stream::once(async move {

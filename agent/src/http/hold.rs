@@ -1,9 +1,11 @@
 //! Holding something for as long as one response stays open: `POST .../hold` answers with
 //! a stream of JSON lines (`held`, then a heartbeat every `--heartbeat`), and the stream owns
-//! the guard. When the client goes away (it closed the connection, crashed, or was killed)
-//! hyper drops the stream, and with it the guard: the lock, leadership or readiness is
-//! released at once. A heartbeat write failing is the backstop when the kernel has not told
-//! us yet. On shutdown the stream sends `released` and ends.
+//! the guard. When the client goes away (it closed the connection, crashed, was killed, or
+//! shut down its sending side) hyper drops the stream, and with it the guard: the lock,
+//! leadership or readiness is released at once, on the blocking pool (releasing writes a
+//! record). A heartbeat write failing is the backstop when the kernel has not told us yet.
+//! A client that is stopped (SIGSTOP) keeps its hold, as a stopped process keeps a flock.
+//! On shutdown the stream sends `released` and ends.
 
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use super::AppState;
 use super::limits::Slot;
 
 /// The stream's state: it owns what is held.
-struct Holding<G> {
+struct Holding<G: Send + 'static> {
     guard: Option<G>,
     grant: Grant,
     sent_held: bool,
@@ -30,26 +32,38 @@ struct Holding<G> {
     _slot: Slot,
 }
 
-impl<G> Drop for Holding<G> {
+impl<G: Send + 'static> Drop for Holding<G> {
     fn drop(&mut self) {
         self.state.metrics().hold_closed();
-        if self.guard.is_some() {
+        if let Some(guard) = self.guard.take() {
             tracing::info!(
                 "hold on {} released: the connection closed",
                 self.grant.name
             );
+            release(guard);
         }
     }
 }
 
-/// The response that keeps `guard` for as long as the client keeps it open.
+/// Drops `guard` on the blocking pool: releasing writes a record, and may not run on the
+/// runtime (nor under any lock).
+pub fn release<G: Send + 'static>(guard: G) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(move || drop(guard))),
+        Err(_) => drop(guard),
+    }
+}
+
+/// The response that keeps `guard` for as long as the client keeps it open. The `held` line
+/// carries `grant` and the heartbeat period.
 pub fn respond<G: Send + 'static>(
     state: &AppState,
     slot: Slot,
     guard: G,
-    grant: Grant,
+    mut grant: Grant,
 ) -> Response {
     let period = state.config().heartbeat.max(Duration::from_millis(10));
+    grant.heartbeat_ms = Some(u64::try_from(period.as_millis()).unwrap_or(u64::MAX));
     let mut heartbeat = tokio::time::interval(period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     state.metrics().hold_opened();
@@ -78,7 +92,9 @@ pub fn respond<G: Send + 'static>(
                 _ = h.heartbeat.tick() => HoldMessage::Heartbeat,
                 _ = h.shutdown.cancelled() => {
                     h.done = true;
-                    h.guard = None; // release before saying so
+                    if let Some(g) = h.guard.take() {
+                        release(g); // before saying so
+                    }
                     HoldMessage::Released { reason: "the agent is shutting down".into() }
                 }
             }

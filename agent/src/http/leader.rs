@@ -1,35 +1,30 @@
-//! `/v1/leaders`: list, current leader (and watch: `?wait=` until the leader's token differs
-//! from `?token=`), campaign and resign. Campaigns are locks under `leaders/`, so acquiring,
-//! holding and leases are the handlers of `locks`, with [`Kind::Leader`].
+//! `/v1/leaders`: list, the campaign's state (and watch: `?wait=` until the leader's token
+//! differs from `?token=`), campaign and resign. Campaigns are locks under `leaders/`, so
+//! acquiring, holding and leases are the handlers of `locks`, with [`Scope::Leader`].
 
 use axum::Json;
 use axum::extract::{Path, State};
-use podsignal_client::{FencingToken, LockStatus};
-use podsignal_proto::api::LeaderView;
+use podsignal_client::{Coordinator, FencingToken, LockStatus, Scope};
 use serde::Deserialize;
 
 use super::error::{ApiQuery, parse_name};
-use super::locks::{Kind, Scope, acquire_lease, hold, release_lease, renew_lease};
+use super::locks::{Scoped, acquire_lease, hold, list, release_lease, renew_lease};
 use super::{ApiError, AppState, Routes};
 
 /// `/v1/leaders`.
 pub struct Leaders;
 
-impl Scope for Leaders {
-    const KIND: Kind = Kind::Leader;
+impl Scoped for Leaders {
+    const SCOPE: Scope = Scope::Leader;
 }
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/leaders", list)
+    r.get("/v1/leaders", list::<Leaders>)
         .get("/v1/leaders/{name}", show)
         .post("/v1/leaders/{name}", acquire_lease::<Leaders>)
         .delete("/v1/leaders/{name}", release_lease::<Leaders>)
         .post("/v1/leaders/{name}/hold", hold::<Leaders>)
         .post("/v1/leaders/{name}/renew", renew_lease::<Leaders>)
-}
-
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<LockStatus>>, ApiError> {
-    Ok(Json(state.volume().list_leaders()?))
 }
 
 /// Query of `GET /v1/leaders/{name}`.
@@ -42,11 +37,12 @@ struct ShowQuery {
     token: Option<String>,
 }
 
+/// The campaign as a lock status, plus `leader`: the holder while it leads, else `null`.
 async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<ShowQuery>,
-) -> Result<Json<LeaderView>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let name = parse_name("leader", &name)?;
     let volume = state.volume();
     let known = match q.token.as_deref() {
@@ -56,18 +52,23 @@ async fn show(
             ApiError::bad_request(format!("token {t:?}: expected a number or none"))
         })?))),
     };
-    let leader = match state.wait_param(q.wait.as_deref())? {
-        None => volume.leader(&name)?,
-        Some(wait) => {
-            let known = match known {
-                Some(k) => k,
-                None => volume.leader(&name)?.map(|h| h.token),
-            };
-            let _slot = state.waiter()?;
-            state
-                .until_shutdown(volume.wait_leader_change(&name, known, Some(wait)))
-                .await?
-        }
-    };
-    Ok(Json(LeaderView { name, leader }))
+    if let Some(wait) = state.wait_param(q.wait.as_deref())? {
+        let known = match known {
+            Some(k) => k,
+            None => volume.leader(&name).await?.map(|h| h.token),
+        };
+        let _slot = state.waiter()?;
+        state
+            .until_shutdown(volume.wait_leader_change(&name, known, Some(wait)))
+            .await?;
+    }
+    let status = volume.lock_status(Scope::Leader, &name).await?;
+    Ok(Json(leader_view(&status)))
+}
+
+/// A campaign's status with `leader` beside it (the same document serves both readers).
+fn leader_view(status: &LockStatus) -> serde_json::Value {
+    let mut view = serde_json::to_value(status).unwrap_or_default();
+    view["leader"] = serde_json::to_value(status.current_holder()).unwrap_or_default();
+    view
 }

@@ -4,27 +4,34 @@
 //! runs out: nothing stays held forever.
 //!
 //! An idempotency key makes acquisition safe to retry: while the lease it created lives,
-//! the same key on the same lock returns the same grant instead of acquiring again.
+//! the same key on the same lock returns the same grant instead of acquiring again. While an
+//! acquisition with a key is under way the key is reserved ([`Reservation`], a guard): a
+//! concurrent request with it gets 409 `conflict`, and the reservation ends with the request,
+//! however it ends (a grant keeps the key; a failure, a timeout or a client that went away
+//! frees it).
+//!
+//! Every lease is released (its guard dropped) outside the table's mutex and on the blocking
+//! pool: releasing writes the holder record.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use podsignal_proto::Name;
+use podsignal_client::{LockGuard, LockHold, Name, Scope};
 use podsignal_proto::api::Grant;
 use tokio::time::Instant;
 
 use super::AppState;
-use super::locks::{Held, Kind};
+use super::hold::release;
 
-/// (kind, lock name, idempotency key).
-type KeyId = (Kind, Name, String);
+/// (scope, lock name, idempotency key).
+type KeyId = (Scope, Name, String);
 
 /// Every lease the agent holds.
 #[derive(Debug, Default)]
 pub struct Leases {
-    /// A std mutex: held for map updates only, never across an await.
-    table: Mutex<Table>,
+    /// A std mutex: held for map updates only, never across an await or any I/O.
+    table: Arc<Mutex<Table>>,
 }
 
 #[derive(Debug, Default)]
@@ -37,9 +44,9 @@ struct Table {
 
 #[derive(Debug)]
 struct Lease {
-    kind: Kind,
+    scope: Scope,
     name: Name,
-    held: Held,
+    held: LockGuard,
     ttl: Duration,
     expires: Instant,
     key: Option<String>,
@@ -52,6 +59,26 @@ impl Lease {
             token: Some(self.held.token()),
             lease: Some(id.to_owned()),
             ttl_ms: Some(self.ttl.as_millis() as u64),
+            heartbeat_ms: None,
+            hold: None,
+        }
+    }
+}
+
+/// An idempotency key reserved for one acquisition; freed when dropped, unless the
+/// acquisition was granted ([`Leases::insert`] takes it).
+#[derive(Debug)]
+pub struct Reservation {
+    table: Arc<Mutex<Table>>,
+    id: Option<KeyId>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take()
+            && let Ok(mut t) = self.table.lock()
+        {
+            t.acquiring.remove(&id);
         }
     }
 }
@@ -62,62 +89,58 @@ pub enum Begun {
     Existing(Grant),
     /// Another request with this key is acquiring right now.
     InProgress,
-    /// Go ahead and acquire; call [`Leases::insert`] or [`Leases::abandon`] after.
-    Acquire,
+    /// Go ahead and acquire, holding this reservation.
+    Acquire(Reservation),
 }
 
 impl Leases {
     /// Looks up an idempotency key before acquiring.
-    pub fn begin(&self, kind: Kind, name: &Name, key: &str) -> Begun {
+    pub fn begin(&self, scope: Scope, name: &Name, key: &str) -> Begun {
         let Ok(mut t) = self.table.lock() else {
-            return Begun::Acquire;
+            return Begun::InProgress;
         };
-        let id = (kind, name.clone(), key.to_owned());
+        let id = (scope, name.clone(), key.to_owned());
         if let Some(lease_id) = t.by_key.get(&id)
             && let Some(lease) = t.by_id.get(lease_id)
         {
             return Begun::Existing(lease.grant(lease_id));
         }
-        if !t.acquiring.insert(id) {
+        if !t.acquiring.insert(id.clone()) {
             return Begun::InProgress;
         }
-        Begun::Acquire
+        Begun::Acquire(Reservation {
+            table: self.table.clone(),
+            id: Some(id),
+        })
     }
 
-    /// Forgets an acquisition under `key` that failed.
-    pub fn abandon(&self, kind: Kind, name: &Name, key: &str) {
-        if let Ok(mut t) = self.table.lock() {
-            t.acquiring.remove(&(kind, name.clone(), key.to_owned()));
-        }
-    }
-
-    /// Records a new lease and starts its expiry.
+    /// Records a new lease (its key, if reserved) and starts its expiry.
     pub fn insert(
         &self,
         state: &AppState,
-        kind: Kind,
+        scope: Scope,
         name: &Name,
-        held: Held,
+        held: LockGuard,
         ttl: Duration,
-        key: Option<String>,
+        mut reservation: Option<Reservation>,
     ) -> Grant {
         let id = format!(
             "{:016x}{:016x}",
             podsignal_client::identity::nonce(),
             podsignal_client::identity::nonce()
         );
+        let key_id = reservation.as_mut().and_then(|r| r.id.take());
         let lease = Lease {
-            kind,
+            scope,
             name: name.clone(),
             held,
             ttl,
             expires: Instant::now() + ttl,
-            key: key.clone(),
+            key: key_id.as_ref().map(|(_, _, k)| k.clone()),
         };
         let grant = lease.grant(&id);
         if let Ok(mut t) = self.table.lock() {
-            if let Some(k) = key {
-                let kid = (kind, name.clone(), k);
+            if let Some(kid) = key_id {
                 t.acquiring.remove(&kid);
                 t.by_key.insert(kid, id.clone());
             }
@@ -128,12 +151,18 @@ impl Leases {
     }
 
     /// Extends lease `id` on `name` by `ttl` (or its own ttl) from now.
-    pub fn renew(&self, kind: Kind, name: &Name, id: &str, ttl: Option<Duration>) -> Option<Grant> {
+    pub fn renew(
+        &self,
+        scope: Scope,
+        name: &Name,
+        id: &str,
+        ttl: Option<Duration>,
+    ) -> Option<Grant> {
         let mut t = self.table.lock().ok()?;
         let lease = t
             .by_id
             .get_mut(id)
-            .filter(|l| l.kind == kind && l.name == *name)?;
+            .filter(|l| l.scope == scope && l.name == *name)?;
         if let Some(ttl) = ttl {
             lease.ttl = ttl;
         }
@@ -142,16 +171,19 @@ impl Leases {
     }
 
     /// Releases lease `id` on `name`; false if there is no such lease.
-    pub fn release(&self, kind: Kind, name: &Name, id: &str) -> bool {
+    pub fn release(&self, scope: Scope, name: &Name, id: &str) -> bool {
         let removed = self.table.lock().ok().and_then(|mut t| {
             let matches = t
                 .by_id
                 .get(id)
-                .is_some_and(|l| l.kind == kind && l.name == *name);
+                .is_some_and(|l| l.scope == scope && l.name == *name);
             if matches { t.remove(id) } else { None }
         });
-        // Dropped outside the mutex: releasing writes the holder record.
-        removed.is_some()
+        let found = removed.is_some();
+        if let Some(lease) = removed {
+            release(lease);
+        }
+        found
     }
 
     /// Releases every lease (on shutdown).
@@ -165,6 +197,7 @@ impl Leases {
         };
         if !all.is_empty() {
             tracing::info!("released {} lease(s) on shutdown", all.len());
+            release(all);
         }
     }
 
@@ -173,10 +206,10 @@ impl Leases {
         self.table.lock().ok()?.by_id.get(id).map(|l| l.expires)
     }
 
-    fn remove_expired(&self, id: &str) -> Option<(Kind, Name)> {
+    fn remove_expired(&self, id: &str) -> Option<Lease> {
         let mut t = self.table.lock().ok()?;
         if t.by_id.get(id).is_some_and(|l| l.expires <= Instant::now()) {
-            t.remove(id).map(|l| (l.kind, l.name.clone()))
+            t.remove(id)
         } else {
             None
         }
@@ -188,7 +221,7 @@ impl Table {
         let lease = self.by_id.remove(id)?;
         if let Some(k) = &lease.key {
             self.by_key
-                .remove(&(lease.kind, lease.name.clone(), k.clone()));
+                .remove(&(lease.scope, lease.name.clone(), k.clone()));
         }
         Some(lease)
     }
@@ -202,11 +235,13 @@ async fn expire(state: AppState, id: String) {
             _ = tokio::time::sleep_until(at) => {}
             _ = state.shutdown().cancelled() => return,
         }
-        if let Some((kind, name)) = leases.remove_expired(&id) {
+        if let Some(lease) = leases.remove_expired(&id) {
             tracing::warn!(
-                "lease {id} on {} {name} expired without renewal: released",
-                kind.word()
+                "lease {id} on {} {} expired without renewal: released",
+                lease.scope.word(),
+                lease.name
             );
+            release(lease);
             return;
         }
     }

@@ -1,7 +1,7 @@
 //! `/v1/locks`: list, show (holder and fencing token), acquire (`?wait=`; without it, try
 //! once), held either for as long as a response stays open (`/hold`) or as a lease the caller
 //! renews (`?ttl=`, `/renew`, `DELETE`). Leader campaigns (`/v1/leaders`) reuse all of this
-//! with [`Kind::Leader`].
+//! with [`Scope::Leader`].
 
 use std::time::Duration;
 
@@ -9,51 +9,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use podsignal_client::{FencingToken, Leadership, LockGuard, LockStatus, Name};
-use podsignal_proto::api::{ErrorCode, Grant, IDEMPOTENCY_KEY_HEADER};
+use podsignal_client::{Coordinator, LockGuard, LockHold, LockStatus, Name, Scope, Volume, Wait};
+use podsignal_proto::api::{Grant, IDEMPOTENCY_KEY_HEADER};
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::error::{ApiQuery, parse_duration, parse_name};
 use super::leases::Begun;
 use super::{ApiError, AppState, Routes, hold};
-
-/// Locks or leader campaigns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// `/v1/locks`.
-    Lock,
-    /// `/v1/leaders`.
-    Leader,
-}
-
-impl Kind {
-    /// How messages name it.
-    pub fn word(self) -> &'static str {
-        match self {
-            Kind::Lock => "lock",
-            Kind::Leader => "leadership of",
-        }
-    }
-}
-
-/// A lock or leadership the agent holds.
-#[derive(Debug)]
-pub enum Held {
-    /// A lock.
-    Lock(LockGuard),
-    /// A leadership.
-    Leader(Leadership),
-}
-
-impl Held {
-    /// The fencing token granted.
-    pub fn token(&self) -> FencingToken {
-        match self {
-            Held::Lock(g) => g.token(),
-            Held::Leader(l) => l.token(),
-        }
-    }
-}
 
 /// The longest lease accepted.
 const MAX_TTL: Duration = Duration::from_secs(3600);
@@ -61,20 +24,20 @@ const MAX_TTL: Duration = Duration::from_secs(3600);
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
 /// Which handlers serve, as a type: `hold::<Locks>` or `hold::<Leaders>`.
-pub trait Scope: Send + Sync + 'static {
-    /// The kind.
-    const KIND: Kind;
+pub trait Scoped: Send + Sync + 'static {
+    /// The scope.
+    const SCOPE: Scope;
 }
 
 /// `/v1/locks`.
 pub struct Locks;
 
-impl Scope for Locks {
-    const KIND: Kind = Kind::Lock;
+impl Scoped for Locks {
+    const SCOPE: Scope = Scope::Lock;
 }
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/locks", list)
+    r.get("/v1/locks", list::<Locks>)
         .get("/v1/locks/{name}", show)
         .post("/v1/locks/{name}", acquire_lease::<Locks>)
         .delete("/v1/locks/{name}", release_lease::<Locks>)
@@ -82,8 +45,10 @@ pub fn routes(r: Routes) -> Routes {
         .post("/v1/locks/{name}/renew", renew_lease::<Locks>)
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<LockStatus>>, ApiError> {
-    Ok(Json(state.volume().list_locks()?))
+pub async fn list<S: Scoped>(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<LockStatus>>, ApiError> {
+    Ok(Json(state.volume().list_locks(S::SCOPE).await?))
 }
 
 async fn show(
@@ -91,7 +56,7 @@ async fn show(
     Path(name): Path<String>,
 ) -> Result<Json<LockStatus>, ApiError> {
     let name = parse_name("lock", &name)?;
-    Ok(Json(state.volume().lock_status(&name)))
+    Ok(Json(state.volume().lock_status(Scope::Lock, &name).await?))
 }
 
 /// Query of acquisitions.
@@ -114,28 +79,21 @@ pub struct LeaseQuery {
     ttl: Option<String>,
 }
 
-/// Acquires (waiting if asked to), counting the wait in the waiter limit and the histogram.
+/// Acquires (waiting if asked to, until the agent shuts down), counting the wait in the
+/// histogram. Cancel-safe: a client that goes away abandons the wait, leaving nothing.
 pub async fn acquire(
     state: &AppState,
-    kind: Kind,
+    volume: &Volume,
+    scope: Scope,
     name: &Name,
     wait: Option<Duration>,
-) -> Result<Held, ApiError> {
-    let volume = state.volume();
+) -> Result<LockGuard, ApiError> {
     let Some(wait) = wait else {
-        return Ok(match kind {
-            Kind::Lock => Held::Lock(volume.try_lock(name).await?),
-            Kind::Leader => Held::Leader(volume.try_campaign(name).await?),
-        });
+        return Ok(volume.acquire(scope, name, Wait::TryOnce).await?);
     };
     let started = tokio::time::Instant::now();
     let held = state
-        .until_shutdown(async {
-            Ok::<_, podsignal_client::Error>(match kind {
-                Kind::Lock => Held::Lock(volume.lock(name, Some(wait)).await?),
-                Kind::Leader => Held::Leader(volume.campaign(name, Some(wait)).await?),
-            })
-        })
+        .until_shutdown(volume.acquire(scope, name, Wait::Timeout(wait)))
         .await?;
     state.metrics().observe_lock_wait(started.elapsed());
     Ok(held)
@@ -153,14 +111,15 @@ fn ttl_param(ttl: Option<&str>) -> Result<Option<Duration>, ApiError> {
     Ok(Some(ttl))
 }
 
-pub async fn acquire_lease<S: Scope>(
+pub async fn acquire_lease<S: Scoped>(
     State(state): State<AppState>,
+    Caller(volume): Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<AcquireQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Grant>, ApiError> {
-    let kind = S::KIND;
-    let name = parse_name(kind.word(), &name)?;
+    let scope = S::SCOPE;
+    let name = parse_name(scope.word(), &name)?;
     let wait = state.wait_param(q.wait.as_deref())?;
     let ttl = ttl_param(q.ttl.as_deref())?.unwrap_or(DEFAULT_TTL);
     let key = headers
@@ -178,79 +137,80 @@ pub async fn acquire_lease<S: Scope>(
         })
         .transpose()?;
     let leases = &state.inner.leases;
-    if let Some(k) = &key {
-        match leases.begin(kind, &name, k) {
+    // The reservation of the key lives as long as this request: if the client goes away
+    // (this future is dropped) or the acquisition fails, it is released; only a grant keeps
+    // the key.
+    let reservation = match &key {
+        None => None,
+        Some(k) => match leases.begin(scope, &name, k) {
             Begun::Existing(grant) => return Ok(Json(grant)),
             Begun::InProgress => {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    ErrorCode::BadRequest,
-                    format!(
-                        "a request with Idempotency-Key {k:?} on {} {name} is in progress",
-                        kind.word()
-                    ),
+                let mut err = ApiError::conflict(format!(
+                    "a request with Idempotency-Key {k:?} on {} {name} is in progress; retry when it has answered",
+                    scope.word()
                 ));
+                err.body.name = Some(name.clone());
+                return Err(err);
             }
-            Begun::Acquire => {}
-        }
-    }
-    let slot = wait.map(|_| state.waiter()).transpose()?;
-    let held = match acquire(&state, kind, &name, wait).await {
-        Ok(h) => h,
-        Err(e) => {
-            if let Some(k) = &key {
-                leases.abandon(kind, &name, k);
-            }
-            return Err(e);
-        }
+            Begun::Acquire(r) => Some(r),
+        },
     };
+    let slot = wait.map(|_| state.waiter()).transpose()?;
+    let held = acquire(&state, &volume, scope, &name, wait).await?;
     drop(slot);
     tracing::info!(
         "{} {name} leased with token {} for {}",
-        kind.word(),
+        scope.word(),
         held.token(),
         podsignal_proto::format_duration(ttl)
     );
-    Ok(Json(leases.insert(&state, kind, &name, held, ttl, key)))
+    Ok(Json(leases.insert(
+        &state,
+        scope,
+        &name,
+        held,
+        ttl,
+        reservation,
+    )))
 }
 
-pub async fn renew_lease<S: Scope>(
+pub async fn renew_lease<S: Scoped>(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<LeaseQuery>,
 ) -> Result<Json<Grant>, ApiError> {
-    let kind = S::KIND;
-    let name = parse_name(kind.word(), &name)?;
+    let scope = S::SCOPE;
+    let name = parse_name(scope.word(), &name)?;
     let ttl = ttl_param(q.ttl.as_deref())?;
     state
         .inner
         .leases
-        .renew(kind, &name, &q.lease, ttl)
+        .renew(scope, &name, &q.lease, ttl)
         .map(Json)
-        .ok_or_else(|| no_lease(kind, &name, &q.lease))
+        .ok_or_else(|| no_lease(scope, &name, &q.lease))
 }
 
-pub async fn release_lease<S: Scope>(
+pub async fn release_lease<S: Scoped>(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<LeaseQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let kind = S::KIND;
-    let name = parse_name(kind.word(), &name)?;
+    let scope = S::SCOPE;
+    let name = parse_name(scope.word(), &name)?;
     if q.ttl.is_some() {
         return Err(ApiError::bad_request("ttl is not a parameter of release"));
     }
-    if state.inner.leases.release(kind, &name, &q.lease) {
+    if state.inner.leases.release(scope, &name, &q.lease) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(no_lease(kind, &name, &q.lease))
+        Err(no_lease(scope, &name, &q.lease))
     }
 }
 
-fn no_lease(kind: Kind, name: &Name, lease: &str) -> ApiError {
+fn no_lease(scope: Scope, name: &Name, lease: &str) -> ApiError {
     let mut err = ApiError::not_found(format!(
         "no lease {lease:?} on {} {name} (released, expired, or never granted)",
-        kind.word()
+        scope.word()
     ));
     err.body.name = Some(name.clone());
     err
@@ -264,25 +224,28 @@ pub struct HoldQuery {
     wait: Option<String>,
 }
 
-pub async fn hold<S: Scope>(
+pub async fn hold<S: Scoped>(
     State(state): State<AppState>,
+    Caller(volume): Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<HoldQuery>,
 ) -> Result<Response, ApiError> {
-    let kind = S::KIND;
-    let name = parse_name(kind.word(), &name)?;
+    let scope = S::SCOPE;
+    let name = parse_name(scope.word(), &name)?;
     let wait = state.wait_param(q.wait.as_deref())?;
     let slot = state.waiter()?;
-    let held = acquire(&state, kind, &name, wait).await?;
+    let held = acquire(&state, &volume, scope, &name, wait).await?;
     let grant = Grant {
         name: name.clone(),
         token: Some(held.token()),
         lease: None,
         ttl_ms: None,
+        heartbeat_ms: None,
+        hold: None,
     };
     tracing::info!(
         "{} {name} held with token {} while the connection stays open",
-        kind.word(),
+        scope.word(),
         held.token()
     );
     Ok(hold::respond(&state, slot, held, grant).into_response())

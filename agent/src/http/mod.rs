@@ -6,13 +6,17 @@
 //!   on a listener until a shutdown token is cancelled.
 //! - `guard`: Host, Origin and bearer-token checks; `limits`: waiter and stream caps, wait
 //!   caps, the request timeout; `error`: the one error type and JSON extractors.
+//! - `caller`: who is calling, so that what the agent writes for a caller names the caller.
 //! - One module per resource: `readiness`, `locks` (and `leader`, which reuses it), `events`,
-//!   `phase` (and shutdown), `ops` (healthz, readyz, metrics, status); `hold` keeps something
-//!   held for as long as a response stays open, `leases` for as long as it is renewed.
+//!   `phase` (and shutdown), `exits` (tombstones and stop requests), `ops` (healthz, readyz,
+//!   metrics, status); `hold` keeps something held for as long as a response stays open,
+//!   `leases` for as long as it is renewed.
 //! - `openapi`: the served spec, checked against the router's route table in tests.
 
+mod caller;
 mod error;
 mod events;
+mod exits;
 mod guard;
 mod hold;
 mod leader;
@@ -91,6 +95,8 @@ struct Shared {
     metrics: Metrics,
     limits: limits::Limits,
     leases: Leases,
+    /// The readiness records held here, by hold id.
+    holds: readiness::Holds,
 }
 
 impl AppState {
@@ -105,6 +111,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 limits,
                 leases: Leases::default(),
+                holds: readiness::Holds::default(),
             }),
         }
     }
@@ -170,6 +177,7 @@ pub(crate) fn routes() -> Routes {
     let r = locks::routes(r);
     let r = leader::routes(r);
     let r = events::routes(r);
+    let r = exits::routes(r);
     phase::routes(r)
 }
 

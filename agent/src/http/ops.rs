@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use podsignal_client::Status;
+use podsignal_client::{Coordinator, Status};
 use podsignal_proto::api::ErrorCode;
 
 use super::{ApiError, AppState, Routes, metrics, openapi};
@@ -63,5 +63,5 @@ async fn openapi_json() -> Json<serde_json::Value> {
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    Ok(Json(state.volume().status()?))
+    Ok(Json(state.volume().status().await?))
 }

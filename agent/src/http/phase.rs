@@ -4,10 +4,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use podsignal_client::{Phase, PhaseRecord};
+use podsignal_client::{Coordinator, Phase};
 use podsignal_proto::api::{PhaseView, Reason, SetPhase};
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::error::{ApiJson, ApiQuery, OptionalJson};
 use super::{ApiError, AppState, Routes};
 
@@ -43,31 +44,33 @@ async fn show(
         (Some(_), None) => return Err(ApiError::bad_request("wait needs at_least=PHASE")),
         (None, _) => {}
     }
-    let record = volume.phase()?;
+    let record = volume.phase().await?;
     Ok(Json(PhaseView {
         phase: record.as_ref().map_or(Phase::Starting, |r| r.phase),
         record,
     }))
 }
 
+/// Sets the phase; answers like `GET`, `{phase, record}`.
 async fn set(
-    State(state): State<AppState>,
+    Caller(volume): Caller,
     ApiJson(body): ApiJson<SetPhase>,
-) -> Result<Json<PhaseRecord>, ApiError> {
-    let record = state
-        .volume()
+) -> Result<Json<PhaseView>, ApiError> {
+    let record = volume
         .set_phase(body.phase, body.reason.as_deref(), body.force)
         .await?;
-    Ok(Json(record))
+    Ok(Json(PhaseView {
+        phase: record.phase,
+        record: Some(record),
+    }))
 }
 
 /// Sets `draining`, unless the pod is draining or stopping already (then nothing changes).
 async fn shutdown(
-    State(state): State<AppState>,
+    Caller(volume): Caller,
     OptionalJson(body): OptionalJson<Reason>,
 ) -> Result<Json<PhaseView>, ApiError> {
-    let volume = state.volume();
-    let current = volume.phase()?;
+    let current = volume.phase().await?;
     if let Some(r) = current.filter(|r| r.phase >= Phase::Draining) {
         return Ok(Json(PhaseView {
             phase: r.phase,

@@ -1,14 +1,19 @@
-//! `/v1/readiness`: list, get, set (sticky), hold (held while a response stays open), and
-//! wait: `?wait=DUR` on the list (with `names=`) or on one name long-polls until the
-//! condition holds, or answers 408 `timeout` naming what is missing.
+//! `/v1/readiness`: list, get, set (sticky; or, with a hold id, the state of a record this
+//! agent holds), hold (held while a response stays open), and wait: `?wait=DUR` on the list
+//! (with `names=`) or on one name long-polls until the condition holds, or answers 408
+//! `timeout` naming what is missing.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use podsignal_client::{Name, Readiness, WaitMode};
+use podsignal_client::{Coordinator, Name, Readiness, WaitMode};
 use podsignal_proto::api::{Grant, Reason, SetReadiness};
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::error::{ApiJson, ApiQuery, OptionalJson, parse_name, parse_names};
 use super::{ApiError, AppState, Routes, hold};
 
@@ -17,6 +22,44 @@ pub fn routes(r: Routes) -> Routes {
         .get("/v1/readiness/{name}", show)
         .put("/v1/readiness/{name}", set)
         .post("/v1/readiness/{name}/hold", hold_ready)
+}
+
+/// The readiness records this agent holds now, by (name, hold id): a client may change the
+/// state of its own held record (`PUT` with `hold`), no other.
+#[derive(Debug, Default, Clone)]
+pub struct Holds(Arc<Mutex<HashSet<(Name, String)>>>);
+
+/// A hold's entry in [`Holds`]; removed when dropped (the hold ended).
+struct Registered {
+    holds: Holds,
+    key: (Name, String),
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut h) = self.holds.0.lock() {
+            h.remove(&self.key);
+        }
+    }
+}
+
+impl Holds {
+    fn register(&self, name: &Name, hold: &str) -> Registered {
+        let key = (name.clone(), hold.to_owned());
+        if let Ok(mut h) = self.0.lock() {
+            h.insert(key.clone());
+        }
+        Registered {
+            holds: self.clone(),
+            key,
+        }
+    }
+
+    fn contains(&self, name: &Name, hold: &str) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|h| h.contains(&(name.clone(), hold.to_owned())))
+    }
 }
 
 /// `mode=`.
@@ -69,16 +112,19 @@ async fn list(
         .map(|n| parse_names("readiness", n))
         .transpose()?;
     let wait = state.wait_param(q.wait.as_deref())?;
+    let volume = state.volume();
     match (names, wait) {
         (None, Some(_)) => Err(ApiError::bad_request("wait needs names=NAME[,NAME...]")),
-        (None, None) => Ok(Json(state.volume().list_readiness()?)),
+        (None, None) => Ok(Json(volume.list_readiness().await?)),
         (Some(names), wait) => {
             if let Some(wait) = wait {
                 wait_for(&state, &names, q.mode, q.state, wait).await?;
             }
-            Ok(Json(
-                names.iter().map(|n| state.volume().readiness(n)).collect(),
-            ))
+            let mut out = Vec::with_capacity(names.len());
+            for n in &names {
+                out.push(volume.readiness(n).await?);
+            }
+            Ok(Json(out))
         }
     }
 }
@@ -99,7 +145,7 @@ async fn show(
         )
         .await?;
     }
-    Ok(Json(state.volume().readiness(&name)))
+    Ok(Json(state.volume().readiness(&name).await?))
 }
 
 async fn wait_for(
@@ -114,54 +160,57 @@ async fn wait_for(
         Mode::Any => WaitMode::Any,
     };
     let _slot = state.waiter()?;
-    let volume = state.volume();
-    match want {
-        Want::Ready => {
-            state
-                .until_shutdown(volume.wait_ready(names, mode, Some(wait)))
-                .await
-        }
-        Want::Unready => {
-            state
-                .until_shutdown(volume.wait_unready(names, mode, Some(wait)))
-                .await
-        }
-    }
+    let want = matches!(want, Want::Ready);
+    state
+        .until_shutdown(state.volume().wait_readiness(names, mode, want, Some(wait)))
+        .await
 }
 
 async fn set(
     State(state): State<AppState>,
+    Caller(volume): Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SetReadiness>,
 ) -> Result<Json<Readiness>, ApiError> {
     let name = parse_name("readiness", &name)?;
-    let volume = state.volume();
     let reason = body.reason.as_deref();
-    if body.ready {
-        volume.set_ready(&name, reason).await?;
-    } else {
-        volume.set_unready(&name, reason).await?;
-    }
-    Ok(Json(volume.readiness(&name)))
+    let readiness = match &body.hold {
+        None => volume.set_readiness(&name, body.ready, reason).await?,
+        Some(hold) if state.inner.holds.contains(&name, hold) => {
+            volume
+                .set_held_readiness(&name, hold, body.ready, reason)
+                .await?
+        }
+        Some(hold) => {
+            return Err(ApiError::not_found(format!(
+                "this agent holds no readiness {name} with hold id {hold:?} (released, or never held here)"
+            )));
+        }
+    };
+    Ok(Json(readiness))
 }
 
 async fn hold_ready(
     State(state): State<AppState>,
+    Caller(volume): Caller,
     Path(name): Path<String>,
     OptionalJson(body): OptionalJson<Reason>,
 ) -> Result<Response, ApiError> {
     let name = parse_name("readiness", &name)?;
     let slot = state.waiter()?;
-    let guard = state
-        .volume()
-        .hold_ready(&name, body.reason.as_deref())
-        .await?;
+    let guard = volume.hold_ready(&name, body.reason.as_deref()).await?;
+    let hold_id = guard.hold_id().to_owned();
+    let registered = state.inner.holds.register(&name, &hold_id);
     let grant = Grant {
         name: name.clone(),
         token: None,
         lease: None,
         ttl_ms: None,
+        heartbeat_ms: None,
+        hold: Some(hold_id),
     };
     tracing::info!("readiness {name} held while the connection stays open");
-    Ok(hold::respond(&state, slot, guard, grant).into_response())
+    // A tuple drops in order: the registration goes first, then the guard, so no PUT can
+    // reach a hold that is being released.
+    Ok(hold::respond(&state, slot, (registered, guard), grant).into_response())
 }

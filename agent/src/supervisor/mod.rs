@@ -1,36 +1,39 @@
 //! The supervisor behind `podsignal run`: one task that owns the child and everything that
 //! can happen to it, in one `select!` (the watchexec model: a handle, a task, a state).
 //!
-//! - `reaper`: the one waiter for every child and orphan (subreaper / PID 1).
-//! - `signals`: which signals are forwarded; handlers are installed first thing.
 //! - `notify`: the sd_notify socket for `--ready-when notify`.
-//! - `shutdown`: drain, `--stop-after` and pre-stop hooks, before the stop signal.
+//! - `readiness`: probing `--ready-when`, and publishing `--name`'s readiness from a task of
+//!   its own (a slow write never holds up a signal).
+//! - `shutdown`: the stop's budget, its bookkeeping and the pre-stop steps.
 //!
-//! Stopping is always: (mark unready if draining) → pre-stop steps, bounded by `--grace`
-//! less `--stop-timeout` → the stop signal → SIGKILL at the end of `--grace`, counted from
-//! the decision to stop (one budget: see `shutdown`). A second SIGTERM/SIGINT skips the
-//! pre-stop wait.
+//! The state carries its data ([`State::Stopping`] holds the trigger and the deadline), so
+//! the budget lives in one place. Stopping is always: drain (unready) → bookkeeping (the
+//! stop event, `--on-term-phase`) and pre-stop steps, all bounded by `--grace` less
+//! `--stop-timeout` → the stop signal → SIGKILL at the end of `--grace`, counted from the
+//! decision to stop. Nothing a neighbour does to a file (holding the events lock, say) can
+//! move the stop signal or SIGKILL: whatever bookkeeping has not finished by then is given up.
+//! A second SIGTERM/SIGINT skips the rest of the pre-stop steps.
 
 pub mod notify;
-pub mod reaper;
+mod readiness;
 pub mod shutdown;
-pub mod signals;
 
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use podsignal_client::{ReadinessGuard, Volume, WaitMode};
+use podsignal_client::{Coordinator, WaitMode};
 use podsignal_proto::{Condition, Name, Phase, ReadyProbe};
 use rustix::process::Signal;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::child::{self, Child, ChildSpec, Signaller, SpawnOptions};
-use crate::condition::{self, Backoff, ProbeTiming, Why};
+use crate::child::{self, Child, ChildSpec, Group, SpawnOptions};
+use crate::condition::{self, ProbeTiming};
+use crate::reaper::Reaper;
+use crate::signals::{self, SignalStream};
 use notify::{NotifyMessage, NotifySocket, NotifyState};
-use reaper::Reaper;
+use readiness::Update;
 use shutdown::{PreStop, Trigger};
-use signals::SignalStream;
 
 /// What `run` was asked to do once the child runs.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ pub struct Plan {
     pub drain: bool,
     /// `--on-term-phase`.
     pub on_term_phase: Option<Phase>,
-    /// `--pgroup`: signal the child's process group.
+    /// `--pgroup`: forward signals to the child's process group, not only the child.
     pub pgroup: bool,
     /// Before the stop signal.
     pub pre_stop: PreStop,
@@ -69,6 +72,8 @@ pub struct Plan {
 pub struct Outcome {
     /// Its exit status.
     pub status: ExitStatus,
+    /// Its process group, whose leftovers are still to be stopped.
+    pub group: Option<Group>,
     /// Why podsignal stopped it, if it did.
     pub stopped: Option<String>,
     /// When podsignal stopped it: the end of the `--grace` budget (what the child left
@@ -76,26 +81,39 @@ pub struct Outcome {
     pub stop_deadline: Option<Instant>,
 }
 
-/// Where the child is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the child is in its life; each state holds what only exists in it.
+#[derive(Debug)]
 enum State {
     /// Running; nobody asked it to stop.
     Running,
-    /// Stopping: pre-stop steps under way, no signal sent yet.
+    /// Stopping, for `trigger`; SIGKILL comes at `deadline` (the end of `--grace`).
+    Stopping {
+        trigger: Trigger,
+        deadline: Instant,
+        step: Step,
+    },
+}
+
+/// How far a stop has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Bookkeeping and pre-stop steps under way; no signal sent yet.
     PreStop,
-    /// The stop signal was sent; SIGKILL at the deadline.
-    Signalled,
+    /// The stop signal was sent; SIGKILL at `kill_at` (the deadline, unless the child asked
+    /// for more with `EXTEND_TIMEOUT_USEC`).
+    Signalled { kill_at: Instant },
     /// SIGKILL was sent.
     Killed,
 }
 
-/// A readiness change from a probe: ready or not, and why.
-#[derive(Debug)]
-struct Ready(bool, String);
+/// Waits (forever) while an arm of the loop does not apply.
+async fn never<T>() -> T {
+    std::future::pending().await
+}
 
 /// Runs until the child has exited, and says how.
-pub async fn supervise(
-    volume: &Volume,
+pub async fn supervise<C: Coordinator>(
+    c: &C,
     plan: &Plan,
     child: Child,
     signals: &mut SignalStream,
@@ -116,142 +134,118 @@ pub async fn supervise(
     let exited = child.wait();
     tokio::pin!(exited);
 
-    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Ready>();
+    let publish = readiness::start_publisher(c.clone(), plan.name.clone());
     let mut notify_rx = None;
-    let mut notify_socket = None;
+    let mut main_pid = None;
     if let Some(n) = notify {
-        let setter = n.main_pid_setter();
-        notify_socket = Some((n.child_pid.clone(), setter));
+        main_pid = Some(n.main_pid_setter());
         notify_rx = Some(n.messages);
     }
-    let probe = probe_task(
-        volume.clone(),
+    let probe = tokio::spawn(readiness::probe_task(
+        c.clone(),
         plan.clone(),
         reaper.clone(),
-        ready_tx.clone(),
-    );
-    let probe = tokio::spawn(probe);
+        publish.clone(),
+    ));
     let mut notify_state = NotifyState::new(plan.watchdog);
-    let mut readiness = Readiness {
-        volume,
-        name: plan.name.as_ref(),
-        guard: None,
-        frozen: false,
-    };
 
     let stop_request = async {
-        match &plan.name {
-            Some(n) => volume.wait_stop_request(n).await,
-            None => std::future::pending().await,
-        }
+        let Some(n) = &plan.name else {
+            return never().await;
+        };
+        take_stop_request(c, n).await
     };
     tokio::pin!(stop_request);
     let exit_with = async {
         if plan.exit_with.is_empty() {
-            return std::future::pending().await;
+            return never().await;
         }
-        condition::wait_all(volume, &plan.exit_with, WaitMode::Any, None, plan.timing).await?;
-        let holds = plan
-            .exit_with
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(" or ");
-        anyhow::Ok(holds)
+        wait_exit_with(c, plan).await
     };
     tokio::pin!(exit_with);
 
     let mut state = State::Running;
-    let mut trigger: Option<Trigger> = None;
-    let mut pre_stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> =
-        Box::pin(std::future::pending());
-    let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    let mut kill_at = far;
-    // Set when the decision to stop is taken: SIGKILL comes then, whatever the steps before.
-    let mut stop_deadline: Option<Instant> = None;
+    let mut pre_stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> = Box::pin(never());
 
-    let status = loop {
-        let watchdog_at = notify_state
-            .watchdog_deadline()
-            .map_or(far, Instant::from_std);
+    let (status, group) = loop {
+        let kill_at = match &state {
+            State::Stopping {
+                step: Step::Signalled { kill_at },
+                ..
+            } => Some(*kill_at),
+            _ => None,
+        };
+        let watchdog_at = notify_state.watchdog_deadline().map(Instant::from_std);
+        let running = matches!(state, State::Running);
         // An arm that decides to stop yields its trigger; the stop begins after the select.
         let stop: Option<Trigger> = tokio::select! {
-            status = &mut exited => break status?,
-            Some(signo) = signals.recv() => {
-                if !signals::is_termination(signo) || state == State::Signalled || state == State::Killed {
+            waited = &mut exited => break waited?,
+            Some(signo) = signals.recv() => match &mut state {
+                _ if !signals::is_termination(signo) => {
                     tracing::debug!("forwarding {}", signals::name(signo));
                     send(signo);
-                    continue;
+                    None
                 }
-                if state == State::PreStop {
+                State::Running => Some(Trigger::Signal(signo)),
+                State::Stopping { trigger, deadline, step: step @ Step::PreStop } => {
                     tracing::info!("{} again: skipping the rest of the pre-stop steps", signals::name(signo));
-                    pre_stop = Box::pin(std::future::pending());
-                    send(plan.stop_signal.unwrap_or(signo));
-                    state = State::Signalled;
-                    kill_at = stop_deadline.unwrap_or_else(|| Instant::now() + plan.grace);
-                    continue;
+                    pre_stop = Box::pin(never());
+                    send(stop_signal(plan, trigger));
+                    *step = Step::Signalled { kill_at: *deadline };
+                    None
                 }
-                Some(Trigger::Signal(signo))
-            }
-            request = &mut stop_request, if state == State::Running => {
-                let t = match request {
-                    Ok(r) => Trigger::StopRequest(format!(
-                        "by {}{}",
-                        r.writer.label(),
-                        r.reason.map(|x| format!(": {x}")).unwrap_or_default()
-                    )),
-                    Err(e) => Trigger::StopRequest(format!("{e:#}")),
-                };
-                if let Some(n) = &plan.name {
-                    let _ = volume.clear_stop_request(n);
+                State::Stopping { .. } => {
+                    tracing::debug!("forwarding {}", signals::name(signo));
+                    send(signo);
+                    None
                 }
-                Some(t)
+            },
+            request = &mut stop_request, if running => {
+                Some(Trigger::StopRequest(format!(
+                    "by {}{}",
+                    request.writer.label(),
+                    request.reason.map(|x| format!(": {x}")).unwrap_or_default()
+                )))
             }
-            holds = &mut exit_with, if state == State::Running => {
-                let t = Trigger::ExitWith(match holds {
-                    Ok(h) => h,
-                    Err(e) => format!("{e:#}"),
-                });
-                Some(t)
-            }
+            holds = &mut exit_with, if running => Some(Trigger::ExitWith(holds)),
             () = &mut pre_stop => {
-                pre_stop = Box::pin(std::future::pending());
-                let sig = match (&trigger, plan.stop_signal) {
-                    (_, Some(s)) => s,
-                    (Some(Trigger::Signal(s)), None) => *s,
-                    _ => signal_hook::consts::SIGTERM,
-                };
-                kill_at = stop_deadline.unwrap_or_else(|| Instant::now() + plan.grace);
-                let left = kill_at.saturating_duration_since(Instant::now());
-                tracing::info!("stopping the child with {} (SIGKILL in {}, the rest of --grace)", signals::name(sig), podsignal_proto::format_duration(round_ms(left)));
-                send(sig);
-                state = State::Signalled;
+                pre_stop = Box::pin(never());
+                if let State::Stopping { trigger, deadline, step } = &mut state {
+                    let sig = stop_signal(plan, trigger);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tracing::info!(
+                        "stopping the child with {} (SIGKILL in {}, the rest of --grace)",
+                        signals::name(sig),
+                        podsignal_proto::format_duration(round_ms(left))
+                    );
+                    send(sig);
+                    *step = Step::Signalled { kill_at: *deadline };
+                }
                 None
             }
-            () = tokio::time::sleep_until(kill_at), if state == State::Signalled => {
+            () = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
                 tracing::warn!("the child outlived --grace {}: sending SIGKILL", podsignal_proto::format_duration(plan.grace));
                 send(signal_hook::consts::SIGKILL);
-                state = State::Killed;
-                None
-            }
-            Some(update) = ready_rx.recv() => {
-                let Ready(ready, why) = update;
-                readiness.set(ready, &why).await;
+                if let State::Stopping { step, .. } = &mut state {
+                    *step = Step::Killed;
+                }
                 None
             }
             Some(message) = recv_opt(&mut notify_rx) => {
                 match &message {
-                    NotifyMessage::ExtendTimeout(d) if state == State::Signalled => {
-                        kill_at = kill_at.max(Instant::now() + *d);
-                        tracing::info!("EXTEND_TIMEOUT_USEC: SIGKILL postponed by {}", podsignal_proto::format_duration(*d));
+                    NotifyMessage::ExtendTimeout(d) => {
+                        if let State::Stopping { step: Step::Signalled { kill_at }, .. } = &mut state {
+                            *kill_at = (*kill_at).max(podsignal_client::deadline_after(Instant::now(), *d));
+                            tracing::info!("EXTEND_TIMEOUT_USEC: SIGKILL postponed by {}", podsignal_proto::format_duration(*d));
+                        }
                     }
                     NotifyMessage::MainPid(pid) => {
-                        if let Some((_, setter)) = &notify_socket { setter(*pid); }
+                        if let Some(setter) = &main_pid { setter(*pid); }
                     }
                     _ => {}
                 }
                 if let Some((ready, why)) = notify_state.apply(&message) {
-                    readiness.set(ready, &why).await;
+                    let _ = publish.send(Update::Set(ready, why));
                 }
                 if let NotifyMessage::Barrier(fds) = message {
                     // Answering BARRIER=1: closed after every earlier message was applied.
@@ -259,42 +253,142 @@ pub async fn supervise(
                 }
                 None
             }
-            () = tokio::time::sleep_until(watchdog_at), if watchdog_at < far => {
+            () = tokio::time::sleep_until(watchdog_at.unwrap_or_else(Instant::now)), if watchdog_at.is_some() => {
                 let (ready, why) = notify_state.watchdog_fired();
                 tracing::warn!("the child missed its watchdog deadline");
-                readiness.set(ready, &why).await;
+                let _ = publish.send(Update::Set(ready, why));
                 if let Some(n) = &plan.name {
-                    let _ = volume.publish(&event_kind("watchdog"), Some(serde_json::json!({"name": n}))).await;
+                    spawn_bookkeeping(c, "watchdog", serde_json::json!({"name": n}), BOOKKEEPING_BOUND);
                 }
                 None
             }
         };
-        if let Some(t) = stop {
-            let deadline = Instant::now() + plan.grace;
-            stop_deadline = Some(deadline);
-            begin_stop(volume, plan, &t, &mut readiness).await;
-            trigger = Some(t.clone());
-            state = State::PreStop;
-            pre_stop = Box::pin(bounded(
+        if let Some(trigger) = stop {
+            let deadline = podsignal_client::deadline_after(Instant::now(), plan.grace);
+            let why = trigger.describe();
+            tracing::info!("stopping: {why}");
+            if plan.drain {
+                let _ = publish.send(Update::Freeze(format!("draining: {why}")));
+            }
+            let signal_at = deadline.checked_sub(plan.stop_timeout).unwrap_or(deadline);
+            pre_stop = Box::pin(shutdown::bounded(
                 plan,
-                deadline,
-                plan.pre_stop.run(volume, t, plan.timing, reaper),
+                signal_at,
+                shutdown::steps(c, plan, trigger.clone(), reaper),
             ));
+            state = State::Stopping {
+                trigger,
+                deadline,
+                step: Step::PreStop,
+            };
         }
     };
     probe.abort();
-    let _ = notify_socket;
-    if let Some(guard) = readiness.guard.take() {
-        let why = format!("exited ({})", child::exit_code_of(status).0);
-        if let Err(e) = guard.retract(&why) {
-            tracing::warn!("retracting readiness: {e:#}");
-        }
+    let (stopped, stop_deadline) = match state {
+        State::Running => (None, None),
+        State::Stopping {
+            trigger, deadline, ..
+        } => (Some(trigger.describe()), Some(deadline)),
+    };
+    // Retract readiness: best-effort, bounded.
+    let (ack_tx, ack_rx) = oneshot::channel();
+    let why = format!("exited ({})", child::exit_code_of(status).0);
+    if publish.send(Update::Retract(why, ack_tx)).is_ok() {
+        let bound = stop_deadline
+            .unwrap_or_else(Instant::now)
+            .max(Instant::now() + Duration::from_secs(1));
+        let _ = tokio::time::timeout_at(bound, ack_rx).await;
     }
     Ok(Outcome {
         status,
-        stopped: trigger.map(|t| t.describe()),
+        group,
+        stopped,
         stop_deadline,
     })
+}
+
+/// The signal that stops the child: `--stop-signal`, else the one run received, else TERM.
+fn stop_signal(plan: &Plan, trigger: &Trigger) -> i32 {
+    match (trigger, plan.stop_signal) {
+        (_, Some(s)) => s,
+        (Trigger::Signal(s), None) => *s,
+        _ => signal_hook::consts::SIGTERM,
+    }
+}
+
+/// How long a piece of bookkeeping run outside a stop may take (an event, say).
+pub const BOOKKEEPING_BOUND: Duration = Duration::from_secs(10);
+
+/// Publishes an event in the background, giving up after `bound`: an event is bookkeeping,
+/// never in the way of the child or a signal.
+pub fn spawn_bookkeeping<C: Coordinator>(
+    c: &C,
+    kind: &str,
+    data: serde_json::Value,
+    bound: Duration,
+) {
+    let c = c.clone();
+    let kind = event_kind(kind);
+    tokio::spawn(async move {
+        match tokio::time::timeout(bound, c.publish(&kind, Some(data))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "publishing the {kind} event: {}",
+                podsignal_client::error_chain(&e)
+            ),
+            Err(_) => tracing::warn!(
+                "publishing the {kind} event: gave up after {} (is the events lock held?)",
+                podsignal_proto::format_duration(bound)
+            ),
+        }
+    });
+}
+
+/// The next valid stop request for `name`. Errors (an agent that went away) are logged and
+/// retried; a hostile or broken request file is never one (see `Coordinator::take_stop_request`).
+async fn take_stop_request<C: Coordinator>(c: &C, name: &Name) -> podsignal_proto::StopRequest {
+    let mut logged = false;
+    loop {
+        match c.take_stop_request(name).await {
+            Ok(r) => return r,
+            Err(e) => {
+                if !logged {
+                    tracing::warn!(
+                        "watching for stop requests for {name}: {} (retrying)",
+                        podsignal_client::error_chain(&e)
+                    );
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Resolves when one `--exit-with` condition holds, with their description. An error while
+/// waiting (a broken file, an agent that went away) is logged and the wait goes on: only a
+/// condition that holds stops the child.
+async fn wait_exit_with<C: Coordinator>(c: &C, plan: &Plan) -> String {
+    let mut logged = false;
+    loop {
+        match condition::wait_all(c, &plan.exit_with, WaitMode::Any, None, plan.timing).await {
+            Ok(()) => {
+                return plan
+                    .exit_with
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+            }
+            Err(e) => {
+                if !logged {
+                    tracing::warn!("--exit-with: {e:#} (retrying)");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
@@ -304,198 +398,29 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
     }
 }
 
-/// Runs the pre-stop steps within their share of `--grace`: all of it but `--stop-timeout`.
-/// `deadline` is the end of `--grace` for this stop.
-async fn bounded(plan: &Plan, deadline: Instant, f: impl Future<Output = ()>) {
-    let budget = plan.grace.saturating_sub(plan.stop_timeout);
-    if tokio::time::timeout_at(
-        deadline.checked_sub(plan.stop_timeout).unwrap_or(deadline),
-        f,
-    )
-    .await
-    .is_err()
-    {
-        tracing::warn!(
-            "pre-stop steps took longer than {} (--grace {} less --stop-timeout {}): stopping now",
-            podsignal_proto::format_duration(budget),
-            podsignal_proto::format_duration(plan.grace),
-            podsignal_proto::format_duration(plan.stop_timeout)
-        );
-    }
-}
-
 /// `d` to whole milliseconds, for logs.
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The first things done when stopping: log, event, phase, drain (unready).
-async fn begin_stop(volume: &Volume, plan: &Plan, t: &Trigger, readiness: &mut Readiness<'_>) {
-    let why = t.describe();
-    tracing::info!("stopping: {why}");
-    if let Some(n) = &plan.name {
-        let incarnation = &volume.identity().incarnation;
-        let data = serde_json::json!({"name": n, "reason": why, "incarnation": incarnation});
-        if let Err(e) = volume.publish(&event_kind("stop"), Some(data)).await {
-            tracing::warn!("publishing the stop event: {e:#}");
-        }
-    }
-    if let (Trigger::Signal(_), Some(phase)) = (t, plan.on_term_phase) {
-        match volume.set_phase(phase, Some(&why), false).await {
-            Ok(_) | Err(podsignal_client::Error::PhaseBackwards { .. }) => {}
-            Err(e) => tracing::warn!("--on-term-phase {phase}: {e:#}"),
-        }
-    }
-    if plan.drain {
-        readiness.set(false, &format!("draining: {why}")).await;
-        readiness.frozen = true;
-    }
-}
-
-/// Publishes readiness of `--name` through one held guard.
-struct Readiness<'a> {
-    volume: &'a Volume,
-    name: Option<&'a Name>,
-    guard: Option<ReadinessGuard>,
-    /// Draining: stays unready whatever the probes say.
-    frozen: bool,
-}
-
-impl Readiness<'_> {
-    async fn set(&mut self, ready: bool, why: &str) {
-        if self.frozen {
-            return;
-        }
-        let Some(name) = self.name else { return };
-        let result = match (&self.guard, ready) {
-            (None, false) => return,
-            (None, true) => match self.volume.hold_ready(name, Some(why)).await {
-                Ok(g) => {
-                    tracing::info!("{name} is ready: {why}");
-                    self.guard = Some(g);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
-            (Some(g), true) => g.set_ready(Some(why)),
-            (Some(g), false) => {
-                tracing::info!("{name} is unready: {why}");
-                g.set_unready(Some(why))
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!("publishing readiness of {name}: {e:#}");
-        }
-    }
-}
-
-fn event_kind(kind: &str) -> Name {
+pub fn event_kind(kind: &str) -> Name {
     Name::new(kind).unwrap_or_else(|_| unreachable!("{kind:?} is a valid name"))
 }
 
-/// Probes `--ready-when` (except `notify`) and reports readiness changes.
-async fn probe_task(volume: Volume, plan: Plan, reaper: Reaper, tx: mpsc::UnboundedSender<Ready>) {
-    let Some(probe) = plan.ready_when.clone() else {
-        return;
-    };
-    let why = Why::default();
-    let mut last: Option<bool> = None;
-    let mut report = |ok: bool, reason: String| {
-        if last != Some(ok) || !ok {
-            last = Some(ok);
-            let _ = tx.send(Ready(ok, reason));
-        }
-    };
-    match &probe {
-        ReadyProbe::Notify => {}
-        ReadyProbe::Check(c) => {
-            match condition::hold(&volume, c, plan.timing, &why).await {
-                Ok(()) => report(true, format!("{probe} passed")),
-                Err(e) => tracing::warn!("--ready-when {probe}: {e:#}"),
-            }
-            let probeable = !matches!(
-                c,
-                Condition::Ready(_) | Condition::Exit { .. } | Condition::Phase(_)
-            );
-            let Some(every) = plan.probe_interval.filter(|_| probeable) else {
-                return;
-            };
-            loop {
-                tokio::time::sleep(every).await;
-                match condition::check_once(c).await {
-                    Ok(()) => report(true, format!("{probe} passed")),
-                    Err(e) => report(false, format!("{probe} failed: {e}")),
-                }
-            }
-        }
-        ReadyProbe::Exec(cmd) => {
-            let mut backoff = Backoff::new(plan.timing);
-            loop {
-                match exec_once(cmd, &reaper).await {
-                    Ok(()) => break report(true, format!("{probe} passed")),
-                    Err(_) => tokio::time::sleep(backoff.next_delay()).await,
-                }
-            }
-            let Some(every) = plan.probe_interval else {
-                return;
-            };
-            loop {
-                tokio::time::sleep(every).await;
-                match exec_once(cmd, &reaper).await {
-                    Ok(()) => report(true, format!("{probe} passed")),
-                    Err(e) => report(false, format!("{probe} failed: {e}")),
-                }
-            }
-        }
-    }
-}
-
-/// Runs `sh -c CMD` once (10 s at most): `Err` says how it failed.
-async fn exec_once(cmd: &str, reaper: &Reaper) -> Result<(), String> {
-    let argv = ["sh".into(), "-c".into(), cmd.into()];
-    let c = child::spawn_with(
-        ChildSpec {
-            argv: &argv,
-            env: Vec::new(),
-            inherit: None,
-        },
-        SpawnOptions {
-            reaper: Some(reaper.clone()),
-            process_group: false,
-        },
-    )
-    .map_err(|e| format!("{e:#}"))?;
-    let signaller: Signaller = c.signaller();
-    match tokio::time::timeout(Duration::from_secs(10), c.wait()).await {
-        Ok(Ok(s)) if s.success() => Ok(()),
-        Ok(Ok(s)) => Err(format!("exited with {}", child::exit_code_of(s).0)),
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(_) => {
-            signaller.send(Signal::KILL);
-            Err("timed out after 10s".into())
-        }
-    }
-}
-
-/// Spawns the child with the reaper; with notify, records its pid for credential checks.
-pub fn spawn_child(
+/// Spawns the child with the reaper (in its own process group, guarded); with notify,
+/// records its pid for credential checks.
+pub async fn spawn_child(
     argv: &[std::ffi::OsString],
     env: Vec<(String, String)>,
-    plan: &Plan,
     reaper: &Reaper,
     notify: Option<&NotifySocket>,
 ) -> anyhow::Result<Child> {
-    let c = child::spawn_with(
-        ChildSpec {
-            argv,
-            env,
-            inherit: None,
-        },
-        SpawnOptions {
-            reaper: Some(reaper.clone()),
-            process_group: plan.pgroup,
-        },
-    )?;
+    let spec = ChildSpec {
+        argv,
+        env,
+        inherit: None,
+    };
+    let c = child::spawn_with(spec, SpawnOptions::command(reaper)).await?;
     if let Some(n) = notify {
         let _ = n.child_pid.set(c.pid().as_raw_nonzero().get());
     }

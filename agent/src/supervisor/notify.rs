@@ -27,7 +27,7 @@ use rustix::net::{
 };
 use tokio::sync::mpsc;
 
-use super::reaper::parent_of;
+use crate::reaper::parent_of;
 
 /// One message from the child.
 #[derive(Debug)]

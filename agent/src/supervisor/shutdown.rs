@@ -1,21 +1,25 @@
-//! What happens between "stop" and the stop signal: drain, `--stop-after`, pre-stop hooks.
+//! What happens between "stop" and the stop signal: bookkeeping (the `stop` event,
+//! `--on-term-phase`), drain, `--stop-after`, pre-stop hooks.
 //!
 //! One budget, `--grace`, covers the whole stop, from the moment `run` decides to stop to
 //! SIGKILL, so that it fits in a pod's terminationGracePeriodSeconds (the kubelet SIGKILLs
-//! the container that long after its SIGTERM, whatever `run` is doing). The pre-stop steps
-//! get `--grace` less `--stop-timeout`; the stop signal follows at once, and SIGKILL comes
-//! at the end of `--grace`: CMD has at least `--stop-timeout` for its own graceful stop,
-//! and more when the pre-stop steps end early.
+//! the container that long after its SIGTERM, whatever `run` is doing). The bookkeeping and
+//! the pre-stop steps run together and get `--grace` less `--stop-timeout` ([`bounded`]);
+//! the stop signal follows at once, and SIGKILL comes at the end of `--grace`: CMD has at
+//! least `--stop-timeout` for its own graceful stop, and more when the steps end early.
+//! Bookkeeping that has not finished by then (an events lock a neighbour holds) is given up.
 
 use std::time::Duration;
 
-use podsignal_client::{Volume, WaitMode};
+use podsignal_client::{Coordinator, WaitMode};
 use podsignal_proto::{Condition, HttpCheck};
+use tokio::time::Instant;
 
 use crate::child::{self, ChildSpec, SpawnOptions};
-use crate::condition::{self, ProbeTiming};
+use crate::condition;
+use crate::reaper::Reaper;
 
-use super::reaper::Reaper;
+use super::Plan;
 
 /// The longest default `--stop-timeout`.
 const MAX_DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,23 +60,74 @@ impl Trigger {
     /// One line for logs, the tombstone and the termination log.
     pub fn describe(&self) -> String {
         match self {
-            Trigger::Signal(s) => format!("received {}", super::signals::name(*s)),
-            Trigger::StopRequest(r) => format!("stop requested ({r})"),
+            Trigger::Signal(s) => format!("received {}", crate::signals::name(*s)),
+            Trigger::StopRequest(r) => format!("stop requested {r}"),
             Trigger::ExitWith(c) => format!("--exit-with {c} holds"),
         }
     }
 }
 
+/// Everything done between the decision to stop and the stop signal: the bookkeeping and the
+/// pre-stop steps, side by side (an event that cannot be published does not delay a drain).
+pub async fn steps<C: Coordinator>(c: &C, plan: &Plan, trigger: Trigger, reaper: &Reaper) {
+    futures_util::future::join(
+        bookkeeping(c, plan, &trigger),
+        plan.pre_stop.run(c, &trigger, plan.timing, reaper),
+    )
+    .await;
+}
+
+/// The `stop` event and `--on-term-phase`.
+async fn bookkeeping<C: Coordinator>(c: &C, plan: &Plan, trigger: &Trigger) {
+    let why = trigger.describe();
+    let event = async {
+        let Some(n) = &plan.name else { return };
+        let incarnation = podsignal_client::identity::incarnation();
+        let data = serde_json::json!({"name": n, "reason": why, "incarnation": incarnation});
+        if let Err(e) = c.publish(&super::event_kind("stop"), Some(data)).await {
+            tracing::warn!(
+                "publishing the stop event: {}",
+                podsignal_client::error_chain(&e)
+            );
+        }
+    };
+    let phase = async {
+        let (Trigger::Signal(_), Some(phase)) = (trigger, plan.on_term_phase) else {
+            return;
+        };
+        match c.set_phase(phase, Some(&why), false).await {
+            Ok(_) | Err(podsignal_client::Error::PhaseBackwards { .. }) => {}
+            Err(e) => tracing::warn!(
+                "--on-term-phase {phase}: {}",
+                podsignal_client::error_chain(&e)
+            ),
+        }
+    };
+    futures_util::future::join(event, phase).await;
+}
+
+/// Runs `f` until `signal_at` (the end of `--grace` less `--stop-timeout`); what is not done
+/// by then is given up, logged.
+pub async fn bounded(plan: &Plan, signal_at: Instant, f: impl Future<Output = ()>) {
+    if tokio::time::timeout_at(signal_at, f).await.is_err() {
+        tracing::warn!(
+            "the stop's bookkeeping and pre-stop steps took longer than {} (--grace {} less --stop-timeout {}): stopping now",
+            podsignal_proto::format_duration(plan.grace.saturating_sub(plan.stop_timeout)),
+            podsignal_proto::format_duration(plan.grace),
+            podsignal_proto::format_duration(plan.stop_timeout)
+        );
+    }
+}
+
 impl PreStop {
     /// Runs the steps that apply to `trigger`, in order, each logged.
-    pub async fn run(
+    pub async fn run<C: Coordinator>(
         &self,
-        volume: &Volume,
-        trigger: Trigger,
-        timing: ProbeTiming,
+        c: &C,
+        trigger: &Trigger,
+        timing: condition::ProbeTiming,
         reaper: &Reaper,
     ) {
-        let trigger = &trigger;
         if let Some(d) = self.drain_delay {
             tracing::info!("draining: waiting {}", podsignal_proto::format_duration(d));
             tokio::time::sleep(d).await;
@@ -86,7 +141,7 @@ impl PreStop {
                 join(&self.stop_after)
             );
             if let Err(e) =
-                condition::wait_all(volume, &self.stop_after, WaitMode::All, None, timing).await
+                condition::wait_all(c, &self.stop_after, WaitMode::All, None, timing).await
             {
                 tracing::warn!("--stop-after: {e:#}");
             }
@@ -132,21 +187,15 @@ async fn drain_ports(ports: &[u16]) {
 async fn run_pre_stop_command(cmd: &str, reaper: &Reaper) {
     tracing::info!("--pre-stop: running {cmd:?}");
     let argv = ["sh".into(), "-c".into(), cmd.into()];
-    let spawned = child::spawn_with(
-        ChildSpec {
-            argv: &argv,
-            env: Vec::new(),
-            inherit: None,
-        },
-        SpawnOptions {
-            reaper: Some(reaper.clone()),
-            process_group: false,
-        },
-    );
-    match spawned {
+    let spec = ChildSpec {
+        argv: &argv,
+        env: Vec::new(),
+        inherit: None,
+    };
+    match child::spawn_with(spec, SpawnOptions::helper(reaper)).await {
         Ok(c) => match c.wait().await {
-            Ok(status) if status.success() => {}
-            Ok(status) => tracing::warn!("--pre-stop {cmd:?} failed: {status}"),
+            Ok((status, _)) if status.success() => {}
+            Ok((status, _)) => tracing::warn!("--pre-stop {cmd:?} failed: {status}"),
             Err(e) => tracing::warn!("--pre-stop {cmd:?}: {e:#}"),
         },
         Err(e) => tracing::warn!("--pre-stop {cmd:?}: {e:#}"),

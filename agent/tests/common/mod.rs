@@ -191,3 +191,131 @@ fn announce_after_traps_puts_the_pid_after_the_traps() {
         "trap '' TERM; trap 'x; y' INT; echo $$ >/p; z"
     );
 }
+
+/// Kills (SIGKILL) the listed pids when dropped: for processes a test starts indirectly (a
+/// grandchild left behind on purpose by the bug under test) that no `Pod` owns.
+#[derive(Default)]
+pub struct KillOnDrop(pub Vec<u32>);
+
+impl KillOnDrop {
+    pub fn add(&mut self, pid: u32) {
+        self.0.push(pid);
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if alive(pid) {
+                kill9(pid);
+            }
+        }
+    }
+}
+
+impl Pod {
+    /// Runs to completion like [`Pod::run`], but panics (after killing it) if it has not
+    /// exited after `limit`: a hang is a failure, not a stuck test.
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Output {
+        run_cmd_within(
+            self.cmd(args).stdin(Stdio::null()),
+            limit,
+            &format!("{args:?}"),
+        )
+    }
+
+    /// `podsignal ARGS` with stdout and stderr to files (not pipes), waited at most `limit`:
+    /// for commands that may leave a descendant behind that would hold a pipe open forever.
+    /// Returns the exit code (None if still running after `limit`, then killed) and stderr.
+    pub fn run_detached(&self, args: &[&str], limit: Duration) -> (Option<i32>, String) {
+        let err = tempfile::NamedTempFile::new_in(self.tmp.path()).expect("stderr file");
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err.reopen().expect("reopen"))
+            .spawn()
+            .expect("spawn podsignal");
+        let code = wait_exit(&mut child, limit);
+        if code.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        (
+            code,
+            std::fs::read_to_string(err.path()).unwrap_or_default(),
+        )
+    }
+}
+
+/// Runs `cmd` with captured output; panics (after killing it) if it is still running after
+/// `limit`.
+pub fn run_cmd_within(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            kill9(pid);
+            panic!("{what} still running after {limit:?}");
+        }
+    }
+}
+
+/// A numeric field of /proc/PID/status (e.g. "Threads", "VmHWM" in kB); None once gone.
+pub fn proc_status(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// True once `pid` has an inotify instance open: a podsignal waiter is then watching.
+pub fn watching(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify"))
+        })
+    })
+}
+
+/// Panics unless `tool` runs (`tool ARG` exits 0): the CI image has it, so a missing tool is
+/// a broken environment to report, never a reason to skip.
+pub fn require_tool(tool: &str, arg: &str) {
+    let ok = Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "this test needs `{tool}` (`{tool} {arg}` failed): install it"
+    );
+}
+
+/// A background process that no `Pod` started (flock(1), curl, a CLI on another transport);
+/// killed (SIGKILL) and reaped when dropped.
+pub struct Bg(pub Child);
+
+impl Bg {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

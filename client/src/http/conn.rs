@@ -1,6 +1,7 @@
 //! Connections to the agent: HTTP/1.1 over TCP or a unix socket, with a small pool of idle
 //! connections so that consecutive calls reuse one.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -112,6 +113,12 @@ impl Pool {
 
     /// Opens a new connection.
     pub(crate) async fn connect(&self, url: &str) -> Result<Sender> {
+        Ok(self.connect_with_fd(url).await?.0)
+    }
+
+    /// Opens a new connection, and returns a duplicate of its socket too: a hold is held
+    /// while any copy of it stays open (a child that inherits it keeps the hold).
+    pub(crate) async fn connect_with_fd(&self, url: &str) -> Result<(Sender, OwnedFd)> {
         let unreachable = |e: std::io::Error| Error::Agent {
             url: url.to_owned(),
             status: None,
@@ -134,13 +141,15 @@ impl Pool {
                 }
                 .map_err(unreachable)?;
                 let _ = stream.set_nodelay(true);
-                handshake(stream).await.map_err(handshake_failed)
+                let fd = stream.as_fd().try_clone_to_owned().map_err(unreachable)?;
+                Ok((handshake(stream).await.map_err(handshake_failed)?, fd))
             }
             Endpoint::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(unreachable)?;
-                handshake(stream).await.map_err(handshake_failed)
+                let fd = stream.as_fd().try_clone_to_owned().map_err(unreachable)?;
+                Ok((handshake(stream).await.map_err(handshake_failed)?, fd))
             }
         }
     }

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
+use std::os::fd::OwnedFd;
+
+use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use podsignal_proto::api::{ErrorBody, ErrorCode};
+use podsignal_proto::api::{CALLER_HEADER, ErrorBody, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use super::conn;
 use super::{AgentClient, Inner, MAX_RESPONSE_BYTES, POLL_CHUNK, RESPONSE_SLACK};
+use crate::coordinator::Wait;
 use crate::error::{Error, Result};
 
 /// A request to the agent, before it is sent.
@@ -28,9 +31,20 @@ pub(super) struct Call<'a> {
 }
 
 impl AgentClient {
-    /// Repeats a long-poll until it succeeds, fails otherwise, or `timeout` passes.
+    /// Repeats a long-poll `GET` until it succeeds, fails otherwise, or `timeout` passes.
     pub(super) async fn long_poll<T: DeserializeOwned>(
         &self,
+        timeout: Option<Duration>,
+        path: impl Fn(String) -> String,
+    ) -> Result<T> {
+        self.long_poll_with(Method::GET, timeout, path).await
+    }
+
+    /// Repeats a long-poll until it succeeds, fails otherwise, or `timeout` passes. `path`
+    /// gets the `wait` value for each poll.
+    pub(super) async fn long_poll_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
         timeout: Option<Duration>,
         path: impl Fn(String) -> String,
     ) -> Result<T> {
@@ -38,7 +52,11 @@ impl AgentClient {
         loop {
             let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
             let chunk = left.map_or(POLL_CHUNK, |l| l.min(POLL_CHUNK));
-            let call = Call::new(Method::GET, path(format!("{}ms", chunk.as_millis())), chunk);
+            let call = Call::new(
+                method.clone(),
+                path(format!("{}ms", chunk.as_millis())),
+                chunk,
+            );
             match self.send_json(call).await {
                 Err(Error::Timeout { pending, .. })
                     if timeout.is_none_or(|t| started.elapsed() < t) =>
@@ -56,18 +74,23 @@ impl AgentClient {
         }
     }
 
-    /// A hold request: `wait: None` tries once, `Some(timeout)` waits.
+    /// A hold request, on a connection of its own: the hold lasts as long as the connection.
     pub(super) async fn hold<B: Serialize>(
         &self,
         path: String,
         body: Option<&B>,
-        wait: Option<Option<Duration>>,
+        wait: Wait,
     ) -> Result<AgentHold> {
         let started = tokio::time::Instant::now();
+        let timeout = match wait {
+            Wait::TryOnce => None,
+            Wait::Timeout(t) => Some(Some(t)),
+            Wait::Forever => Some(None),
+        };
         loop {
             let mut path = path.clone();
             let mut patience = Duration::ZERO;
-            if let Some(timeout) = wait {
+            if let Some(timeout) = timeout {
                 let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
                 let chunk = left.map_or(POLL_CHUNK, |l| l.min(POLL_CHUNK));
                 path.push_str(&format!("?wait={}ms", chunk.as_millis()));
@@ -77,11 +100,9 @@ impl AgentClient {
             call.body = body.map(serde_json::to_vec).transpose().map_err(|e| {
                 Error::Invalid(format!("cannot encode the request to {}: {e}", self.url()))
             })?;
-            // A hold occupies its connection for as long as it lasts: never a pooled one.
-            let response = self.send_on(call, false).await;
-            match response {
-                Ok(response) => return hold::start(self.url().to_owned(), response).await,
-                Err(Error::Timeout { pending, .. }) => match wait {
+            match self.send_hold(call).await {
+                Ok((response, fd)) => return hold::start(self.clone(), response, fd).await,
+                Err(Error::Timeout { pending, .. }) => match timeout {
                     Some(t) if t.is_none_or(|t| started.elapsed() < t) => continue,
                     _ => {
                         return Err(Error::Timeout {
@@ -93,6 +114,13 @@ impl AgentClient {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Sends a hold request on a fresh connection; returns the response and the socket.
+    async fn send_hold(&self, call: Call<'_>) -> Result<(http::Response<PooledBody>, OwnedFd)> {
+        let (sender, fd) = self.inner.pool.connect_with_fd(self.url()).await?;
+        let response = self.send_with(sender, false, false, call).await?;
+        Ok((response, fd))
     }
 
     pub(super) async fn json<B: Serialize, T: DeserializeOwned>(
@@ -117,15 +145,20 @@ impl AgentClient {
 
     /// Sends a call on a pooled connection and reads the whole response body.
     pub(super) async fn send(&self, call: Call<'_>) -> Result<Bytes> {
+        Ok(self.send_with_headers(call).await?.1)
+    }
+
+    /// [`Self::send`], with the response's headers.
+    pub(super) async fn send_with_headers(&self, call: Call<'_>) -> Result<(HeaderMap, Bytes)> {
         let path = call.path.clone();
         let response = self.send_on(call, true).await?;
-        let limited = Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
-        let bytes = limited
+        let (parts, body) = response.into_parts();
+        let bytes = Limited::new(body, MAX_RESPONSE_BYTES)
             .collect()
             .await
             .map_err(|e| self.error(None, &path, format!("reading the response: {e}")))?
             .to_bytes();
-        Ok(bytes)
+        Ok((parts.headers, bytes))
     }
 
     /// Sends a call and returns the response if it is a success; an error response becomes
@@ -139,10 +172,23 @@ impl AgentClient {
         let pool = &self.inner.pool;
         let reused = if pooled { pool.take_idle().await } else { None };
         let was_reused = reused.is_some();
-        let mut sender = match reused {
+        let sender = match reused {
             Some(s) => s,
             None => pool.connect(self.url()).await?,
         };
+        self.send_with(sender, was_reused, pooled, call).await
+    }
+
+    /// Sends a call on `sender`; with `pooled`, the connection goes back to the pool once the
+    /// response body has been read to the end.
+    async fn send_with(
+        &self,
+        mut sender: conn::Sender,
+        was_reused: bool,
+        pooled: bool,
+        call: Call<'_>,
+    ) -> Result<http::Response<PooledBody>> {
+        let pool = &self.inner.pool;
         let request = self.request(&call)?;
         let patience = call.patience + RESPONSE_SLACK;
         let sent = tokio::time::timeout(patience, sender.send_request(request)).await;
@@ -194,6 +240,9 @@ impl AgentClient {
             .header(header::ACCEPT, "application/json");
         if let Some(token) = &self.inner.token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(caller) = &self.inner.caller {
+            builder = builder.header(CALLER_HEADER, caller.as_str());
         }
         for (k, v) in &call.headers {
             builder = builder.header(*k, *v);

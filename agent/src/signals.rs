@@ -1,7 +1,12 @@
-//! Which signals `run` forwards, and the thread that turns them into a channel.
+//! The one signal path: which signals are caught, and the thread that turns them into a
+//! stream.
 //!
-//! Handlers are installed before `run` does anything else, so a SIGTERM that arrives while
-//! it is still starting is handled (not the default "die at once").
+//! Every subcommand that must act on a signal (`run`, `lock`, `leader`, `ready --hold`,
+//! `event watch`, `agent`) installs [`SignalStream`] first thing in `main`, before anything
+//! else happens, and reads every signal from it for its whole life: while it waits for a
+//! lock, while its command runs (forwarding), while it stops. There is no second handler to
+//! swallow a signal between two phases, and a signal that arrives during start-up waits in
+//! the stream instead of being lost.
 
 use signal_hook::consts::*;
 use tokio::sync::mpsc;
@@ -9,7 +14,7 @@ use tokio::sync::mpsc;
 const PWR: i32 = rustix::process::Signal::POWER.as_raw();
 const STKFLT: i32 = rustix::process::Signal::STKFLT.as_raw();
 
-/// Every catchable signal forwarded to the child, except SIGCHLD (the reaper's), SIGPIPE,
+/// Every catchable signal forwarded to a child, except SIGCHLD (the reaper's), SIGPIPE,
 /// and the synchronous faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS).
 pub const FORWARDED: [i32; 20] = [
     SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGURG, SIGALRM, SIGVTALRM,
@@ -47,6 +52,18 @@ impl SignalStream {
     /// The next signal.
     pub async fn recv(&mut self) -> Option<i32> {
         self.rx.recv().await
+    }
+
+    /// The next SIGTERM or SIGINT; other signals are dropped (logged), for a process with no
+    /// child to forward them to.
+    pub async fn termination(&mut self) -> i32 {
+        loop {
+            match self.rx.recv().await {
+                Some(s) if is_termination(s) => return s,
+                Some(s) => tracing::debug!("ignoring {}", name(s)),
+                None => return std::future::pending().await,
+            }
+        }
     }
 }
 

@@ -4,6 +4,11 @@
 //! numbers are dense, strictly increasing and in file order. When the newest segment reaches
 //! [`SEGMENT_MAX_BYTES`] the next event starts a new segment named by its sequence number, and
 //! segments beyond the newest [`SEGMENTS_KEPT`] are deleted: the log is bounded.
+//!
+//! [`cursor`] holds the rules of reading it (where a reader is, what to read next, when
+//! events were lost), as a state machine without I/O.
+
+pub mod cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +20,11 @@ pub const SEGMENT_MAX_BYTES: u64 = 1024 * 1024;
 pub const SEGMENTS_KEPT: usize = 4;
 /// The largest encoded event line accepted (and the largest `data` is a little less).
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+/// How much of one segment a reader reads at most. A publisher starts a new segment once the
+/// newest reaches [`SEGMENT_MAX_BYTES`], so no segment it writes is larger than that plus one
+/// event (and a newline ending a torn line); anything beyond is a neighbour's doing and is not
+/// read, so a huge or sparse file cannot make a reader read (or allocate) gigabytes.
+pub const SEGMENT_READ_LIMIT: u64 = SEGMENT_MAX_BYTES + 2 * MAX_EVENT_BYTES as u64;
 
 /// One lifecycle event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

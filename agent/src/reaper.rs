@@ -1,4 +1,5 @@
-//! The one reaper: the only code in a `run` process that waits for children.
+//! The one reaper: the only code in a wrapper process (`run`, `lock`, `leader`) that waits
+//! for children.
 //!
 //! A supervisor must reap every zombie (as PID 1) and every orphan reparented to it (as a
 //! child subreaper). A `waitpid(-1)` loop for orphans would race with `std`'s
@@ -9,8 +10,6 @@
 //! holds the registry lock across fork+exec: the reaper cannot reap a new child before its
 //! pid is registered, and `std`'s own `waitpid` on a child whose exec failed cannot race
 //! with it either. Orphans (pids nobody registered) are reaped and logged.
-//!
-//! `lock` and `leader` do not use this: they are not subreapers and use `Child::wait`.
 
 use std::collections::HashMap;
 use std::io;

@@ -1,0 +1,79 @@
+//! The guard: a tiny process (`podsignal guard --pgid N`, hidden from `--help`) that kills a
+//! command's process group when the wrapper that started it dies without stopping it first.
+//!
+//! The wrapper (`lock`, `leader`, `run`) keeps the write end of a pipe whose read end is the
+//! guard's stdin; both ends are closed on exec, so the command never holds them. When the
+//! wrapper dies, however it dies (`kill -9` included), the kernel closes the write end: the
+//! guard reads end-of-file and sends SIGKILL to the group. A wrapper that stopped the group
+//! itself writes one byte first, and the guard exits without killing. The guard ignores
+//! SIGTERM, SIGINT, SIGHUP and SIGQUIT, which are meant for the wrapper.
+//!
+//! Limits (documented in `docs/protocol.md`): a process that left the group with `setsid(2)`
+//! is stopped by the wrapper (a subreaper) while the wrapper lives, but not by the guard;
+//! a SIGKILL to the guard itself disarms it. In a pid namespace where the wrapper is PID 1
+//! (`run` as a container's entrypoint) the kernel kills everything anyway.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use rustix::process::{Pid, Signal};
+
+use crate::exit::ExitCode;
+use crate::reaper::Reaper;
+
+/// Starts the guard of process group `pgid`; returns the write end of its pipe and its pid
+/// (`None`, with a warning, if it could not be started).
+pub fn spawn(reaper: &Reaper, pgid: Pid) -> Option<(OwnedFd, Pid)> {
+    let started = (|| {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.args(["guard", "--pgid", &pgid.as_raw_nonzero().get().to_string()])
+            .stdin(Stdio::from(read))
+            .stdout(Stdio::null());
+        let (child, _status) = reaper.spawn(&mut cmd)?;
+        std::io::Result::Ok((write, Pid::from_child(&child)))
+    })();
+    match started {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            tracing::warn!(
+                "cannot start the guard of process group {pgid:?} ({e}): if podsignal is killed, what its command started may survive it"
+            );
+            None
+        }
+    }
+}
+
+/// The guard's own process: waits for its wrapper to end, then kills the group unless told.
+pub fn run(pgid: i32) -> ExitCode {
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
+    ] {
+        // A handler that only sets a flag nobody reads: the signal is ignored.
+        let _ = signal_hook::flag::register(sig, Arc::new(AtomicBool::new(false)));
+    }
+    let Some(group) = Pid::from_raw(pgid) else {
+        return ExitCode::USAGE;
+    };
+    let mut byte = [0u8; 1];
+    let dismissed = loop {
+        match std::io::stdin().read(&mut byte) {
+            Ok(0) => break false,
+            Ok(_) => break true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break false,
+        }
+    };
+    if !dismissed && rustix::process::kill_process_group(group, Signal::KILL).is_ok() {
+        eprintln!(
+            "podsignal: the wrapper of process group {pgid} died before stopping it: sent SIGKILL to the group"
+        );
+    }
+    ExitCode::SUCCESS
+}
