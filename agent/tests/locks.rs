@@ -349,3 +349,34 @@ fn lock_forwards_sigterm_to_its_command_and_keeps_the_lock_until_it_exits() {
     assert_eq!(wait_exit(&mut c, Duration::from_secs(10)), Some(7));
     assert!(done.exists(), "the command did not get SIGTERM");
 }
+
+#[test]
+fn leader_show_says_when_the_recorded_leader_is_gone_but_its_lock_is_still_held() {
+    // The documented limit of the guard: a process that left the command's process group
+    // (setsid) survives a kill -9 of the wrapper, holding the inherited lock. `leader show`
+    // must not name the dead wrapper as if it led; it says what is going on.
+    let mut pod = Pod::new();
+    let mut leftovers = KillOnDrop::default();
+    let gc = pod.path("gc");
+    let script = format!(
+        "setsid -f sh -c 'echo $$ >{}; exec sleep 300'; exec sleep 300",
+        gc.display()
+    );
+    let wrapper = pod.spawn(&["leader", "sched", "--", "sh", "-c", &script]);
+    assert!(eventually(Duration::from_secs(10), || read_pid(&gc).is_some()));
+    leftovers.add(read_pid(&gc).unwrap());
+    kill9(wrapper);
+    let mut w = pod.take(wrapper);
+    assert!(wait_exit(&mut w, Duration::from_secs(5)).is_some());
+    let out = pod.run(&["leader", "show", "sched"]);
+    assert!(
+        stderr(&out).contains("is gone, but the lock is still held"),
+        "{}",
+        stderr(&out)
+    );
+    let status = stdout(&pod.run(&["status"]));
+    assert!(
+        status.contains("is gone, but the lock is still held"),
+        "{status}"
+    );
+}

@@ -12,6 +12,7 @@
 //! nothing behind.
 
 use std::fs::{File, TryLockError};
+use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
@@ -119,7 +120,11 @@ pub struct LockStatus {
     pub holder: Option<HolderRecord>,
     /// The last fencing token granted.
     pub last_token: FencingToken,
-    /// A problem with the files, if any.
+    /// While held: the pid `/proc/locks` names as the flock's owner (the process that took
+    /// it), as seen from this pid namespace; absent when unknown or not visible from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flock_pid: Option<u32>,
+    /// A problem with the files, or with who holds the lock, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
@@ -216,11 +221,13 @@ impl Volume {
             return Ok(None);
         }
         let token = self.bump_fence(&dir, name)?;
+        let me = crate::identity::current();
         let holder = HolderRecord {
             version: FORMAT_VERSION,
             name: name.clone(),
             token,
             holder: self.identity().clone(),
+            via: (self.identity().incarnation != me.incarnation).then_some(me),
             acquired_ms: now_ms(),
             released_ms: None,
         };
@@ -305,6 +312,21 @@ impl Volume {
             problems.push(crate::error_chain(&e));
             None
         });
+        let flock_pid = if held {
+            dir.open_regular(&layout::lock_file(name))
+                .ok()
+                .flatten()
+                .and_then(|f| flock_owner(&f))
+        } else {
+            None
+        };
+        if let Some(note) = holder
+            .as_ref()
+            .filter(|h| held && h.released_ms.is_none())
+            .and_then(|h| holder_mismatch(h, flock_pid))
+        {
+            problems.push(note);
+        }
         let fence = layout::fence_file(name);
         let counter = match dir.read_record(&fence) {
             Ok(bytes) => Counter::parse(bytes.as_deref()),
@@ -325,8 +347,56 @@ impl Volume {
             held,
             holder,
             last_token,
+            flock_pid,
             problem: (!problems.is_empty()).then(|| problems.join("; ")),
         }
+    }
+}
+
+/// The pid `/proc/locks` names as the owner of the flock on `file` (the process that took it),
+/// as seen from this pid namespace; `None` if there is none, or it is not visible from here.
+fn flock_owner(file: &File) -> Option<u32> {
+    let st = rustix::fs::fstat(file).ok()?;
+    let key = format!(
+        "{:02x}:{:02x}:{}",
+        rustix::fs::major(st.st_dev),
+        rustix::fs::minor(st.st_dev),
+        st.st_ino
+    );
+    let mut text = String::new();
+    std::fs::File::open("/proc/locks")
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // `1: FLOCK  ADVISORY  WRITE 8455 fe:00:10010664 0 EOF` (blocked waiters: `-> FLOCK`)
+        (f.len() >= 6 && f[1] == "FLOCK" && f[5] == key)
+            .then(|| f[4].parse::<u32>().ok().filter(|p| *p > 0))
+            .flatten()
+    })
+}
+
+/// When the lock is held but not by the process the holder record names, says so: a holder
+/// that died while something it started still holds the lock (an inherited descriptor), or
+/// another process (`flock(1)`) holding it. Pids compare only within one pid namespace: the
+/// check needs the recorded holder's pid to be visible from here.
+fn holder_mismatch(h: &HolderRecord, flock_pid: Option<u32>) -> Option<String> {
+    let me = crate::identity::current();
+    let locker = h.via.as_ref().unwrap_or(&h.holder);
+    let visible = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    match flock_pid {
+        Some(p) if p == locker.pid && !visible(p) => Some(format!(
+            "its recorded holder (pid {p}) is gone, but the lock is still held: a process it started inherited it"
+        )),
+        Some(p) if p != locker.pid && locker.hostname == me.hostname && visible(locker.pid) => {
+            Some(format!(
+                "held by pid {p}, not by the recorded holder (pid {})",
+                locker.pid
+            ))
+        }
+        _ => None,
     }
 }
 

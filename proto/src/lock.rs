@@ -119,6 +119,10 @@ pub struct HolderRecord {
     pub token: FencingToken,
     /// The holder.
     pub holder: Identity,
+    /// The process that holds the flock for the holder, when that is not the holder itself:
+    /// the agent, holding for an HTTP caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Identity>,
     /// When it was acquired, in Unix milliseconds.
     pub acquired_ms: u64,
     /// When it was released, if it was released cleanly.

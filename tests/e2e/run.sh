@@ -106,7 +106,7 @@ build_static() {
       >"$WORK/cargo.log" 2>&1 || { tail -n 20 "$WORK/cargo.log" >&2; die "static build failed"; }
     BIN=$ROOT/target/static/x86_64-unknown-linux-gnu/release/podsignal
   fi
-  file -L "$BIN" 2>/dev/null | grep -q 'static' || ldd "$BIN" 2>&1 | grep -q 'not a dynamic' \
+  file -L "$BIN" 2>/dev/null | grep 'static' >/dev/null || ldd "$BIN" 2>&1 | grep 'not a dynamic' >/dev/null \
     || die "$BIN is not statically linked"
 }
 

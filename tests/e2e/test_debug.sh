@@ -3,7 +3,7 @@ test_main() {
   local f=$1/pod.yaml pod=debug out
   play "$f"
   until_ok 20 host_podsignal debug-signals wait web --timeout 100ms || fail "web never became ready"
-  until_ok 10 sh -c "'$BIN' --dir '$(volume_dir debug-signals)' status | grep -q 'db-maintenance.*held'" || fail "lock never held"
+  until_ok 10 sh -c "'$BIN' --dir '$(volume_dir debug-signals)' status | grep 'db-maintenance.*held' >/dev/null" || fail "lock never held"
   # What `kubectl debug -it debug --image=$IMAGE --target=web` gives: a container joining the
   # pod's namespaces, here with the shared volume mounted, running the shell-less image.
   LATE+=(debug-late-status)

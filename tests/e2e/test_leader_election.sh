@@ -7,7 +7,7 @@ test_main() {
   local round leader token kill_ms next next_token
   for round in 1 2; do
     read -r token leader _ < <(tail -n 1 "$log")
-    host_podsignal leader-election-signals leader show scheduler | grep -q "$token" \
+    host_podsignal leader-election-signals leader show scheduler | grep "$token" >/dev/null \
       || fail "leader show does not name token $token: $(host_podsignal leader-election-signals leader show scheduler 2>&1)"
     kill_ms=$(now_ms)
     podman kill -s KILL $pod-$leader >/dev/null

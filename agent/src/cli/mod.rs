@@ -39,7 +39,7 @@ const EXIT_CODES: &str = podsignal_proto::ExitCode::TABLE;
 ///   $ podsignal status
 ///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
 #[derive(Debug, Parser)]
-#[command(name = "podsignal", version, verbatim_doc_comment, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 75 lock busy, 124 timeout, 128+N killed by signal N (--help for more)")]
+#[command(name = "podsignal", version, verbatim_doc_comment, after_long_help = EXIT_CODES, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 65 events lost, 75 lock busy, 124 timeout, 128+N killed by signal N (--help for more)")]
 pub struct Cli {
     /// Options every subcommand takes.
     #[command(flatten)]
@@ -81,8 +81,8 @@ pub struct GlobalOpts {
     pub log_format: LogFormat,
 
     /// Go through a `podsignal agent` at URL (http://HOST:PORT or unix:PATH) instead of
-    /// the shared directory: ready, unready, wait (readiness names), lock, leader, event,
-    /// phase and status work the same way.
+    /// the shared directory: every subcommand but agent and install works the same way
+    /// (file:, tcp:, http:// and unix: conditions are checked here, where the command runs).
     #[arg(
         long,
         global = true,
@@ -157,9 +157,12 @@ pub enum Command {
     ///
     /// The lock is locks/NAME.lock in the shared directory, a plain flock(2) file:
     /// `flock DIR/locks/NAME.lock CMD` and `podsignal lock NAME -- CMD` exclude each other.
-    /// CMD inherits the locked descriptor (as with flock(1)) and gets the token in
-    /// PODSIGNAL_FENCING_TOKEN. If podsignal is killed, CMD is killed with it, so the lock is
-    /// free only once its holder and everything it started are gone. Exits with CMD's code.
+    /// CMD inherits the locked descriptor (as with flock(1); its number is in
+    /// PODSIGNAL_LOCK_FD) and gets the token in PODSIGNAL_FENCING_TOKEN and the name in
+    /// PODSIGNAL_LOCK. The lock is free only once CMD and everything it started are gone: CMD
+    /// runs in its own process group; what it leaves running when it exits gets SIGTERM, then
+    /// SIGKILL after --grace; if podsignal is killed, CMD and its process group are killed
+    /// with it. Exits with CMD's code.
     ///
     ///   $ podsignal lock migrations --timeout 5m -- ./migrate
     ///   $ podsignal lock cron --no-wait -- ./job || echo "another replica runs it"
@@ -168,8 +171,9 @@ pub enum Command {
     /// Campaign for leadership, then run a command as leader; or show the leader
     ///
     /// `podsignal leader NAME -- CMD` blocks until this process leads NAME, then runs CMD with
-    /// PODSIGNAL_FENCING_TOKEN set; leadership ends when CMD exits (or podsignal dies), and
-    /// the next campaigner takes over within milliseconds with a higher token.
+    /// PODSIGNAL_FENCING_TOKEN and PODSIGNAL_LEADER set; leadership ends when CMD and
+    /// everything it started are gone (or podsignal dies, taking them with it), and the next
+    /// campaigner takes over within milliseconds with a higher token.
     ///
     ///   $ podsignal leader scheduler -- ./schedule-jobs
     ///   $ podsignal leader show scheduler

@@ -43,7 +43,14 @@ pub async fn leader<C: Coordinator>(
 }
 
 async fn show<C: Coordinator>(c: &C, name: &Name, json: bool) -> anyhow::Result<ExitCode> {
-    let leader = c.leader(name).await?;
+    let status = c.lock_status(Scope::Leader, name).await?;
+    let leader = status.current_holder();
+    if let Some(problem) = &status.problem {
+        eprintln!(
+            "podsignal: {name}: {}",
+            crate::cmd::status::terminal_safe(problem)
+        );
+    }
     if json {
         println!(
             "{}",
