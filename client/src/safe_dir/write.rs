@@ -1,0 +1,166 @@
+//! Writing records, and the debris writers and holders leave: temporary files and
+//! liveness files are flocked by their process while it lives, so one whose flock can be
+//! taken is debris, which [`SafeDir::sweep`] removes.
+
+use std::fs::{File, TryLockError};
+use std::io::{self, Write};
+
+use podsignal_proto::layout;
+use rustix::fs::{self as rfs, AtFlags, OFlags};
+
+use super::{Access, OpenDir, SafeDir, WriteOptions, errno_to_io};
+use crate::error::{Error, Result};
+use crate::identity;
+
+impl SafeDir {
+    /// Writes `bytes` to `name` atomically: temporary file (flocked while it is written),
+    /// (fsync), rename, (fsync dir). First removes debris of this record (temporary files of
+    /// dead writers, and files `also` matches that are debris too).
+    pub(crate) fn write_atomic(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        opts: WriteOptions,
+        fsync: bool,
+        also: &dyn Fn(&str) -> bool,
+    ) -> Result<()> {
+        let max = podsignal_proto::MAX_RECORD_BYTES;
+        if bytes.len() as u64 > max {
+            return Err(Error::TooLarge {
+                path: self.path_of(name),
+                size: bytes.len() as u64,
+                limit: max,
+            });
+        }
+        self.sweep(&|f| layout::temp_file_target(f) == Some(name) || also(f));
+        // A sweeper can take a new temporary file for debris in the instant between its
+        // creation and its flock, and remove it: then the rename finds nothing. Once more.
+        match self.write_once(name, bytes, opts, fsync) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                self.write_once(name, bytes, opts, fsync)
+            }
+            other => other,
+        }
+    }
+
+    fn write_once(&self, name: &str, bytes: &[u8], opts: WriteOptions, fsync: bool) -> Result<()> {
+        let d = self.current()?;
+        let fsync = fsync || opts.durable;
+        let tmp = layout::temp_file(name, std::process::id(), identity::nonce());
+        let file = self.create_locked(&d, &tmp, opts.access)?;
+        let result = (|| {
+            let mut file = file;
+            file.write_all(bytes)
+                .map_err(|e| Error::io("cannot write", self.path_of(&tmp), e))?;
+            if fsync {
+                file.sync_all()
+                    .map_err(|e| Error::io("cannot fsync", self.path_of(&tmp), e))?;
+            }
+            rfs::renameat(&d.fd, tmp.as_str(), &d.fd, name).map_err(|e| {
+                Error::io(
+                    "cannot rename into place",
+                    self.path_of(name),
+                    errno_to_io(e),
+                )
+            })?;
+            if fsync {
+                rfs::fsync(&d.fd)
+                    .map_err(|e| Error::io("cannot fsync directory", &self.path, errno_to_io(e)))?;
+            }
+            Ok(())
+            // `file` closes here, after the rename: its flock marked it as being written.
+        })();
+        if result.is_err() {
+            let _ = rfs::unlinkat(&d.fd, tmp.as_str(), AtFlags::empty());
+        }
+        result
+    }
+
+    /// Creates `name` (which must not exist) with the access mode and an exclusive flock, for
+    /// a file whose flock says its writer or holder lives (temporary and liveness files).
+    fn create_locked(&self, d: &OpenDir, name: &str, access: Access) -> Result<File> {
+        let file = self.create_exclusive(d, name, access)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(TryLockError::WouldBlock) => {
+                // A sweeper is probing it this very instant: it sees it locked in a moment.
+                file.lock()
+                    .map_err(|e| Error::io("cannot lock", self.path_of(name), e))?;
+                Ok(file)
+            }
+            Err(TryLockError::Error(e)) => Err(Error::io("cannot lock", self.path_of(name), e)),
+        }
+    }
+
+    /// Creates a liveness file: a new file, exclusively flocked for as long as the returned
+    /// descriptor stays open. Fails if it exists.
+    pub(crate) fn create_liveness(&self, name: &str) -> Result<File> {
+        let d = self.current()?;
+        let file = self.create_locked(&d, name, self.access)?;
+        // A sweeper may have removed it between creation and flock: then it is not the file
+        // at the path, and a reader would find no liveness file. Refuse; the caller retries.
+        if !self.is_current(name, &file)? {
+            return Err(Error::io(
+                "lost the new liveness file",
+                self.path_of(name),
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Removes the files `belongs` matches whose flock can be taken: debris of dead writers
+    /// (temporary files) and holders (liveness files). Problems are logged, not returned: a
+    /// sweep is housekeeping and never fails the write it precedes.
+    pub(crate) fn sweep(&self, belongs: &dyn Fn(&str) -> bool) {
+        let names = match self.list() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(
+                    "sweeping {}: {}",
+                    self.path.display(),
+                    crate::error_chain(&e)
+                );
+                return;
+            }
+        };
+        for name in names.iter().filter(|n| belongs(n)) {
+            if self.is_debris(name) == Some(true) {
+                match self.remove(name) {
+                    Ok(()) => tracing::debug!(
+                        "removed {}: left by a dead process",
+                        self.path_of(name).display()
+                    ),
+                    Err(e) => tracing::debug!("{}", crate::error_chain(&e)),
+                }
+            }
+        }
+    }
+
+    /// Whether `name` is a regular file nobody holds a flock on (the debris of a dead writer
+    /// or holder): `Some(true)`; held: `Some(false)`; not a regular file or gone: `None`.
+    pub(crate) fn is_debris(&self, name: &str) -> Option<bool> {
+        let file = self.open_regular(name).ok()??;
+        match file.try_lock_shared() {
+            Ok(()) => Some(true),
+            Err(TryLockError::WouldBlock) => Some(false),
+            Err(TryLockError::Error(_)) => None,
+        }
+    }
+
+    /// Creates a new file that must not exist yet, read-write, with the access mode.
+    pub(crate) fn create_new(&self, name: &str, access: Access) -> Result<File> {
+        self.create_exclusive(&*self.current()?, name, access)
+    }
+
+    fn create_exclusive(&self, d: &OpenDir, name: &str, access: Access) -> Result<File> {
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rfs::openat(&d.fd, name, flags, access.file_mode())
+            .map_err(|e| self.open_error(name, e))?;
+        // openat honours the umask: set the documented mode exactly.
+        rfs::fchmod(&fd, access.file_mode())
+            .map_err(|e| Error::io("cannot chmod", self.path_of(name), errno_to_io(e)))?;
+        Ok(File::from(fd))
+    }
+}
