@@ -142,3 +142,104 @@ fn a_lock_taken_through_the_agent_names_the_cli_wrapper_as_holder() {
         agent.child.id()
     );
 }
+
+#[test]
+fn run_through_the_agent_publishes_readiness_takes_stop_requests_and_writes_its_tombstone() {
+    // `run` works the same through `--agent`: its readiness, stop requests and tombstone
+    // go through the agent to the volume, where the others see them.
+    let agent = Agent::start(&[]);
+    let pod = volume_of(&agent);
+    let tmp = tempfile::tempdir().unwrap();
+    let go = tmp.path().join("go");
+    let mut run = Bg(agent
+        .remote(&[
+            "run",
+            "--name",
+            "app",
+            "--ready-when",
+            &format!("file:{}", go.display()),
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
+    assert!(
+        !pod.run(&["wait", "app", "--timeout", "300ms"])
+            .status
+            .success(),
+        "ready before its probe passed"
+    );
+    std::fs::write(&go, "").unwrap();
+    let out = pod.run(&["wait", "app", "--timeout", "10s"]);
+    assert!(
+        out.status.success(),
+        "never ready on the volume: {}",
+        stderr(&out)
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
+    assert_eq!(
+        status["readiness"][0]["record"]["writer"]["source"], "app",
+        "the record names run --name, not the agent: {status}"
+    );
+    assert!(
+        pod.run(&["stop", "app", "--reason", "done"])
+            .status
+            .success()
+    );
+    assert_eq!(wait_exit(&mut run.0, Duration::from_secs(10)), Some(0));
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(agent.dir.join("exits/app.json")).unwrap())
+            .unwrap();
+    assert_eq!(t["stopped"], true, "{t}");
+    assert!(t["reason"].as_str().unwrap().contains("done"), "{t}");
+    assert_eq!(t["writer"]["source"], "app");
+    let out = pod.run(&["wait", "--unready", "app", "--timeout", "5s"]);
+    assert!(
+        out.status.success(),
+        "readiness outlived run: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_hold_retracted_through_the_agent_says_why_as_on_the_volume() {
+    // `ready --hold` stopped by SIGTERM retracts with "holder stopped by SIGTERM" on the
+    // volume; through the agent the closing connection must not overwrite that reason.
+    let agent = Agent::start(&[]);
+    let pod = volume_of(&agent);
+    let holder = Bg(agent
+        .remote(&["ready", "web", "--hold"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    assert!(
+        pod.run(&["wait", "web", "--timeout", "10s"])
+            .status
+            .success()
+    );
+    signal(holder.id(), "TERM");
+    let mut holder = holder;
+    assert_eq!(wait_exit(&mut holder.0, Duration::from_secs(10)), Some(0));
+    // The agent ends the hold when it sees the connection close: poll for it.
+    let record = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(agent.dir.join("ready/web.json")).unwrap())
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || record()["held"] == false),
+        "{}",
+        record()
+    );
+    assert_eq!(
+        record()["reason"],
+        "holder stopped by SIGTERM",
+        "{}",
+        record()
+    );
+}

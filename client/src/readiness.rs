@@ -83,6 +83,13 @@ impl ReadinessGuard {
         layout::liveness_file(&self.name, &self.hold)
     }
 
+    /// Retracts now, from synchronous code (a `Drop` on the blocking pool): the same as
+    /// [`ReadinessHold::retract`].
+    pub fn retract_now(mut self, reason: &str) -> Result<()> {
+        self.retracted = true;
+        self.do_retract(reason)
+    }
+
     fn do_retract(&self, reason: &str) -> Result<()> {
         // Only our own hold: someone may have written the name since (a sticky record, or
         // another hold in this very process), and theirs must stand.
@@ -123,9 +130,8 @@ impl ReadinessHold for ReadinessGuard {
             .map(drop)
     }
 
-    async fn retract(mut self, reason: &str) -> Result<()> {
-        self.retracted = true;
-        self.do_retract(reason)
+    async fn retract(self, reason: &str) -> Result<()> {
+        self.retract_now(reason)
     }
 }
 

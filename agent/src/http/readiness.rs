@@ -3,13 +3,13 @@
 //! (with `names=`) or on one name long-polls until the condition holds, or answers 408
 //! `timeout` naming what is missing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use podsignal_client::{Coordinator, Name, Readiness, WaitMode};
+use podsignal_client::{Coordinator, Name, Readiness, ReadinessGuard, WaitMode};
 use podsignal_proto::api::{Grant, Reason, SetReadiness};
 use serde::Deserialize;
 
@@ -24,41 +24,70 @@ pub fn routes(r: Routes) -> Routes {
         .post("/v1/readiness/{name}/hold", hold_ready)
 }
 
-/// The readiness records this agent holds now, by (name, hold id): a client may change the
-/// state of its own held record (`PUT` with `hold`), no other.
+/// The readiness records this agent holds now, by (name, hold id), each with the unready
+/// reason its client last set: a client may change the state of its own held record (`PUT`
+/// with `hold`), no other; and when the hold ends, the record is retracted with the reason
+/// the client gave (a client that says why it stops, then closes its connection), else
+/// "holder released it".
 #[derive(Debug, Default, Clone)]
-pub struct Holds(Arc<Mutex<HashSet<(Name, String)>>>);
+pub struct Holds(Arc<Mutex<HashMap<(Name, String), Option<String>>>>);
 
-/// A hold's entry in [`Holds`]; removed when dropped (the hold ended).
-struct Registered {
+/// A readiness hold of this agent: the guard, and its entry in [`Holds`]. Dropped (on the
+/// blocking pool, see `hold::release`) when the hold ends.
+struct HeldHere {
     holds: Holds,
     key: (Name, String),
+    guard: Option<ReadinessGuard>,
 }
 
-impl Drop for Registered {
+impl Drop for HeldHere {
     fn drop(&mut self) {
-        if let Ok(mut h) = self.holds.0.lock() {
-            h.remove(&self.key);
+        // Out of the registry first: no PUT reaches a hold being released.
+        let given = self
+            .holds
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut h| h.remove(&self.key))
+            .flatten();
+        if let Some(guard) = self.guard.take() {
+            let reason = given.as_deref().unwrap_or("holder released it");
+            if let Err(e) = guard.retract_now(reason) {
+                tracing::warn!(
+                    "retracting readiness of {}: {}",
+                    self.key.0,
+                    podsignal_client::error_chain(&e)
+                );
+            }
         }
     }
 }
 
 impl Holds {
-    fn register(&self, name: &Name, hold: &str) -> Registered {
-        let key = (name.clone(), hold.to_owned());
+    fn register(&self, name: &Name, guard: ReadinessGuard) -> HeldHere {
+        let key = (name.clone(), guard.hold_id().to_owned());
         if let Ok(mut h) = self.0.lock() {
-            h.insert(key.clone());
+            h.insert(key.clone(), None);
         }
-        Registered {
+        HeldHere {
             holds: self.clone(),
             key,
+            guard: Some(guard),
         }
     }
 
-    fn contains(&self, name: &Name, hold: &str) -> bool {
-        self.0
-            .lock()
-            .is_ok_and(|h| h.contains(&(name.clone(), hold.to_owned())))
+    /// Records what the client set on its hold; false if this agent holds no such hold.
+    fn set(&self, name: &Name, hold: &str, ready: bool, reason: Option<&str>) -> bool {
+        let Ok(mut h) = self.0.lock() else {
+            return false;
+        };
+        match h.get_mut(&(name.clone(), hold.to_owned())) {
+            Some(given) => {
+                *given = (!ready).then(|| reason.unwrap_or("unready").to_owned());
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -176,7 +205,7 @@ async fn set(
     let reason = body.reason.as_deref();
     let readiness = match &body.hold {
         None => volume.set_readiness(&name, body.ready, reason).await?,
-        Some(hold) if state.inner.holds.contains(&name, hold) => {
+        Some(hold) if state.inner.holds.set(&name, hold, body.ready, reason) => {
             volume
                 .set_held_readiness(&name, hold, body.ready, reason)
                 .await?
@@ -200,7 +229,7 @@ async fn hold_ready(
     let slot = state.waiter()?;
     let guard = volume.hold_ready(&name, body.reason.as_deref()).await?;
     let hold_id = guard.hold_id().to_owned();
-    let registered = state.inner.holds.register(&name, &hold_id);
+    let held = state.inner.holds.register(&name, guard);
     let grant = Grant {
         name: name.clone(),
         token: None,
@@ -210,7 +239,5 @@ async fn hold_ready(
         hold: Some(hold_id),
     };
     tracing::info!("readiness {name} held while the connection stays open");
-    // A tuple drops in order: the registration goes first, then the guard, so no PUT can
-    // reach a hold that is being released.
-    Ok(hold::respond(&state, slot, (registered, guard), grant).into_response())
+    Ok(hold::respond(&state, slot, held, grant).into_response())
 }
