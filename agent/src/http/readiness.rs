@@ -30,13 +30,16 @@ pub fn routes(r: Routes) -> Routes {
 /// the client gave (a client that says why it stops, then closes its connection), else
 /// "holder released it".
 #[derive(Debug, Default, Clone)]
-pub struct Holds(Arc<Mutex<HashMap<(Name, String), Option<String>>>>);
+pub struct Holds(Arc<Mutex<HashMap<HoldKey, Option<String>>>>);
+
+/// A readiness hold: the name and the hold id.
+type HoldKey = (Name, String);
 
 /// A readiness hold of this agent: the guard, and its entry in [`Holds`]. Dropped (on the
 /// blocking pool, see `hold::release`) when the hold ends.
 struct HeldHere {
     holds: Holds,
-    key: (Name, String),
+    key: HoldKey,
     guard: Option<ReadinessGuard>,
 }
 
