@@ -26,14 +26,20 @@ pub struct AgentArgs {
     /// The largest request body accepted, in bytes (413 above).
     #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES", help_heading = "Limits")]
     pub max_body: usize,
-    /// How many long-polls, waiting acquisitions and holds may be open at once (503 above).
-    #[arg(
-        long,
-        default_value_t = 1024,
-        value_name = "N",
-        help_heading = "Limits"
-    )]
-    pub max_waiters: usize,
+    /// How many connections may be open at once; more wait in the kernel's backlog until one
+    /// closes (default: three quarters of the descriptor limit, RLIMIT_NOFILE, less a reserve
+    /// for the shared directory).
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_connections: Option<usize>,
+    /// A client must send a whole request head within this, and a kept-alive connection must
+    /// start its next request within it, or the connection is closed (slow or idle clients
+    /// cannot hold connections).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
+    pub header_timeout: Duration,
+    /// How many long-polls, waiting acquisitions and holds may be open at once (503 above;
+    /// default: a quarter of the descriptor budget, at most 1024).
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_waiters: Option<usize>,
     /// How many event streams may be open at once (503 above).
     #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Limits")]
     pub max_streams: usize,

@@ -50,9 +50,14 @@ pub async fn agent(
         }
     }
     let volume = crate::open_volume(global).await?;
+    let budget = http::Budget::of_this_process();
     let config = Config {
         max_body: args.max_body,
-        max_waiters: args.max_waiters,
+        max_connections: args.max_connections.unwrap_or(budget.connections).max(1),
+        header_timeout: args
+            .header_timeout
+            .max(std::time::Duration::from_millis(10)),
+        max_waiters: args.max_waiters.unwrap_or(budget.waiters),
         max_streams: args.max_streams,
         max_wait: args.max_wait,
         request_timeout: args.request_timeout,

@@ -218,6 +218,26 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
+/// A path parameter (a name); one that cannot be decoded (`%ff`, not UTF-8) answers 400
+/// `bad_name` in JSON, like every other error.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadName,
+                format!("the path: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
 /// A query string; a bad one answers 400 `bad_request` naming the parameter.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);

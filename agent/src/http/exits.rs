@@ -3,14 +3,14 @@
 //! over HTTP, so `run`, `stop` and `wait exit:NAME` work the same through `--agent`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use podsignal_client::{Coordinator, StopRequest, TombstoneRecord};
 use podsignal_proto::api::{ExitView, Reason};
 use serde::Deserialize;
 
 use super::caller::Caller;
-use super::error::{ApiJson, ApiQuery, OptionalJson, parse_name};
+use super::error::{ApiJson, ApiPath, ApiQuery, OptionalJson, parse_name};
 use super::{ApiError, AppState, Routes};
 
 pub fn routes(r: Routes) -> Routes {
@@ -33,7 +33,7 @@ struct ShowQuery {
 
 async fn show(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Json<ExitView>, ApiError> {
     let name = parse_name("exit", &name)?;
@@ -55,7 +55,7 @@ async fn show(
 /// Writes a tombstone (`run` through `--agent`); its `writer` is kept as sent.
 async fn write(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(record): ApiJson<TombstoneRecord>,
 ) -> Result<Json<ExitView>, ApiError> {
     let name = parse_name("exit", &name)?;
@@ -75,7 +75,7 @@ async fn write(
 /// A container starts: removes its tombstone and any stop request left from before.
 async fn starting(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let name = parse_name("exit", &name)?;
     state.volume().starting(&name).await?;
@@ -84,7 +84,7 @@ async fn starting(
 
 async fn request_stop(
     Caller(volume): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     OptionalJson(body): OptionalJson<Reason>,
 ) -> Result<(StatusCode, Json<StopRequest>), ApiError> {
     let name = parse_name("stop", &name)?;
@@ -104,7 +104,7 @@ struct TakeQuery {
 /// through `--agent`. A hostile or broken request file is never one.
 async fn take_stop(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<TakeQuery>,
 ) -> Result<Json<StopRequest>, ApiError> {
     let name = parse_name("stop", &name)?;

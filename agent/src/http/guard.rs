@@ -1,7 +1,13 @@
 //! Who may call: requests from browsers (an `Origin` header) are refused, the `Host` must be
 //! loopback (DNS-rebinding defence: a page on evil.example that resolves to 127.0.0.1 still
 //! sends `Host: evil.example`), and when a token is set every request but `/healthz` and
-//! `/readyz` must carry it as `Authorization: Bearer TOKEN`.
+//! `/readyz` must carry it as `Authorization: Bearer TOKEN` (the scheme in any case, RFC
+//! 9110).
+//!
+//! The host check looks at every place a request can name its host: exactly one `Host`
+//! header is required (none, or two, is a 400, as RFC 9112 says; a second one would
+//! otherwise go unchecked), and an absolute-form target (`GET http://evil.example/ ...`)
+//! must name a loopback host too. A port must be a port (1 to 65535).
 
 use std::net::IpAddr;
 
@@ -33,20 +39,10 @@ fn refuse(state: &AppState, request: &Request) -> Option<ApiError> {
             "requests with an Origin header (from browsers) are refused",
         ));
     }
-    if state.config().check_host {
-        let host = headers
-            .get(header::HOST)
-            .map(|h| h.to_str().unwrap_or("\u{fffd}"))
-            .or_else(|| request.uri().authority().map(|a| a.as_str()));
-        if let Some(host) = host
-            && !is_loopback_host(host)
-        {
-            return Some(ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                ErrorCode::BadHost,
-                format!("Host {host:?} is not loopback (localhost, 127.0.0.1 or [::1])"),
-            ));
-        }
+    if state.config().check_host
+        && let Some(err) = host_problem(request)
+    {
+        return Some(err);
     }
     if let Some(token) = &state.config().token
         && !OPEN_PATHS.contains(&request.uri().path())
@@ -54,9 +50,11 @@ fn refuse(state: &AppState, request: &Request) -> Option<ApiError> {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "));
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
         match given {
-            Some(g) if same(g.trim().as_bytes(), token.as_bytes()) => {}
+            Some(g) if same(g.as_bytes(), token.as_bytes()) => {}
             Some(_) => {
                 return Some(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -72,6 +70,39 @@ fn refuse(state: &AppState, request: &Request) -> Option<ApiError> {
                 ));
             }
         }
+    }
+    None
+}
+
+/// Why the request's host is not acceptable, if it is not: see the module docs.
+fn host_problem(request: &Request) -> Option<ApiError> {
+    let hosts: Vec<_> = request.headers().get_all(header::HOST).iter().collect();
+    let bad_request = |m: &str| {
+        Some(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadHost,
+            m.to_owned(),
+        ))
+    };
+    let host = match hosts.as_slice() {
+        [] => return bad_request("a request needs exactly one Host header; it has none"),
+        [one] => one.to_str().unwrap_or("\u{fffd}"),
+        _ => return bad_request("a request needs exactly one Host header; it has several"),
+    };
+    let misdirected = |h: &str| {
+        Some(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::BadHost,
+            format!("Host {h:?} is not loopback (localhost, 127.0.0.1 or [::1])"),
+        ))
+    };
+    if !is_loopback_host(host) {
+        return misdirected(host);
+    }
+    if let Some(authority) = request.uri().authority()
+        && !is_loopback_host(authority.as_str())
+    {
+        return misdirected(authority.as_str());
     }
     None
 }
@@ -96,8 +127,9 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 fn is_port(tail: &str) -> bool {
-    tail.strip_prefix(':')
-        .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+    tail.strip_prefix(':').is_some_and(|p| {
+        p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
+    })
 }
 
 /// Compares in time independent of where the first difference is.
@@ -130,6 +162,10 @@ mod tests {
             "[::2]:1",
             "127.0.0.1:",
             "127.0.0.1:x",
+            "127.0.0.1:65536",
+            "localhost:99999",
+            "127.0.0.1:0",
+            "127.0.0.1:+80",
             "[::1]x",
             "",
         ] {

@@ -3,11 +3,11 @@
 //! acquiring, holding and leases are the handlers of `locks`, with [`Scope::Leader`].
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use podsignal_client::{Coordinator, FencingToken, LockStatus, Scope};
 use serde::Deserialize;
 
-use super::error::{ApiQuery, parse_name};
+use super::error::{ApiPath, ApiQuery, parse_name};
 use super::locks::{Scoped, acquire_lease, hold, list, release_lease, renew_lease};
 use super::{ApiError, AppState, Routes};
 
@@ -40,7 +40,7 @@ struct ShowQuery {
 /// The campaign as a lock status, plus `leader`: the holder while it leads, else `null`.
 async fn show(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let name = parse_name("leader", &name)?;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podsignal_client::{Coordinator, LockGuard, LockHold, LockStatus, Name, Scope, Volume, Wait};
@@ -14,7 +14,7 @@ use podsignal_proto::api::{Grant, IDEMPOTENCY_KEY_HEADER};
 use serde::Deserialize;
 
 use super::caller::Caller;
-use super::error::{ApiQuery, parse_duration, parse_name};
+use super::error::{ApiPath, ApiQuery, parse_duration, parse_name};
 use super::leases::Begun;
 use super::{ApiError, AppState, Routes, hold};
 
@@ -53,7 +53,7 @@ pub async fn list<S: Scoped>(
 
 async fn show(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<LockStatus>, ApiError> {
     let name = parse_name("lock", &name)?;
     Ok(Json(state.volume().lock_status(Scope::Lock, &name).await?))
@@ -114,7 +114,7 @@ fn ttl_param(ttl: Option<&str>) -> Result<Option<Duration>, ApiError> {
 pub async fn acquire_lease<S: Scoped>(
     State(state): State<AppState>,
     Caller(volume): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<AcquireQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Grant>, ApiError> {
@@ -176,7 +176,7 @@ pub async fn acquire_lease<S: Scoped>(
 
 pub async fn renew_lease<S: Scoped>(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<LeaseQuery>,
 ) -> Result<Json<Grant>, ApiError> {
     let scope = S::SCOPE;
@@ -192,7 +192,7 @@ pub async fn renew_lease<S: Scoped>(
 
 pub async fn release_lease<S: Scoped>(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<LeaseQuery>,
 ) -> Result<StatusCode, ApiError> {
     let scope = S::SCOPE;
@@ -227,7 +227,7 @@ pub struct HoldQuery {
 pub async fn hold<S: Scoped>(
     State(state): State<AppState>,
     Caller(volume): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<HoldQuery>,
 ) -> Result<Response, ApiError> {
     let scope = S::SCOPE;

@@ -27,6 +27,7 @@ pub struct Metrics {
     wait_sum_micros: AtomicU64,
     events_published: AtomicU64,
     holds: AtomicU64,
+    connections: AtomicU64,
 }
 
 impl Metrics {
@@ -60,6 +61,21 @@ impl Metrics {
     /// Open hold streams.
     pub fn holds(&self) -> u64 {
         self.holds.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection opening.
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closing.
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 }
 
@@ -143,6 +159,12 @@ pub fn render(state: &AppState) -> String {
         "podsignal_holds",
         "Hold streams (locks, leaderships, held readiness tied to a connection) open now.",
         m.holds(),
+    );
+    gauge(
+        &mut o,
+        "podsignal_connections",
+        "HTTP connections open now (at most --max-connections).",
+        m.connections(),
     );
     let _ = writeln!(
         o,

@@ -28,6 +28,7 @@ mod openapi;
 mod ops;
 mod phase;
 mod readiness;
+mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +42,18 @@ use tokio_util::sync::CancellationToken;
 pub use error::ApiError;
 use leases::Leases;
 use metrics::Metrics;
+pub use serve::Budget;
 
 /// Limits and security settings of the server.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The largest request body accepted (413 above).
     pub max_body: usize,
+    /// How many connections may be open at once (more wait in the kernel's backlog).
+    pub max_connections: usize,
+    /// A client must send a whole request head within this (and a kept-alive connection
+    /// start its next request), or the connection is closed.
+    pub header_timeout: Duration,
     /// How many long-polls and waiting acquisitions may be open at once (503 above).
     pub max_waiters: usize,
     /// How many event streams may be open at once (503 above).
@@ -67,9 +74,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
+        let budget = Budget::of_this_process();
         Config {
             max_body: 64 * 1024,
-            max_waiters: 1024,
+            max_connections: budget.connections,
+            header_timeout: Duration::from_secs(10),
+            max_waiters: budget.waiters,
             max_streams: 64,
             max_wait: Duration::from_secs(300),
             request_timeout: Duration::from_secs(30),
@@ -215,18 +225,14 @@ pub enum Listener {
 
 /// Serves `app(state)` on `listener` until `shutdown` is cancelled, then stops accepting,
 /// lets in-flight requests finish (long-polls and streams end at once with a shutdown
-/// answer), and releases everything the agent holds.
+/// answer), and releases everything the agent holds. See `serve` for the limits.
 pub async fn run(
     listener: Listener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = app(state.clone());
-    let stop = shutdown.clone().cancelled_owned();
-    let result = match listener {
-        Listener::Tcp(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
-        Listener::Unix(l) => axum::serve(l, app).with_graceful_shutdown(stop).await,
-    };
+    let result = serve::serve(listener, app, state.clone(), shutdown).await;
     state.release_all();
     result
 }
@@ -275,7 +281,9 @@ mod tests {
         let state = state(tmp.path()).await;
         let shutdown = state.shutdown().clone();
         let app = app(state);
-        let poll = Request::get("/v1/readiness/x?wait=1m").body(Body::empty());
+        let poll = Request::get("/v1/readiness/x?wait=1m")
+            .header("host", "localhost")
+            .body(Body::empty());
         let pending = tokio::spawn(app.oneshot(poll.expect("request")));
         shutdown.cancel();
         let response = pending.await.expect("joined").expect("infallible");

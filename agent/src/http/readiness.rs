@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use podsignal_client::{Coordinator, Name, Readiness, ReadinessGuard, WaitMode};
 use podsignal_proto::api::{Grant, Reason, SetReadiness};
 use serde::Deserialize;
 
 use super::caller::Caller;
-use super::error::{ApiJson, ApiQuery, OptionalJson, parse_name, parse_names};
+use super::error::{ApiJson, ApiPath, ApiQuery, OptionalJson, parse_name, parse_names};
 use super::{ApiError, AppState, Routes, hold};
 
 pub fn routes(r: Routes) -> Routes {
@@ -163,7 +163,7 @@ async fn list(
 
 async fn show(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Json<Readiness>, ApiError> {
     let name = parse_name("readiness", &name)?;
@@ -201,7 +201,7 @@ async fn wait_for(
 async fn set(
     State(state): State<AppState>,
     Caller(volume): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<SetReadiness>,
 ) -> Result<Json<Readiness>, ApiError> {
     let name = parse_name("readiness", &name)?;
@@ -225,7 +225,7 @@ async fn set(
 async fn hold_ready(
     State(state): State<AppState>,
     Caller(volume): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     OptionalJson(body): OptionalJson<Reason>,
 ) -> Result<Response, ApiError> {
     let name = parse_name("readiness", &name)?;
