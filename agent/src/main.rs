@@ -20,6 +20,7 @@ mod exit;
 mod guard;
 mod http;
 mod leftovers;
+mod memory;
 mod reaper;
 mod signals;
 mod supervisor;

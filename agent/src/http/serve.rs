@@ -131,6 +131,7 @@ pub async fn serve(
             }
             state.metrics().connection_closed();
             drop(permit);
+            crate::memory::connection_closed();
         });
     }
     tracker.close();
