@@ -47,17 +47,20 @@ pub struct ChildSpec<'a> {
 pub struct SpawnOptions {
     /// The reaper that collects the exit status.
     pub reaper: Reaper,
-    /// Put the child in a process group of its own (and guard it: see the module docs).
+    /// Put the child in a process group of its own.
     pub process_group: bool,
+    /// Start a guard that kills the child's process group if we die (see the module docs).
+    pub guard: bool,
 }
 
 impl SpawnOptions {
-    /// The command a wrapper runs: its own process group (guarded) unless stdin is a
-    /// terminal.
+    /// The command a wrapper runs: in a process group of its own unless stdin is a terminal
+    /// (then in ours, the terminal's foreground group), guarded either way.
     pub fn command(reaper: &Reaper) -> SpawnOptions {
         SpawnOptions {
             reaper: reaper.clone(),
             process_group: !rustix::termios::isatty(std::io::stdin()),
+            guard: true,
         }
     }
 
@@ -66,6 +69,7 @@ impl SpawnOptions {
         SpawnOptions {
             reaper: reaper.clone(),
             process_group: false,
+            guard: false,
         }
     }
 }
@@ -79,11 +83,13 @@ pub struct Child {
     group: Option<Group>,
 }
 
-/// The child's own process group, and the guard that kills it if we die first.
+/// The child's process group, and the guard that kills it if we die first.
 #[derive(Debug)]
 pub struct Group {
-    /// The group id (the child's pid).
+    /// The group id: the child's pid, or ours when the child is in our group.
     pub id: Pid,
+    /// The group is ours (the child shares it): never signal it as a whole, we are in it.
+    pub ours: bool,
     /// The write end of the guard's pipe, and the guard's pid: closing the pipe without a
     /// word (our death) makes the guard kill the group; [`Group::dismiss`] lets it go.
     guard: Option<(OwnedFd, Pid)>,
@@ -134,6 +140,7 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
     let (exit_tx, exit_rx) = oneshot::channel();
     let reaper = options.reaper.clone();
     let grouped = options.process_group;
+    let guarded = options.guard;
     std::thread::Builder::new()
         .name("podsignal-child".into())
         .spawn(move || {
@@ -148,10 +155,24 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
             };
             let pid = Pid::from_child(&child);
             let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
-            let group = grouped.then(|| Group {
-                id: pid,
-                guard: crate::guard::spawn(&reaper, pid),
-            });
+            let me = rustix::process::getpid();
+            let group = if grouped {
+                Some(Group {
+                    id: pid,
+                    ours: false,
+                    guard: guarded.then(|| crate::guard::spawn(&reaper, pid)).flatten(),
+                })
+            } else if guarded && rustix::process::getpgrp() == me {
+                // On a terminal the child stays in our group, which we lead: everything in it
+                // is ours to stop (we are a subreaper), and the guard's if we die.
+                Some(Group {
+                    id: me,
+                    ours: true,
+                    guard: crate::guard::spawn(&reaper, me),
+                })
+            } else {
+                None
+            };
             let _ = started_tx.send(Ok((pid, pidfd, group)));
             let status = reaped
                 .recv()

@@ -8,13 +8,20 @@
 //! itself writes one byte first, and the guard exits without killing. The guard ignores
 //! SIGTERM, SIGINT, SIGHUP and SIGQUIT, which are meant for the wrapper.
 //!
+//! The guard runs in a process group of its own, so that killing the wrapper's group does not
+//! kill it too. When stdin is a terminal the command stays in the wrapper's process group
+//! (the terminal's foreground group); the guard then watches that group, if the wrapper
+//! leads it (a job started from a shell, `kubectl exec -it`).
+//!
 //! Limits (documented in `docs/protocol.md`): a process that left the group with `setsid(2)`
 //! is stopped by the wrapper (a subreaper) while the wrapper lives, but not by the guard;
-//! a SIGKILL to the guard itself disarms it. In a pid namespace where the wrapper is PID 1
-//! (`run` as a container's entrypoint) the kernel kills everything anyway.
+//! a SIGKILL to the guard itself disarms it; on a terminal, a wrapper that does not lead its
+//! process group (started by a script) has no guard. In a pid namespace where the wrapper is
+//! PID 1 (`run` as a container's entrypoint) the kernel kills everything anyway.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -32,7 +39,10 @@ pub fn spawn(reaper: &Reaper, pgid: Pid) -> Option<(OwnedFd, Pid)> {
         let mut cmd = Command::new("/proc/self/exe");
         cmd.args(["guard", "--pgid", &pgid.as_raw_nonzero().get().to_string()])
             .stdin(Stdio::from(read))
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            // Its own process group: a SIGKILL to the wrapper's group (a timeout(1), a job
+            // control kill) must not take the guard with it.
+            .process_group(0);
         let (child, _status) = reaper.spawn(&mut cmd)?;
         std::io::Result::Ok((write, Pid::from_child(&child)))
     })();

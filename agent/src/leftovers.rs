@@ -23,8 +23,12 @@ pub async fn stop(reaper: &Reaper, deadline: Instant, mut group: Option<Group>) 
             .into_iter()
             .filter(|p| Some(*p) != guard)
             .collect();
+        // Our own group (the child shared it, on a terminal) is never signalled as a whole:
+        // we are in it. What is left of it are our descendants, which come back to us as
+        // orphans (we are a subreaper) and are stopped one by one.
         let group_alive = group
             .as_ref()
+            .filter(|g| !g.ours)
             .is_some_and(|g| rustix::process::test_kill_process_group(g.id).is_ok());
         if pids.is_empty() && !group_alive {
             break;

@@ -131,22 +131,22 @@ pub async fn open_transport(
 }
 
 /// Opens the shared directory as the global options say.
-pub async fn open_volume(global: &GlobalOpts) -> anyhow::Result<Volume> {
-    open_volume_as(global, None).await
+pub async fn open_volume_as(global: &GlobalOpts, source: Option<String>) -> anyhow::Result<Volume> {
+    Ok(Volume::open(&global.dir, volume_options(global, source)).await?)
 }
 
-/// [`open_volume`], writing as `source` instead of the default.
-pub async fn open_volume_as(global: &GlobalOpts, source: Option<String>) -> anyhow::Result<Volume> {
+/// The volume options the global options ask for, writing as `source` (else the default).
+pub fn volume_options(global: &GlobalOpts, source: Option<String>) -> VolumeOptions {
     let access = match global.access {
         AccessArg::Owner => Access::Owner,
         AccessArg::Group => Access::Group,
         AccessArg::All => Access::All,
     };
-    let options = VolumeOptions {
+    VolumeOptions {
         access,
         durable: global.durable,
         rescan: global.rescan,
         source,
-    };
-    Ok(Volume::open(&global.dir, options).await?)
+        max_lock_waits: None,
+    }
 }

@@ -250,3 +250,36 @@ fn access_all_makes_a_fresh_root_0777_whatever_the_umask() {
     let mode = std::fs::metadata(&pod.dir).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o777, "the root has mode {mode:o}");
 }
+
+#[test]
+fn a_neighbour_holding_the_ready_directory_lock_slows_writers_but_never_stops_them() {
+    // Readiness writers serialize on a flock of ready/ (a retraction checks and writes under
+    // it); a neighbour holding it for a minute must cost a writer at most its bounded wait.
+    let pod = Pod::new();
+    assert!(pod.run(&["ready", "x"]).status.success());
+    let mut neighbour = std::process::Command::new("flock")
+        .arg(pod.dir.join("ready"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let held = eventually(Duration::from_secs(5), || {
+        std::process::Command::new("flock")
+            .args(["-n"])
+            .arg(pod.dir.join("ready"))
+            .arg("true")
+            .status()
+            .is_ok_and(|s| !s.success())
+    });
+    assert!(held, "the neighbour never took the lock");
+    let out = pod.run_within(&["ready", "x", "--reason", "late"], Duration::from_secs(15));
+    let _ = neighbour.kill();
+    let _ = neighbour.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("writing without the lock"),
+        "{}",
+        stderr(&out)
+    );
+    let status = stdout(&pod.run(&["status", "--json"]));
+    assert!(status.contains("\"late\""), "{status}");
+}

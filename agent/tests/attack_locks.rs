@@ -59,12 +59,22 @@ fn an_emptied_or_removed_fence_file_does_not_send_tokens_backwards() {
 }
 
 #[test]
-fn an_emptied_fence_without_a_holder_record_is_refused_naming_the_fence() {
-    // Item 4: fence emptied AND holder record removed: the last token is unknowable.
+fn an_emptied_fence_and_no_holder_record_continue_from_the_lock_file_else_are_refused() {
+    // Item 4: fence emptied AND holder record removed: the lock file's own copy of the last
+    // token still says 3, so tokens go on at 4.
     let pod = Pod::new();
     assert_eq!(tokens(&pod, "m", 3), [1, 2, 3]);
     std::fs::write(pod.dir.join("locks/m.fence"), "").unwrap();
     std::fs::remove_file(pod.dir.join("locks/m.holder.json")).unwrap();
+    assert_eq!(
+        tokens(&pod, "m", 1),
+        [4],
+        "continued from the lock file's copy"
+    );
+    // With every copy gone too (the lock file emptied), the last token is unknowable.
+    std::fs::write(pod.dir.join("locks/m.fence"), "").unwrap();
+    std::fs::remove_file(pod.dir.join("locks/m.holder.json")).unwrap();
+    std::fs::write(pod.dir.join("locks/m.lock"), "").unwrap();
     let out = pod.run(&[
         "lock",
         "m",

@@ -258,8 +258,15 @@ fn lock_leases_are_idempotent_renewable_and_releasable() {
     assert_eq!((s, json(&body)["ttl_ms"].as_u64()), (200, Some(60_000)));
     let (s, body) = agent.call("POST", "/v1/locks/db/renew?lease=nope", &[], None);
     assert_eq!((s, code(&body).as_str()), (404, "not_found"));
+    // A ttl is cut to between 1ms and 1h (the grant says what it got): db is held.
     let (s, body) = agent.call("POST", "/v1/locks/db?ttl=0", &[], None);
-    assert_eq!((s, code(&body).as_str()), (400, "bad_request"));
+    assert_eq!((s, code(&body).as_str()), (409, "lock_busy"));
+    let (s, body) = agent.call("POST", "/v1/locks/db?ttl=", &[], None);
+    assert_eq!(
+        (s, code(&body).as_str()),
+        (400, "bad_request"),
+        "an empty ttl"
+    );
     let (s, _) = agent.call(
         "DELETE",
         &format!("/v1/locks/other?lease={lease}"),

@@ -243,9 +243,11 @@ fn a_corrupt_fencing_counter_continues_from_the_last_holder_never_resetting() {
         "the repair is logged: {}",
         stderr(&out)
     );
-    // Garbage again and no holder record: nothing to continue from, so no token at all.
+    // Garbage again, no holder record, and the lock file's copy gone too: nothing to
+    // continue from, so no token at all.
     std::fs::write(pod.dir.join("locks/t.fence"), "garbage").unwrap();
     std::fs::remove_file(pod.dir.join("locks/t.holder.json")).unwrap();
+    std::fs::write(pod.dir.join("locks/t.lock"), "").unwrap();
     let out = pod.run(&["lock", "t", "--", "true"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("t.fence"), "{}", stderr(&out));

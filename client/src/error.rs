@@ -79,6 +79,13 @@ pub enum Error {
         /// One line per unmet condition: the name and why it is not met.
         pending: Vec<String>,
     },
+    /// Waiting for a lock would need one more waiting thread than allowed
+    /// ([`crate::VolumeOptions::max_lock_waits`]).
+    #[error("{limit} locks are waited for already (the limit); retry later")]
+    TooManyWaits {
+        /// The limit.
+        limit: usize,
+    },
     /// `try_acquire` found the lock held.
     #[error("lock {name} is held{}", .holder.as_deref().map(|h| format!(" by {h}")).unwrap_or_default())]
     LockBusy {

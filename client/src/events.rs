@@ -272,8 +272,14 @@ impl EventLog<'_> {
             Some(s) => (*s, last_seq_in(self.dir, *s)?),
             None => (EventSegment { first_seq: 1 }, 0),
         };
+        // A segment a neighbour named for the largest sequence number leaves nowhere to go:
+        // refuse (naming it) rather than wrap around to numbers every reader skips.
+        let seq = last.checked_add(1).ok_or_else(|| Error::Refused {
+            path: self.dir.path_of(&segment.file_name()),
+            why: "it claims the largest sequence number, so no event can follow; remove it".into(),
+        })?;
         let event = Event {
-            seq: last + 1,
+            seq,
             time_ms: now_ms(),
             kind,
             source: self.volume.identity().label(),

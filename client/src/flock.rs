@@ -29,6 +29,10 @@ type Waiter = oneshot::Sender<Result<File>>;
 pub(crate) struct FlockWaits {
     /// A std mutex: held to push or pop a waiter, never across a blocking call.
     queues: Arc<Mutex<HashMap<String, VecDeque<Waiter>>>>,
+    /// The most threads (lock files waited for) at once; `None`: no limit. A thread lives
+    /// until its lock is free, whether or not anyone still waits, so a server whose callers
+    /// choose the lock names (the agent) must bound them.
+    limit: Option<usize>,
 }
 
 impl std::fmt::Debug for FlockWaits {
@@ -41,8 +45,17 @@ impl std::fmt::Debug for FlockWaits {
 }
 
 impl FlockWaits {
+    /// At most `limit` threads (lock files waited for) at once.
+    pub(crate) fn with_limit(limit: Option<usize>) -> FlockWaits {
+        FlockWaits {
+            queues: Arc::default(),
+            limit,
+        }
+    }
+
     /// Waits for an exclusive flock on the file `open` opens, identified by `key` (its path).
-    /// Cancel-safe: dropping the future abandons the wait.
+    /// Cancel-safe: dropping the future abandons the wait. [`Error::TooManyWaits`] when the
+    /// file has no thread yet and the limit of threads is reached.
     pub(crate) async fn lock(&self, key: &str, open: Opener) -> Result<File> {
         let (tx, rx) = oneshot::channel();
         let start_thread = {
@@ -50,10 +63,16 @@ impl FlockWaits {
                 .queues
                 .lock()
                 .map_err(|_| Error::Invalid("the flock wait queue is poisoned".into()))?;
+            let threads = queues.len();
             match queues.get_mut(key) {
                 Some(q) => {
                     q.push_back(tx);
                     false
+                }
+                None if self.limit.is_some_and(|l| threads >= l) => {
+                    return Err(Error::TooManyWaits {
+                        limit: self.limit.unwrap_or_default(),
+                    });
                 }
                 None => {
                     queues.insert(key.to_owned(), VecDeque::from([tx]));
@@ -176,7 +195,7 @@ mod tests {
         let key = path.display().to_string();
         let holder = opener(path.clone())().unwrap();
         holder.lock().unwrap();
-        let waits = FlockWaits::default();
+        let waits = FlockWaits::with_limit(Some(1));
         for _ in 0..300 {
             let r = tokio::time::timeout(
                 Duration::from_millis(1),
@@ -186,6 +205,12 @@ mod tests {
             assert!(r.is_err(), "the lock is held");
         }
         assert_eq!(waits.threads(), 1, "one thread for one lock file");
+        let other = tmp.path().join("y.lock");
+        let refused = waits.lock("y", opener(other)).await;
+        assert!(
+            matches!(refused, Err(Error::TooManyWaits { limit: 1 })),
+            "a second lock file is over the limit: {refused:?}"
+        );
         drop(holder); // unlock: the thread takes it, finds nobody, unlocks, ends
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while waits.threads() > 0 {

@@ -110,6 +110,7 @@ impl Drop for LockGuard {
 
 /// A lock as an observer sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LockStatus {
     /// The lock's name.
     pub name: Name,
@@ -220,7 +221,7 @@ impl Volume {
             );
             return Ok(None);
         }
-        let token = self.bump_fence(&dir, name)?;
+        let token = self.bump_fence(&dir, name, &file)?;
         let me = crate::identity::current();
         let holder = HolderRecord {
             version: FORMAT_VERSION,
@@ -253,9 +254,11 @@ impl Volume {
             .map(|h| describe_holder(&h))
     }
 
-    /// Reads, increments, and durably writes the fencing counter. Called with the lock held,
-    /// so no other podsignal process touches the counter meanwhile.
-    fn bump_fence(&self, dir: &SafeDir, name: &Name) -> Result<FencingToken> {
+    /// Reads, increments, and durably writes the fencing counter, and keeps a copy of it in
+    /// the lock file itself (`locked`, which the protocol never deletes): tokens continue
+    /// even if the counter and the holder record are both deleted. Called with the lock
+    /// held, so no other podsignal process touches them meanwhile.
+    fn bump_fence(&self, dir: &SafeDir, name: &Name, locked: &File) -> Result<FencingToken> {
         let file = layout::fence_file(name);
         let counter = Counter::parse(dir.read_record(&file)?.as_deref());
         let last_holder = match read_holder(dir, name) {
@@ -265,13 +268,15 @@ impl Volume {
                 None
             }
         };
-        let next = next_token(&counter, last_holder).map_err(|source| Error::Fence {
-            path: dir.path_of(&file),
-            source,
-        })?;
+        let in_lock_file = lock_file_token(locked);
+        let next =
+            next_token(&counter, last_holder.max(in_lock_file)).map_err(|source| Error::Fence {
+                path: dir.path_of(&file),
+                source,
+            })?;
         if let Counter::Corrupt(why) = &counter {
             tracing::warn!(
-                "{}: {why}; continuing from the last holder's token with {next}",
+                "{}: {why}; continuing from the last token the holder record or the lock file keeps, with {next}",
                 dir.path_of(&file).display()
             );
         }
@@ -282,6 +287,7 @@ impl Volume {
             true,
             &|_| false,
         )?;
+        write_lock_file_token(locked, next);
         Ok(next)
     }
 
@@ -350,6 +356,25 @@ impl Volume {
             flock_pid,
             problem: (!problems.is_empty()).then(|| problems.join("; ")),
         }
+    }
+}
+
+/// The token a lock file holds (podsignal writes the last one granted into it; flock(1)
+/// leaves it empty). Anything else counts as none.
+fn lock_file_token(file: &File) -> Option<FencingToken> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 24];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    Counter::parse(Some(&buf[..n])).last()
+}
+
+/// Writes `token` into the lock file (best-effort: a lock file opened read-only, for mixed
+/// UIDs, keeps what it had; the counter is the record that is fsynced).
+fn write_lock_file_token(file: &File, token: FencingToken) {
+    use std::os::unix::fs::FileExt;
+    let text = token.to_counter();
+    if file.write_at(text.as_bytes(), 0).is_ok() {
+        let _ = file.set_len(text.len() as u64);
     }
 }
 

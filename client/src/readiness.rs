@@ -36,6 +36,7 @@ pub enum WaitMode {
 
 /// A readiness record as a reader sees it: the record, and whether it counts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Readiness {
     /// The name.
     pub name: Name,
@@ -92,18 +93,26 @@ impl ReadinessGuard {
 
     fn do_retract(&self, reason: &str) -> Result<()> {
         // Only our own hold: someone may have written the name since (a sticky record, or
-        // another hold in this very process), and theirs must stand.
-        let ours = matches!(
-            self.volume.read_readiness_record(&self.name),
-            Ok(Some(r)) if r.hold.as_deref() == Some(self.hold.as_str())
-        );
-        let result = if ours {
-            self.volume
-                .write_readiness(&self.name, ReadinessState::Unready, Some(reason), None)
-        } else {
-            Ok(())
-        };
-        self.volume.inner.ready.remove(&self.live_file())?;
+        // another hold in this very process), and theirs must stand. Checked and written
+        // under the directory's write lock, so nobody writes in between.
+        let dir = &self.volume.inner.ready;
+        let result = dir.write_locked(|| {
+            let ours = matches!(
+                self.volume.read_readiness_record(&self.name),
+                Ok(Some(r)) if r.hold.as_deref() == Some(self.hold.as_str())
+            );
+            if ours {
+                self.volume.write_readiness_unlocked(
+                    &self.name,
+                    ReadinessState::Unready,
+                    Some(reason),
+                    None,
+                )
+            } else {
+                Ok(())
+            }
+        });
+        dir.remove(&self.live_file())?;
         result
     }
 }
@@ -210,9 +219,23 @@ impl Volume {
         Ok((hold, live))
     }
 
-    /// Writes the record of `name`: held (by hold `hold`) or sticky (`None`). First removes
-    /// the name's debris: dead holders' liveness files and dead writers' temporary files.
+    /// Writes the record of `name`: held (by hold `hold`) or sticky (`None`), under the
+    /// directory's write lock (a retraction in progress decides and writes without us in
+    /// between). First removes the name's debris: dead holders' liveness files and dead
+    /// writers' temporary files.
     pub(crate) fn write_readiness(
+        &self,
+        name: &Name,
+        state: ReadinessState,
+        reason: Option<&str>,
+        hold: Option<&str>,
+    ) -> Result<()> {
+        self.inner
+            .ready
+            .write_locked(|| self.write_readiness_unlocked(name, state, reason, hold))
+    }
+
+    fn write_readiness_unlocked(
         &self,
         name: &Name,
         state: ReadinessState,

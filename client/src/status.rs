@@ -12,6 +12,7 @@ use crate::volume::Volume;
 
 /// Everything in the shared directory at one moment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Status {
     /// The directory.
     pub dir: String,
@@ -32,6 +33,7 @@ pub struct Status {
 
 /// Which events the log holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventsExtent {
     /// The oldest sequence number kept (0 if empty).
     pub first_seq: u64,

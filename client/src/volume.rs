@@ -33,6 +33,10 @@ pub struct VolumeOptions {
     pub rescan: Duration,
     /// The `source` recorded as writer; defaults to `PODSIGNAL_NAME`.
     pub source: Option<String>,
+    /// The most lock files this process may wait for at once (each wait runs on a thread
+    /// that lives until the lock is free); `None`: no limit. For servers whose callers choose
+    /// the lock names: the agent sets its `--max-waiters`.
+    pub max_lock_waits: Option<usize>,
 }
 
 impl Default for VolumeOptions {
@@ -42,6 +46,7 @@ impl Default for VolumeOptions {
             durable: false,
             rescan: Duration::from_secs(1),
             source: None,
+            max_lock_waits: None,
         }
     }
 }
@@ -92,6 +97,7 @@ impl Volume {
                 "Volume::open must be called inside a tokio runtime".into(),
             ));
         }
+        let max_lock_waits = options.max_lock_waits;
         let root = SafeDir::open_root(path, options.access)?;
         let sub = |name: &'static str| SafeDir::open_subdir(&root, name);
         let (ready, locks, leaders) = (
@@ -129,7 +135,7 @@ impl Volume {
                 options,
                 watcher: OnceLock::new(),
                 areas,
-                flocks: FlockWaits::default(),
+                flocks: FlockWaits::with_limit(max_lock_waits),
             }),
             identity: Arc::new(identity),
         })

@@ -39,6 +39,7 @@ pub fn parse_caller_header(value: &str) -> Option<Identity> {
 
 /// What went wrong, as a stable machine-readable code (the `error` field of [`ErrorBody`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A malformed query parameter or request (400).
@@ -92,6 +93,7 @@ pub enum ErrorCode {
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorBody {
     /// The error code.
     pub error: ErrorCode,
@@ -144,6 +146,7 @@ impl ErrorBody {
 /// `PUT /v1/readiness/{name}`: a sticky readiness record, or with `hold`, a change of state of
 /// a record this agent holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetReadiness {
     /// Ready (true) or unready (false).
@@ -154,11 +157,13 @@ pub struct SetReadiness {
     /// The hold id from a readiness hold's grant: change the held record (it stays held)
     /// instead of writing a sticky one. 404 if the agent holds no such hold of this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9a-f]{16}$")))]
     pub hold: Option<String>,
 }
 
 /// The optional body of `POST .../hold` and `POST /v1/shutdown`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     /// Why.
@@ -168,6 +173,7 @@ pub struct Reason {
 
 /// `POST /v1/events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Publish {
     /// The event's kind.
@@ -179,6 +185,7 @@ pub struct Publish {
 
 /// `PUT /v1/phase`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetPhase {
     /// The new phase.
@@ -193,6 +200,7 @@ pub struct SetPhase {
 
 /// `GET /v1/phase`: the phase (`starting` if never set) and its record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PhaseView {
     /// The current phase.
     pub phase: Phase,
@@ -203,6 +211,7 @@ pub struct PhaseView {
 /// `GET /v1/exits/{name}`: the tombstone of the container running `run --name NAME`, if it
 /// exited since its last start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ExitView {
     /// The container's name.
     pub name: Name,
@@ -212,6 +221,7 @@ pub struct ExitView {
 
 /// A lock or leadership granted by the agent (or a held readiness record, without a token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Grant {
     /// The lock, campaign or readiness name.
     pub name: Name,
@@ -235,6 +245,7 @@ pub struct Grant {
 
 /// One line of a hold stream (`POST .../hold`): newline-delimited JSON, open while held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HoldMessage {
     /// The first line: what is now held.

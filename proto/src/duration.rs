@@ -18,9 +18,24 @@ pub struct DurationError {
 /// computed from one (`now + d`) would overflow the clock.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
+/// The grammar [`parse_duration_capped`] accepts, as a regular expression (for the agent's
+/// OpenAPI document): parts of at most 12 digits.
+pub const DURATION_PATTERN: &str = "^(0|([0-9]{1,12}(ms|s|m|h))+)$";
+
 /// Parses a duration: one or more `<integer><unit>` parts, unit one of `ms`, `s`, `m`, `h`.
 /// A bare `0` is accepted; any other number needs a unit. At most [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    parse(input, false)
+}
+
+/// [`parse_duration`] for a value that is capped anyway (an HTTP `wait=` or `ttl=`): a
+/// duration longer than [`MAX_DURATION`] is [`MAX_DURATION`], not an error. Accepts exactly
+/// [`DURATION_PATTERN`].
+pub fn parse_duration_capped(input: &str) -> Result<Duration, DurationError> {
+    parse(input, true)
+}
+
+fn parse(input: &str, cap: bool) -> Result<Duration, DurationError> {
     let err = |why| DurationError {
         input: input.to_owned(),
         why,
@@ -41,6 +56,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(err("expected a number"));
         }
+        if cap && digits > 12 {
+            return Err(err("at most 12 digits a part"));
+        }
         let value: u64 = rest[..digits]
             .parse()
             .map_err(|_| err("number too large"))?;
@@ -48,21 +66,29 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
+        let secs = |factor: u64| {
+            value
+                .checked_mul(factor)
+                .map(Duration::from_secs)
+                .or(cap.then_some(MAX_DURATION))
+                .ok_or_else(|| err("too large"))
+        };
         let part = match &rest[..unit_len] {
             "ms" => Duration::from_millis(value),
             "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.checked_mul(60).ok_or_else(|| err("too large"))?),
-            "h" => Duration::from_secs(value.checked_mul(3600).ok_or_else(|| err("too large"))?),
+            "m" => secs(60)?,
+            "h" => secs(3600)?,
             "" => return Err(err("missing unit")),
             _ => return Err(err("unknown unit")),
         };
-        total = total.checked_add(part).ok_or_else(|| err("too large"))?;
+        total = total.saturating_add(part);
         rest = &rest[unit_len..];
     }
-    if total > MAX_DURATION {
-        return Err(err("longer than ten years (87600h)"));
+    match total > MAX_DURATION {
+        true if cap => Ok(MAX_DURATION),
+        true => Err(err("longer than ten years (87600h)")),
+        false => Ok(total),
     }
-    Ok(total)
 }
 
 /// Formats a duration in the spelling [`parse_duration`] reads, choosing the largest exact unit.
@@ -113,6 +139,16 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
+        assert_eq!(parse_duration_capped("87601h").unwrap(), MAX_DURATION);
+        assert_eq!(
+            parse_duration_capped("999999999999h").unwrap(),
+            MAX_DURATION
+        );
+        assert!(parse_duration_capped("").is_err());
+        assert!(
+            parse_duration_capped("1234567890123s").is_err(),
+            "13 digits"
+        );
     }
 
     proptest! {
@@ -125,6 +161,14 @@ mod tests {
         #[test]
         fn arbitrary_input_never_panics(s in ".*") {
             let _ = parse_duration(&s);
+            let _ = parse_duration_capped(&s);
+        }
+
+        /// The pattern in the OpenAPI document accepts exactly what the capped parser does.
+        #[test]
+        fn the_published_pattern_is_the_grammar(s in "(0|[0-9]{0,14}(ms|s|m|h|d|x|)){0,3}") {
+            let re = regex::Regex::new(DURATION_PATTERN).unwrap();
+            prop_assert_eq!(re.is_match(&s), parse_duration_capped(&s).is_ok(), "{:?}", s);
         }
     }
 }

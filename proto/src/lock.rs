@@ -11,6 +11,7 @@ use crate::record::{self, Identity, RecordError};
 /// A fencing token: strictly increasing per lock name, across holders and restarts. Hand it to
 /// the resource you protect and have it reject writes carrying a smaller token than it has seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct FencingToken(pub u64);
 
@@ -88,11 +89,11 @@ pub enum FenceError {
 }
 
 /// The token to grant next: one past the highest token ever granted, which is the larger of
-/// the counter and the last holder record's token. Every grant writes the counter (fsynced)
-/// and then the holder record before it is reported, so the holder record's token is the
-/// last one anyone was given: even if the counter was emptied, deleted or garbled, tokens
-/// continue from there and never go backwards. Only with a corrupt counter and no holder
-/// record is there nothing to go on: then no token is granted.
+/// the counter and `last_known` (the last holder record's token, and the copy the lock file
+/// keeps). Every grant writes the counter (fsynced) and then the holder record before it is
+/// reported, so the holder record's token is the last one anyone was given: even if the
+/// counter was emptied, deleted or garbled, tokens continue from there and never go
+/// backwards. Only with a corrupt counter and nothing else to go on is no token granted.
 pub fn next_token(
     counter: &Counter,
     last_holder: Option<FencingToken>,
@@ -110,6 +111,7 @@ fn truncate(s: &str) -> String {
 
 /// Who holds (or last held) a lock or leadership: `NAME.holder.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HolderRecord {
     /// Format version.
     pub version: u32,

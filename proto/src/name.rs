@@ -17,6 +17,26 @@ pub const MAX_NAME_LEN: usize = 63;
 #[serde(try_from = "String", into = "String")]
 pub struct Name(String);
 
+/// The grammar of a name, as a regular expression (for the agent's OpenAPI document).
+pub const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$";
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Name {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Name".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": NAME_PATTERN,
+            "minLength": 1,
+            "maxLength": MAX_NAME_LEN,
+            "description": "A name: a-z, 0-9, '.', '_' and '-', starting and ending with a-z or 0-9, at most 63 bytes.",
+        })
+    }
+}
+
 /// Why a string is not a [`Name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -149,6 +169,13 @@ mod tests {
     }
 
     proptest! {
+        /// The pattern in the OpenAPI document accepts exactly the names `Name::new` does.
+        #[test]
+        fn the_published_pattern_is_the_grammar(s in "[a-z0-9._A-Z/-]{0,70}") {
+            let re = regex::Regex::new(NAME_PATTERN).unwrap();
+            prop_assert_eq!(re.is_match(&s), Name::new(&s).is_ok(), "{:?}", s);
+        }
+
         #[test]
         fn valid_names_round_trip_and_are_safe_file_names(s in "[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?") {
             let n = Name::new(&s).unwrap();

@@ -9,6 +9,7 @@ use crate::record::{self, Identity, RecordError};
 
 /// Where the pod is in its life. Ordered: `starting < running < draining < stopping`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Containers are starting; not every dependency is ready yet. The phase of a pod whose
@@ -65,6 +66,7 @@ impl FromStr for Phase {
 
 /// The phase record, `phase.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PhaseRecord {
     /// Format version.
     pub version: u32,

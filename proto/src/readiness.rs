@@ -7,6 +7,7 @@ use crate::record::{self, Identity, RecordError};
 
 /// Whether a readiness record says ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReadinessState {
     /// The named component is ready.
@@ -17,6 +18,7 @@ pub enum ReadinessState {
 
 /// A readiness record as stored in `ready/NAME.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReadinessRecord {
     /// Format version ([`record::FORMAT_VERSION`]).
     pub version: u32,
@@ -36,6 +38,7 @@ pub struct ReadinessRecord {
     /// each other's records). Records written before hold ids existed name their liveness file
     /// by the writer's incarnation instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9a-f]{16}$")))]
     pub hold: Option<String>,
     /// Who wrote it.
     pub writer: Identity,

@@ -13,6 +13,7 @@ pub const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// Who wrote a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Identity {
     /// The writer's process id, in its own PID namespace.
     pub pid: u32,
@@ -22,6 +23,7 @@ pub struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// A random id of the writing process, different on every start: tells restarts apart.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9a-f]{16}$")))]
     pub incarnation: String,
 }
 

@@ -9,6 +9,7 @@ use crate::record::{self, Identity, RecordError};
 
 /// A request that the container running `run --name NAME` stop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StopRequest {
     /// Format version.
     pub version: u32,

@@ -9,6 +9,7 @@ use crate::record::{self, Identity, RecordError};
 
 /// How the container running `run --name NAME` exited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TombstoneRecord {
     /// Format version.
     pub version: u32,

@@ -5,6 +5,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use podsignal_client::{Volume, VolumeOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{AccessArg, AgentArgs, GlobalOpts};
@@ -49,15 +50,22 @@ pub async fn agent(
             );
         }
     }
-    let volume = crate::open_volume(global).await?;
     let budget = http::Budget::of_this_process();
+    let max_waiters = args.max_waiters.unwrap_or(budget.waiters);
+    // Callers choose lock names, and a blocking wait's thread lives until its lock is free:
+    // --max-waiters bounds those threads too.
+    let options = VolumeOptions {
+        max_lock_waits: Some(max_waiters),
+        ..crate::volume_options(global, None)
+    };
+    let volume = Volume::open(&global.dir, options).await?;
     let config = Config {
         max_body: args.max_body,
         max_connections: args.max_connections.unwrap_or(budget.connections).max(1),
         header_timeout: args
             .header_timeout
             .max(std::time::Duration::from_millis(10)),
-        max_waiters: args.max_waiters.unwrap_or(budget.waiters),
+        max_waiters,
         max_streams: args.max_streams,
         max_wait: args.max_wait,
         request_timeout: args.request_timeout,

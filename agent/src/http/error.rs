@@ -1,8 +1,6 @@
 //! [`ApiError`]: every error answer, as a status and an [`ErrorBody`]; and the extractors
 //! that route bad JSON and bad query strings through it, so no error is ever plain text.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -122,6 +120,11 @@ impl From<ClientError> for ApiError {
                 ErrorCode::PayloadTooLarge,
                 "",
             ),
+            ClientError::TooManyWaits { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TooManyWaiters,
+                "",
+            ),
             ClientError::Agent { .. } => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "")
             }
@@ -142,19 +145,6 @@ pub fn parse_name(what: &str, s: &str) -> Result<Name, ApiError> {
         err.body.name = None;
         err
     })
-}
-
-/// Parses a comma-separated list of names.
-pub fn parse_names(what: &str, s: &str) -> Result<Vec<Name>, ApiError> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| parse_name(what, p))
-        .collect()
-}
-
-/// Parses a duration parameter (`500ms`, `30s`, `2m`).
-pub fn parse_duration(param: &str, s: &str) -> Result<Duration, ApiError> {
-    podsignal_proto::parse_duration(s).map_err(|e| ApiError::bad_request(format!("{param}: {e}")))
 }
 
 /// A JSON body; a bad one answers 400 `bad_json` (415 without a JSON content type, 413 when

@@ -13,19 +13,47 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use podsignal_client::{Coordinator, Error as ClientError, Event};
 use podsignal_proto::api::{EVENTS_LOST_HEADER, Publish};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::caller::Caller;
-use super::error::{ApiJson, ApiQuery, parse_names};
-use super::{ApiError, AppState, Routes};
+use super::error::{ApiJson, ApiQuery};
+use super::params::{Dur, Names};
+use super::{Answer, ApiError, AppState, Doc, Routes, schema};
 
 /// The most events one list answers with (read on the blocking pool, never on the runtime).
 const MAX_LIMIT: usize = 10_000;
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/events", list)
-        .post("/v1/events", publish)
-        .get("/v1/events/stream", stream)
+    r.get(
+        "/v1/events",
+        list,
+        Doc::new(
+            "The events after since (0: from the oldest kept); with wait, long-poll while there is none. Without strict, a loss is said in the podsignal-events-lost header.",
+            Answer::Json(200, schema::<Vec<Event>>),
+        )
+        .query(schema::<ListQuery>)
+        .errors(&[410]),
+    )
+    .post(
+        "/v1/events",
+        publish,
+        Doc::new(
+            "Publish an event; answers it with its seq.",
+            Answer::Json(201, schema::<Event>),
+        )
+        .body(schema::<Publish>, true)
+        .errors(&[413, 415]),
+    )
+    .get(
+        "/v1/events/stream",
+        stream,
+        Doc::new(
+            "Server-Sent Events: each message's id is the event's seq and its data the event; Last-Event-ID resumes; a loss is an `event: error` (events_rotated), shutdown an `event: shutdown`.",
+            Answer::Stream("text/event-stream", "Server-Sent Events."),
+        )
+        .query(schema::<StreamQuery>),
+    )
 }
 
 async fn publish(
@@ -39,30 +67,33 @@ async fn publish(
 }
 
 /// Query of the list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     /// Events after this sequence number (0: from the oldest kept).
     #[serde(default)]
     since: u64,
-    /// At most this many (default and maximum 10000).
-    limit: Option<usize>,
-    /// 410 `events_rotated` if events after `since` were rotated away (instead of starting
-    /// at the oldest kept one).
+    /// At most this many (default 10000; more is cut to 10000).
+    limit: Option<u64>,
+    /// 410 `events_rotated` if the events right after `since` were rotated away (instead of
+    /// starting at the oldest kept one).
     #[serde(default)]
     strict: bool,
-    /// If there is nothing after `since`, wait up to this long for an event.
-    wait: Option<String>,
+    /// If there is nothing after `since`, wait up to this long (capped by --max-wait) for an
+    /// event: `[]` if none came.
+    wait: Option<Dur>,
 }
 
 async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
+    let limit = q.limit.map_or(MAX_LIMIT, |l| {
+        usize::try_from(l).unwrap_or(MAX_LIMIT).min(MAX_LIMIT)
+    });
     let volume = state.volume();
     let strict = q.strict && q.since > 0;
-    let page = match state.wait_param(q.wait.as_deref())? {
+    let page = match state.wait_param(q.wait) {
         None => volume.read_events_page(q.since, limit, strict).await?,
         Some(wait) => {
             let _slot = state.waiter()?;
@@ -96,14 +127,14 @@ async fn list(
 }
 
 /// Query of the stream.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct StreamQuery {
     /// Events after this sequence number; `Last-Event-ID` takes precedence. Absent: only
     /// events published from now on.
     since: Option<u64>,
     /// Only these kinds (comma-separated).
-    kinds: Option<String>,
+    kinds: Option<Names>,
 }
 
 async fn stream(
@@ -122,11 +153,7 @@ async fn stream(
                 })
         })
         .transpose()?;
-    let kinds = q
-        .kinds
-        .as_deref()
-        .map(|k| parse_names("kind", k))
-        .transpose()?;
+    let kinds = q.kinds.map(|k| k.0);
     let slot = state.stream_slot()?;
     let volume = state.volume();
     let since = match last_event_id.or(q.since) {

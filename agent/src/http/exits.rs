@@ -7,27 +7,72 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use podsignal_client::{Coordinator, StopRequest, TombstoneRecord};
 use podsignal_proto::api::{ExitView, Reason};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::caller::Caller;
 use super::error::{ApiJson, ApiPath, ApiQuery, OptionalJson, parse_name};
-use super::{ApiError, AppState, Routes};
+use super::params::Dur;
+use super::{Answer, ApiError, AppState, Doc, Routes, schema};
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/exits/{name}", show)
-        .put("/v1/exits/{name}", write)
-        .delete("/v1/exits/{name}", starting)
-        .post("/v1/stop/{name}", request_stop)
-        .delete("/v1/stop/{name}", take_stop)
+    r.get(
+        "/v1/exits/{name}",
+        show,
+        Doc::new(
+            "The tombstone of run --name NAME (null if it has not exited); with wait, long-poll until it has (with code, that exit code).",
+            Answer::Json(200, schema::<ExitView>),
+        )
+        .query(schema::<ShowQuery>)
+        .errors(&[408]),
+    )
+    .put(
+        "/v1/exits/{name}",
+        write,
+        Doc::new(
+            "Write the tombstone of run --name NAME (run through --agent).",
+            Answer::Json(200, schema::<ExitView>),
+        )
+        .body(schema::<TombstoneRecord>, true)
+        .errors(&[413, 415]),
+    )
+    .delete(
+        "/v1/exits/{name}",
+        starting,
+        Doc::new(
+            "NAME starts: remove its tombstone and any stop request left from before.",
+            Answer::NoContent,
+        ),
+    )
+    .post(
+        "/v1/stop/{name}",
+        request_stop,
+        Doc::new(
+            "Ask the container running run --name NAME to stop.",
+            Answer::Json(201, schema::<StopRequest>),
+        )
+        .body(schema::<Reason>, false)
+        .errors(&[413, 415]),
+    )
+    .delete(
+        "/v1/stop/{name}",
+        take_stop,
+        Doc::new(
+            "Take the stop request for NAME: wait for one, remove it, answer it (run through --agent).",
+            Answer::Json(200, schema::<StopRequest>),
+        )
+        .query(schema::<TakeQuery>)
+        .errors(&[408]),
+    )
 }
 
 /// Query of `GET /v1/exits/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ShowQuery {
-    /// Wait until there is a tombstone (with exit code `code`, if given).
-    wait: Option<String>,
-    /// The exit code to wait for.
+    /// Wait until there is a tombstone (capped by --max-wait; 408 after).
+    wait: Option<Dur>,
+    /// With `wait`: the exit code to wait for.
     code: Option<u8>,
 }
 
@@ -38,7 +83,7 @@ async fn show(
 ) -> Result<Json<ExitView>, ApiError> {
     let name = parse_name("exit", &name)?;
     let volume = state.volume();
-    let tombstone = match state.wait_param(q.wait.as_deref())? {
+    let tombstone = match state.wait_param(q.wait) {
         None => volume.tombstone(&name).await?,
         Some(wait) => {
             let _slot = state.waiter()?;
@@ -93,11 +138,11 @@ async fn request_stop(
 }
 
 /// Query of `DELETE /v1/stop/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TakeQuery {
-    /// Wait up to this long for a request (required: 408 after).
-    wait: String,
+    /// Wait up to this long for a request (capped by --max-wait; 408 after).
+    wait: Dur,
 }
 
 /// Takes (waits for, removes and returns) the stop request for `name`: `run --name NAME`
@@ -108,7 +153,7 @@ async fn take_stop(
     ApiQuery(q): ApiQuery<TakeQuery>,
 ) -> Result<Json<StopRequest>, ApiError> {
     let name = parse_name("stop", &name)?;
-    let wait = state.wait_param(Some(&q.wait))?.unwrap_or_default();
+    let wait = state.wait_param(Some(q.wait)).unwrap_or_default();
     let _slot = state.waiter()?;
     let taken = tokio::time::timeout(wait, state.volume().take_stop_request(&name));
     match state

@@ -93,7 +93,9 @@ pub fn respond<G: Send + 'static>(
                 _ = h.shutdown.cancelled() => {
                     h.done = true;
                     if let Some(g) = h.guard.take() {
-                        release(g); // before saying so
+                        // Released before saying so: a client that reads `released` may
+                        // count on it.
+                        let _ = tokio::task::spawn_blocking(move || drop(g)).await;
                     }
                     HoldMessage::Released { reason: "the agent is shutting down".into() }
                 }

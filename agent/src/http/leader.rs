@@ -4,12 +4,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use podsignal_client::{Coordinator, FencingToken, LockStatus, Scope};
-use serde::Deserialize;
+use podsignal_client::{Coordinator, FencingToken, HolderRecord, LockStatus, Scope};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiPath, ApiQuery, parse_name};
-use super::locks::{Scoped, acquire_lease, hold, list, release_lease, renew_lease};
-use super::{ApiError, AppState, Routes};
+use super::locks::{Scoped, acquire_lease, docs, hold, list, release_lease, renew_lease};
+use super::params::Dur;
+use super::{Answer, ApiError, AppState, Doc, Routes, schema};
 
 /// `/v1/leaders`.
 pub struct Leaders;
@@ -19,22 +21,81 @@ impl Scoped for Leaders {
 }
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/leaders", list::<Leaders>)
-        .get("/v1/leaders/{name}", show)
-        .post("/v1/leaders/{name}", acquire_lease::<Leaders>)
-        .delete("/v1/leaders/{name}", release_lease::<Leaders>)
-        .post("/v1/leaders/{name}/hold", hold::<Leaders>)
-        .post("/v1/leaders/{name}/renew", renew_lease::<Leaders>)
+    r.get(
+        "/v1/leaders",
+        list::<Leaders>,
+        Doc::new(
+            "Every leader campaign, as a lock.",
+            Answer::Json(200, schema::<Vec<LockStatus>>),
+        ),
+    )
+    .get(
+        "/v1/leaders/{name}",
+        show,
+        Doc::new(
+            "A campaign as a lock, plus leader: the leader, or null; with wait, long-poll until the leader's token differs from token.",
+            Answer::Json(200, schema::<LeaderView>),
+        )
+        .query(schema::<ShowQuery>)
+        .errors(&[408]),
+    )
+    .post("/v1/leaders/{name}", acquire_lease::<Leaders>, docs::ACQUIRE_LEASE)
+    .delete("/v1/leaders/{name}", release_lease::<Leaders>, docs::RELEASE_LEASE)
+    .post("/v1/leaders/{name}/hold", hold::<Leaders>, docs::HOLD)
+    .post("/v1/leaders/{name}/renew", renew_lease::<Leaders>, docs::RENEW_LEASE)
+}
+
+/// A campaign: its lock status, and its leader.
+#[derive(Debug, Serialize, JsonSchema)]
+struct LeaderView {
+    /// The campaign as a lock.
+    #[serde(flatten)]
+    status: LockStatus,
+    /// The leader while it leads, else `null`.
+    leader: Option<HolderRecord>,
 }
 
 /// Query of `GET /v1/leaders/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ShowQuery {
-    /// Wait until the leader differs from `token`.
-    wait: Option<String>,
-    /// The leader's token the caller knows (`none`: no leader). Default: the current one.
-    token: Option<String>,
+    /// Wait until the leader differs from `token` (capped by --max-wait; 408 after).
+    wait: Option<Dur>,
+    /// The leader's token the caller knows, or `none` (no leader). Default: the current one.
+    token: Option<Known>,
+}
+
+/// `token=`: a fencing token or `none`.
+#[derive(Debug, Clone, Copy)]
+struct Known(Option<FencingToken>);
+
+impl<'de> Deserialize<'de> for Known {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Known, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        match s.as_ref() {
+            "none" => Ok(Known(None)),
+            t => t
+                .parse()
+                .map(|n| Known(Some(FencingToken(n))))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("token {t:?}: expected a number or none"))
+                }),
+        }
+    }
+}
+
+impl JsonSchema for Known {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KnownToken".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(none|[0-9]{1,19})$",
+            "description": "A fencing token, or none.",
+        })
+    }
 }
 
 /// The campaign as a lock status, plus `leader`: the holder while it leads, else `null`.
@@ -42,17 +103,11 @@ async fn show(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<ShowQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LeaderView>, ApiError> {
     let name = parse_name("leader", &name)?;
     let volume = state.volume();
-    let known = match q.token.as_deref() {
-        None => None,
-        Some("none") => Some(None),
-        Some(t) => Some(Some(FencingToken(t.parse().map_err(|_| {
-            ApiError::bad_request(format!("token {t:?}: expected a number or none"))
-        })?))),
-    };
-    if let Some(wait) = state.wait_param(q.wait.as_deref())? {
+    let known = q.token.map(|k| k.0);
+    if let Some(wait) = state.wait_param(q.wait) {
         let known = match known {
             Some(k) => k,
             None => volume.leader(&name).await?.map(|h| h.token),
@@ -63,12 +118,8 @@ async fn show(
             .await?;
     }
     let status = volume.lock_status(Scope::Leader, &name).await?;
-    Ok(Json(leader_view(&status)))
-}
-
-/// A campaign's status with `leader` beside it (the same document serves both readers).
-fn leader_view(status: &LockStatus) -> serde_json::Value {
-    let mut view = serde_json::to_value(status).unwrap_or_default();
-    view["leader"] = serde_json::to_value(status.current_holder()).unwrap_or_default();
-    view
+    Ok(Json(LeaderView {
+        leader: status.current_holder(),
+        status,
+    }))
 }

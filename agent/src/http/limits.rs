@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use podsignal_proto::api::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::parse_duration;
+use super::params::Dur;
 use super::{ApiError, AppState, Config};
 
 /// The semaphores behind `--max-waiters` and `--max-streams`.
@@ -90,9 +90,8 @@ impl AppState {
     }
 
     /// The `wait` parameter, capped at `--max-wait`; `None` if absent (do not wait).
-    pub fn wait_param(&self, wait: Option<&str>) -> Result<Option<Duration>, ApiError> {
-        wait.map(|w| parse_duration("wait", w).map(|d| d.min(self.config().max_wait)))
-            .transpose()
+    pub fn wait_param(&self, wait: Option<Dur>) -> Option<Duration> {
+        wait.map(|w| w.0.min(self.config().max_wait))
     }
 
     /// Runs `fut` unless the agent shuts down first, which answers 503 `shutting_down`.

@@ -11,12 +11,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podsignal_client::{Coordinator, LockGuard, LockHold, LockStatus, Name, Scope, Volume, Wait};
 use podsignal_proto::api::{Grant, IDEMPOTENCY_KEY_HEADER};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::caller::Caller;
-use super::error::{ApiPath, ApiQuery, parse_duration, parse_name};
+use super::error::{ApiPath, ApiQuery, parse_name};
 use super::leases::Begun;
-use super::{ApiError, AppState, Routes, hold};
+use super::params::Dur;
+use super::{Answer, ApiError, AppState, Doc, Routes, hold, schema};
 
 /// The longest lease accepted.
 const MAX_TTL: Duration = Duration::from_secs(3600);
@@ -37,12 +39,69 @@ impl Scoped for Locks {
 }
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/locks", list::<Locks>)
-        .get("/v1/locks/{name}", show)
-        .post("/v1/locks/{name}", acquire_lease::<Locks>)
-        .delete("/v1/locks/{name}", release_lease::<Locks>)
-        .post("/v1/locks/{name}/hold", hold::<Locks>)
-        .post("/v1/locks/{name}/renew", renew_lease::<Locks>)
+    r.get(
+        "/v1/locks",
+        list::<Locks>,
+        Doc::new("Every lock.", Answer::Json(200, schema::<Vec<LockStatus>>)),
+    )
+    .get(
+        "/v1/locks/{name}",
+        show,
+        Doc::new(
+            "A lock: held or not, the last holder, the last fencing token.",
+            Answer::Json(200, schema::<LockStatus>),
+        ),
+    )
+    .post(
+        "/v1/locks/{name}",
+        acquire_lease::<Locks>,
+        docs::ACQUIRE_LEASE,
+    )
+    .delete(
+        "/v1/locks/{name}",
+        release_lease::<Locks>,
+        docs::RELEASE_LEASE,
+    )
+    .post("/v1/locks/{name}/hold", hold::<Locks>, docs::HOLD)
+    .post(
+        "/v1/locks/{name}/renew",
+        renew_lease::<Locks>,
+        docs::RENEW_LEASE,
+    )
+}
+
+/// The docs of the routes locks and leaders share.
+pub mod docs {
+    use super::*;
+
+    /// `POST .../{name}`.
+    pub const ACQUIRE_LEASE: Doc = Doc::new(
+        "Acquire as a lease the agent holds until ttl passes without a renewal (try once, or wait); an Idempotency-Key makes retries safe.",
+        Answer::Json(200, schema::<Grant>),
+    )
+    .query(schema::<AcquireQuery>)
+    .errors(&[408]);
+    /// `DELETE .../{name}`.
+    pub const RELEASE_LEASE: Doc = Doc::new("Release a lease.", Answer::NoContent)
+        .query(schema::<ReleaseQuery>)
+        .errors(&[404]);
+    /// `POST .../{name}/renew`.
+    pub const RENEW_LEASE: Doc = Doc::new(
+        "Renew a lease: its ttl counts again from now.",
+        Answer::Json(200, schema::<Grant>),
+    )
+    .query(schema::<RenewQuery>)
+    .errors(&[404]);
+    /// `POST .../{name}/hold`.
+    pub const HOLD: Doc = Doc::new(
+        "Acquire (try once, or wait) and hold for as long as this response stays open.",
+        Answer::Stream(
+            "application/x-ndjson",
+            "JSON lines: {\"type\":\"held\",\"token\":N,\"heartbeat_ms\":N} first, then heartbeats; released on shutdown.",
+        ),
+    )
+    .query(schema::<HoldQuery>)
+    .errors(&[408]);
 }
 
 pub async fn list<S: Scoped>(
@@ -59,25 +118,39 @@ async fn show(
     Ok(Json(state.volume().lock_status(Scope::Lock, &name).await?))
 }
 
-/// Query of acquisitions.
-#[derive(Debug, Deserialize)]
+/// Query of lease acquisitions.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireQuery {
-    /// Wait up to this long; absent: try once.
-    wait: Option<String>,
-    /// Lease time to live (lease acquisitions only).
-    ttl: Option<String>,
+    /// Wait up to this long (capped by --max-wait; 408 after); absent: try once (409 if
+    /// held).
+    wait: Option<Dur>,
+    /// The lease's time to live (default 30s; cut to between 1ms and 1h).
+    ttl: Option<Dur>,
 }
 
-/// Query of renewals and releases.
-#[derive(Debug, Deserialize)]
+/// Query of lease renewals.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LeaseQuery {
+pub struct RenewQuery {
     /// The lease id from the grant.
-    lease: String,
-    /// A new time to live (renew only).
-    ttl: Option<String>,
+    lease: LeaseId,
+    /// A new time to live (cut to between 1ms and 1h); absent: the lease's own.
+    ttl: Option<Dur>,
 }
+
+/// Query of lease releases.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseQuery {
+    /// The lease id from the grant.
+    lease: LeaseId,
+}
+
+/// A lease id: 32 hex digits.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct LeaseId(#[schemars(regex(pattern = r"^[0-9a-f]{32}$"))] String);
 
 /// Acquires (waiting if asked to, until the agent shuts down), counting the wait in the
 /// histogram. Cancel-safe: a client that goes away abandons the wait, leaving nothing.
@@ -99,16 +172,9 @@ pub async fn acquire(
     Ok(held)
 }
 
-fn ttl_param(ttl: Option<&str>) -> Result<Option<Duration>, ApiError> {
-    let Some(ttl) = ttl else { return Ok(None) };
-    let ttl = parse_duration("ttl", ttl)?;
-    if ttl.is_zero() || ttl > MAX_TTL {
-        return Err(ApiError::bad_request(format!(
-            "ttl must be between 1ms and {}",
-            podsignal_proto::format_duration(MAX_TTL)
-        )));
-    }
-    Ok(Some(ttl))
+/// A lease's time to live, cut to between 1 ms and [`MAX_TTL`] (the grant says what it got).
+fn ttl_param(ttl: Option<Dur>) -> Option<Duration> {
+    ttl.map(|t| t.0.clamp(Duration::from_millis(1), MAX_TTL))
 }
 
 pub async fn acquire_lease<S: Scoped>(
@@ -120,8 +186,8 @@ pub async fn acquire_lease<S: Scoped>(
 ) -> Result<Json<Grant>, ApiError> {
     let scope = S::SCOPE;
     let name = parse_name(scope.word(), &name)?;
-    let wait = state.wait_param(q.wait.as_deref())?;
-    let ttl = ttl_param(q.ttl.as_deref())?.unwrap_or(DEFAULT_TTL);
+    let wait = state.wait_param(q.wait);
+    let ttl = ttl_param(q.ttl).unwrap_or(DEFAULT_TTL);
     let key = headers
         .get(IDEMPOTENCY_KEY_HEADER)
         .map(|v| {
@@ -177,33 +243,30 @@ pub async fn acquire_lease<S: Scoped>(
 pub async fn renew_lease<S: Scoped>(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(q): ApiQuery<LeaseQuery>,
+    ApiQuery(q): ApiQuery<RenewQuery>,
 ) -> Result<Json<Grant>, ApiError> {
     let scope = S::SCOPE;
     let name = parse_name(scope.word(), &name)?;
-    let ttl = ttl_param(q.ttl.as_deref())?;
+    let ttl = ttl_param(q.ttl);
     state
         .inner
         .leases
-        .renew(scope, &name, &q.lease, ttl)
+        .renew(scope, &name, &q.lease.0, ttl)
         .map(Json)
-        .ok_or_else(|| no_lease(scope, &name, &q.lease))
+        .ok_or_else(|| no_lease(scope, &name, &q.lease.0))
 }
 
 pub async fn release_lease<S: Scoped>(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(q): ApiQuery<LeaseQuery>,
+    ApiQuery(q): ApiQuery<ReleaseQuery>,
 ) -> Result<StatusCode, ApiError> {
     let scope = S::SCOPE;
     let name = parse_name(scope.word(), &name)?;
-    if q.ttl.is_some() {
-        return Err(ApiError::bad_request("ttl is not a parameter of release"));
-    }
-    if state.inner.leases.release(scope, &name, &q.lease) {
+    if state.inner.leases.release(scope, &name, &q.lease.0) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(no_lease(scope, &name, &q.lease))
+        Err(no_lease(scope, &name, &q.lease.0))
     }
 }
 
@@ -217,11 +280,12 @@ fn no_lease(scope: Scope, name: &Name, lease: &str) -> ApiError {
 }
 
 /// Query of hold requests.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldQuery {
-    /// Wait up to this long; absent: try once.
-    wait: Option<String>,
+    /// Wait up to this long (capped by --max-wait; 408 after); absent: try once (409 if
+    /// held).
+    wait: Option<Dur>,
 }
 
 pub async fn hold<S: Scoped>(
@@ -232,7 +296,7 @@ pub async fn hold<S: Scoped>(
 ) -> Result<Response, ApiError> {
     let scope = S::SCOPE;
     let name = parse_name(scope.word(), &name)?;
-    let wait = state.wait_param(q.wait.as_deref())?;
+    let wait = state.wait_param(q.wait);
     let slot = state.waiter()?;
     let held = acquire(&state, &volume, scope, &name, wait).await?;
     let grant = Grant {

@@ -26,6 +26,7 @@ mod locks;
 pub mod metrics;
 mod openapi;
 mod ops;
+mod params;
 mod phase;
 mod readiness;
 mod serve;
@@ -148,21 +149,90 @@ impl AppState {
     }
 }
 
-/// A router under construction that also records its routes, so the OpenAPI document can be
-/// checked against what is actually served.
+/// The schema of a type, for the OpenAPI document ([`schema`] makes one).
+pub(crate) type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// The schema of `T`, as a [`SchemaFn`].
+pub(crate) fn schema<T: schemars::JsonSchema>(
+    g: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    g.subschema_for::<T>()
+}
+
+/// What a route answers when it succeeds.
+#[derive(Clone, Copy)]
+pub(crate) enum Answer {
+    /// JSON of this schema, with this status.
+    Json(u16, SchemaFn),
+    /// 204, no body.
+    NoContent,
+    /// A stream of this media type (SSE, JSON lines), described in words.
+    Stream(&'static str, &'static str),
+    /// Plain text (metrics).
+    Text,
+}
+
+/// What the OpenAPI document says of a route: written beside the route, from the same types
+/// the handler uses, so the document cannot drift from what is served.
+#[derive(Clone, Copy)]
+pub(crate) struct Doc {
+    pub(crate) summary: &'static str,
+    /// The query string's type: each field is a parameter.
+    pub(crate) query: Option<SchemaFn>,
+    /// The request body's type, and whether it is required.
+    pub(crate) body: Option<(SchemaFn, bool)>,
+    pub(crate) ok: Answer,
+    /// Statuses this route answers besides the ones every route may (400, 401, 403, 409,
+    /// 421, 503).
+    pub(crate) errors: &'static [u16],
+}
+
+impl Doc {
+    /// A route answering `ok`.
+    pub(crate) const fn new(summary: &'static str, ok: Answer) -> Doc {
+        Doc {
+            summary,
+            query: None,
+            body: None,
+            ok,
+            errors: &[],
+        }
+    }
+
+    /// Its query string is `T`.
+    pub(crate) const fn query(mut self, q: SchemaFn) -> Doc {
+        self.query = Some(q);
+        self
+    }
+
+    /// Its body is `T`, required or not.
+    pub(crate) const fn body(mut self, b: SchemaFn, required: bool) -> Doc {
+        self.body = Some((b, required));
+        self
+    }
+
+    /// It may also answer these statuses.
+    pub(crate) const fn errors(mut self, e: &'static [u16]) -> Doc {
+        self.errors = e;
+        self
+    }
+}
+
+/// A router under construction that also records its routes and their docs, for the OpenAPI
+/// document.
 pub(crate) struct Routes {
     router: Router<AppState>,
-    table: Vec<(&'static str, &'static str)>,
+    table: Vec<(&'static str, &'static str, Doc)>,
 }
 
 macro_rules! route_method {
     ($fn:ident, $word:literal) => {
-        fn $fn<H, T>(mut self, path: &'static str, handler: H) -> Self
+        fn $fn<H, T>(mut self, path: &'static str, handler: H, doc: Doc) -> Self
         where
             H: Handler<T, AppState>,
             T: 'static,
         {
-            self.table.push(($word, path));
+            self.table.push(($word, path, doc));
             self.router = self.router.route(path, axum::routing::$fn(handler));
             self
         }

@@ -9,21 +9,63 @@ use axum::response::{IntoResponse, Response};
 use podsignal_client::{Coordinator, Status};
 use podsignal_proto::api::ErrorCode;
 
-use super::{ApiError, AppState, Routes, metrics, openapi};
+use super::{Answer, ApiError, AppState, Doc, Routes, metrics, openapi, schema};
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/healthz", healthz)
-        .get("/readyz", readyz)
-        .get("/metrics", metrics_text)
-        .get("/openapi.json", openapi_json)
-        .get("/v1/status", status)
+    r.get(
+        "/healthz",
+        healthz,
+        Doc::new("The process answers.", Answer::Json(200, schema::<Health>)),
+    )
+    .get(
+        "/readyz",
+        readyz,
+        Doc::new(
+            "The shared directory is writable, flock works, inotify runs (503 not_ready otherwise).",
+            Answer::Json(200, schema::<Health>),
+        ),
+    )
+    .get(
+        "/metrics",
+        metrics_text,
+        Doc::new("Prometheus metrics.", Answer::Text),
+    )
+    .get(
+        "/openapi.json",
+        openapi_json,
+        Doc::new(
+            "This document.",
+            Answer::Json(200, schema::<serde_json::Value>),
+        ),
+    )
+    .get(
+        "/v1/status",
+        status,
+        Doc::new(
+            "Everything in the shared directory.",
+            Answer::Json(200, schema::<Status>),
+        ),
+    )
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `/healthz` and `/readyz`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+struct Health {
+    /// `ok` (healthz) or `ready` (readyz).
+    status: &'static str,
+    /// readyz: the shared directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dir: Option<String>,
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        dir: None,
+    })
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     if state.shutdown().is_cancelled() {
         return Err(ApiError::shutting_down());
     }
@@ -44,9 +86,10 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
             "inotify is not running (waiters rely on the rescan alone); see the agent's log".into(),
         ));
     }
-    Ok(Json(
-        serde_json::json!({ "status": "ready", "dir": state.volume().path() }),
-    ))
+    Ok(Json(Health {
+        status: "ready",
+        dir: Some(state.volume().path().display().to_string()),
+    }))
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
@@ -58,7 +101,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     response
 }
 
-async fn openapi_json() -> Json<serde_json::Value> {
+async fn openapi_json() -> Json<&'static serde_json::Value> {
     Json(openapi::document())
 }
 

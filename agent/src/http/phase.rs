@@ -6,25 +6,51 @@ use axum::Json;
 use axum::extract::State;
 use podsignal_client::{Coordinator, Phase};
 use podsignal_proto::api::{PhaseView, Reason, SetPhase};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::caller::Caller;
 use super::error::{ApiJson, ApiQuery, OptionalJson};
-use super::{ApiError, AppState, Routes};
+use super::params::Dur;
+use super::{Answer, ApiError, AppState, Doc, Routes, schema};
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/phase", show)
-        .put("/v1/phase", set)
-        .post("/v1/shutdown", shutdown)
-        .post("/quitquitquit", shutdown)
+    const SHUTDOWN: Doc = Doc::new(
+        "Set the phase to draining (unless draining or stopping already).",
+        Answer::Json(200, schema::<PhaseView>),
+    )
+    .body(schema::<Reason>, false)
+    .errors(&[413, 415]);
+    r.get(
+        "/v1/phase",
+        show,
+        Doc::new(
+            "The pod phase (starting if never set) and its record; with wait and at_least, long-poll until it is at least that.",
+            Answer::Json(200, schema::<PhaseView>),
+        )
+        .query(schema::<ShowQuery>)
+        .errors(&[408]),
+    )
+    .put(
+        "/v1/phase",
+        set,
+        Doc::new(
+            "Set the pod phase (forward only, unless force).",
+            Answer::Json(200, schema::<PhaseView>),
+        )
+        .body(schema::<SetPhase>, true)
+        .errors(&[413, 415]),
+    )
+    .post("/v1/shutdown", shutdown, SHUTDOWN)
+    .post("/quitquitquit", shutdown, SHUTDOWN)
 }
 
 /// Query of `GET /v1/phase`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ShowQuery {
-    /// Wait until the phase is `at_least` or later.
-    wait: Option<String>,
+    /// Wait until the phase is `at_least` or later (capped by --max-wait; 408 after).
+    wait: Option<Dur>,
     /// The phase to wait for (required with `wait`).
     at_least: Option<Phase>,
 }
@@ -34,7 +60,7 @@ async fn show(
     ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Json<PhaseView>, ApiError> {
     let volume = state.volume();
-    match (state.wait_param(q.wait.as_deref())?, q.at_least) {
+    match (state.wait_param(q.wait), q.at_least) {
         (Some(wait), Some(at_least)) => {
             let _slot = state.waiter()?;
             state

@@ -11,17 +11,58 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use podsignal_client::{Coordinator, Name, Readiness, ReadinessGuard, WaitMode};
 use podsignal_proto::api::{Grant, Reason, SetReadiness};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::caller::Caller;
-use super::error::{ApiJson, ApiPath, ApiQuery, OptionalJson, parse_name, parse_names};
-use super::{ApiError, AppState, Routes, hold};
+use super::error::{ApiJson, ApiPath, ApiQuery, OptionalJson, parse_name};
+use super::params::{Dur, Names};
+use super::{Answer, ApiError, AppState, Doc, Routes, hold, schema};
 
 pub fn routes(r: Routes) -> Routes {
-    r.get("/v1/readiness", list)
-        .get("/v1/readiness/{name}", show)
-        .put("/v1/readiness/{name}", set)
-        .post("/v1/readiness/{name}/hold", hold_ready)
+    r.get(
+        "/v1/readiness",
+        list,
+        Doc::new(
+            "Every readiness record, evaluated; with names, only those; with wait, long-poll until they are ready (or, with state=unready, not).",
+            Answer::Json(200, schema::<Vec<Readiness>>),
+        )
+        .query(schema::<ListQuery>)
+        .errors(&[408]),
+    )
+    .get(
+        "/v1/readiness/{name}",
+        show,
+        Doc::new(
+            "One readiness record, evaluated; with wait, long-poll until ready (or not).",
+            Answer::Json(200, schema::<Readiness>),
+        )
+        .query(schema::<ShowQuery>)
+        .errors(&[408]),
+    )
+    .put(
+        "/v1/readiness/{name}",
+        set,
+        Doc::new(
+            "Write a sticky readiness record; with hold, change the state of a record this agent holds for you.",
+            Answer::Json(200, schema::<Readiness>),
+        )
+        .body(schema::<SetReadiness>, true)
+        .errors(&[404, 413, 415]),
+    )
+    .post(
+        "/v1/readiness/{name}/hold",
+        hold_ready,
+        Doc::new(
+            "Mark ready for as long as this response stays open.",
+            Answer::Stream(
+                "application/x-ndjson",
+                "JSON lines: {\"type\":\"held\",...} first, then heartbeats; released on shutdown.",
+            ),
+        )
+        .body(schema::<Reason>, false)
+        .errors(&[413, 415]),
+    )
 }
 
 /// The readiness records this agent holds now, by (name, hold id), each with the unready
@@ -94,8 +135,8 @@ impl Holds {
     }
 }
 
-/// `mode=`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// `mode=`: whether every name must hold, or one is enough.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
     #[default]
@@ -104,7 +145,7 @@ enum Mode {
 }
 
 /// `state=`: what to wait for.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Want {
     #[default]
@@ -113,37 +154,38 @@ enum Want {
 }
 
 /// Query of the list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    /// Comma-separated names (only these; required with `wait`).
-    names: Option<String>,
+    /// Only these names (comma-separated); required with `wait`.
+    names: Option<Names>,
+    /// With `wait`: every name (all, the default) or one (any).
     #[serde(default)]
     mode: Mode,
+    /// With `wait`: wait until ready (the default) or unready.
     #[serde(default)]
     state: Want,
-    wait: Option<String>,
+    /// Long-poll up to this long (capped by --max-wait); 408 when it runs out.
+    wait: Option<Dur>,
 }
 
 /// Query of one name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ShowQuery {
+    /// With `wait`: wait until ready (the default) or unready.
     #[serde(default)]
     state: Want,
-    wait: Option<String>,
+    /// Long-poll up to this long (capped by --max-wait); 408 when it runs out.
+    wait: Option<Dur>,
 }
 
 async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Readiness>>, ApiError> {
-    let names = q
-        .names
-        .as_deref()
-        .map(|n| parse_names("readiness", n))
-        .transpose()?;
-    let wait = state.wait_param(q.wait.as_deref())?;
+    let names = q.names.map(|n| n.0);
+    let wait = state.wait_param(q.wait);
     let volume = state.volume();
     match (names, wait) {
         (None, Some(_)) => Err(ApiError::bad_request("wait needs names=NAME[,NAME...]")),
@@ -167,7 +209,7 @@ async fn show(
     ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Json<Readiness>, ApiError> {
     let name = parse_name("readiness", &name)?;
-    if let Some(wait) = state.wait_param(q.wait.as_deref())? {
+    if let Some(wait) = state.wait_param(q.wait) {
         wait_for(
             &state,
             std::slice::from_ref(&name),

@@ -12,7 +12,52 @@ use super::{Access, OpenDir, SafeDir, WriteOptions, errno_to_io};
 use crate::error::{Error, Result};
 use crate::identity;
 
+/// How long a writer waits for the directory's write lock before it writes anyway.
+const WRITE_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl SafeDir {
+    /// Runs `f` holding an exclusive flock on this directory (a descriptor of its own, so
+    /// that two threads of one process exclude each other too): writers that must read, decide
+    /// and write without anyone writing in between (a hold's retraction) take it, and so do
+    /// the writes they must not miss. The wait is bounded ([`WRITE_LOCK_PATIENCE`]): a
+    /// neighbour holding the lock slows writers down, and then they write without it
+    /// (logged), never stop. `flock(1)` on the directory joins in.
+    pub(crate) fn write_locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let d = self.current()?;
+        let lock = rfs::openat(
+            &d.fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            rfs::Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|e| Error::io("cannot open directory", self.path(), errno_to_io(e)))?;
+        let deadline = std::time::Instant::now() + WRITE_LOCK_PATIENCE;
+        let mut pause = std::time::Duration::from_micros(50);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    tracing::warn!(
+                        "{} is locked (flock) for more than {:?}: writing without the lock",
+                        self.path().display(),
+                        WRITE_LOCK_PATIENCE
+                    );
+                    break;
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(Error::io("cannot lock", self.path(), e));
+                }
+            }
+        }
+        f()
+        // `lock` closes here: unlocked.
+    }
+
     /// Writes `bytes` to `name` atomically: temporary file (flocked while it is written),
     /// (fsync), rename, (fsync dir). First removes debris of this record (temporary files of
     /// dead writers, and files `also` matches that are debris too).

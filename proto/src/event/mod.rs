@@ -28,6 +28,7 @@ pub const SEGMENT_READ_LIMIT: u64 = SEGMENT_MAX_BYTES + 2 * MAX_EVENT_BYTES as u
 
 /// One lifecycle event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     /// Sequence number: 1 for the first event, then +1 per event, never reused.
     pub seq: u64,

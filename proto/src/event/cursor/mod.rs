@@ -123,6 +123,9 @@ impl Cursor {
     /// What to do next, given the segments present now (any order). A [`Item::Lost`] found
     /// while deciding (the next segment starts too late) is pushed to `out`.
     pub fn next(&mut self, segments: &[EventSegment], out: &mut Vec<Item>) -> Step {
+        if self.last == u64::MAX {
+            return Step::CaughtUp; // nothing can follow the largest sequence number
+        }
         let mut sorted = segments.to_vec();
         sorted.sort();
         sorted.dedup();
@@ -211,6 +214,7 @@ impl Cursor {
             if event.seq <= self.last {
                 continue;
             }
+            // `event.seq > last` here, so `last + 1` cannot overflow.
             if event.seq > self.last + 1 && !(self.from_oldest && self.last == 0) {
                 out.push(Item::Lost {
                     from: self.last + 1,
@@ -251,7 +255,8 @@ impl Cursor {
             self.from_oldest = false;
             return None;
         }
-        let want = self.last + 1;
+        // After the largest sequence number nothing can follow.
+        let want = self.last.checked_add(1)?;
         let pick = sorted
             .iter()
             .rev()
@@ -266,14 +271,14 @@ impl Cursor {
     }
 
     fn switch_to(&mut self, next: EventSegment, out: &mut Vec<Item>) {
-        if next.first_seq > self.last + 1 {
+        if next.first_seq > self.last.saturating_add(1) {
             self.lose_until(next.first_seq, out);
         }
         self.at = Some(Position::new(next));
     }
 
     /// Everything before `first` that was not handed out is lost (not when starting from the
-    /// oldest kept: then nothing was asked for before it).
+    /// oldest kept: then nothing was asked for before it). Called with `first > last + 1`.
     fn lose_until(&mut self, first: u64, out: &mut Vec<Item>) {
         if !(self.from_oldest && self.last == 0) {
             out.push(Item::Lost {

@@ -322,3 +322,19 @@ proptest! {
         prop_assert_eq!(next, total + 1, "{:?}", items);
     }
 }
+
+#[test]
+fn after_the_largest_sequence_number_nothing_follows() {
+    let log = Log::default().with(1, lines(1..=3));
+    let items = drain(&mut Cursor::new(u64::MAX), &log, 100);
+    assert!(items.is_empty(), "{items:?}");
+    // A hostile segment claiming the largest seq: read, and nothing wraps.
+    let mut c = Cursor::new(0);
+    let log = Log::default()
+        .with(1, lines(1..=2))
+        .with(u64::MAX, lines(u64::MAX..=u64::MAX));
+    let items = drain(&mut c, &log, 100);
+    assert_eq!(seqs(&items), vec![1, 2, u64::MAX]);
+    assert_eq!(losses(&items), vec![(3, u64::MAX - 1)]);
+    assert!(drain(&mut c, &log, 100).is_empty());
+}
