@@ -182,8 +182,6 @@ fn readiness_set_get_and_bad_input() {
     assert_eq!((s, code(&body).as_str()), (413, "payload_too_large"));
     let (s, body) = agent.get("/v1/readiness?mode=some");
     assert_eq!((s, code(&body).as_str()), (400, "bad_request"));
-    let (s, body) = agent.get("/v1/readiness?wait=1s");
-    assert_eq!((s, code(&body).as_str()), (400, "bad_request"));
     let (s, body) = agent.get("/v1/readiness/db?wait=soon");
     assert_eq!((s, code(&body).as_str()), (400, "bad_request"));
 }
@@ -316,8 +314,10 @@ fn phase_and_shutdown() {
     assert_eq!((s, code(&body).as_str()), (400, "bad_json"));
     let (s, body) = agent.get("/v1/phase?wait=100ms&at_least=draining");
     assert_eq!((s, code(&body).as_str()), (408, "timeout"));
+    // Without at_least, wait means "for the phase after this one" (draining, here).
     let (s, body) = agent.get("/v1/phase?wait=100ms");
-    assert_eq!((s, code(&body).as_str()), (400, "bad_request"));
+    assert_eq!((s, code(&body).as_str()), (408, "timeout"), "{body}");
+    assert!(body.contains("draining"), "{body}");
     let (s, body) = agent.call("POST", "/v1/shutdown", &[], None);
     assert_eq!(
         (s, json(&body)["phase"].as_str()),
@@ -411,4 +411,41 @@ fn served_openapi_is_openapi_3_and_lists_every_route() {
             );
         }
     }
+}
+
+#[test]
+fn every_body_is_a_json_object() {
+    let agent = Agent::start(&[]);
+    // serde alone would read `[true]` as SetReadiness { ready: true }.
+    for (method, path, body) in [
+        ("PUT", "/v1/readiness/web", "[true]"),
+        ("PUT", "/v1/phase", r#"["running"]"#),
+        ("POST", "/v1/events", r#"["kind"]"#),
+        ("POST", "/v1/shutdown", "[]"),
+        ("POST", "/v1/stop/web", r#"["why"]"#),
+        ("PUT", "/v1/readiness/web", "3"),
+    ] {
+        let (s, answer) = agent.json(method, path, body);
+        assert_eq!(
+            (s, code(&answer).as_str()),
+            (400, "bad_json"),
+            "{method} {path} {body}: {answer}"
+        );
+    }
+    assert!(!agent.get("/v1/readiness/web").1.contains("\"ready\":true"));
+    assert_eq!(json(&agent.get("/v1/phase").1)["phase"], "starting");
+}
+
+#[test]
+fn a_tombstone_is_written_under_the_name_in_its_path() {
+    let agent = Agent::start(&[]);
+    let out = agent.cli(&["run", "--name", "other", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let record = json(&agent.get("/v1/exits/other").1)["tombstone"].to_string();
+    let (s, body) = agent.json("PUT", "/v1/exits/web", &record);
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = agent.get("/v1/exits/web");
+    assert_eq!(s, 200);
+    assert_eq!(json(&body)["tombstone"]["name"], "web", "{body}");
+    assert_eq!(json(&body)["tombstone"]["exit_code"], 3, "{body}");
 }

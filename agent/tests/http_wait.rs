@@ -159,3 +159,45 @@ fn cli_through_the_agent_uses_the_agent_not_the_volume() {
             .is_none()
     );
 }
+
+/// Starts a long-poll on `path` in a thread, once the agent counts it as a waiter.
+fn parked_poll(agent: &Agent, path: &'static str) -> std::thread::JoinHandle<(u16, String)> {
+    let port = agent.port;
+    let poll = std::thread::spawn(move || {
+        http_support::raw(port, "GET", path, &[("Host", "localhost")], None)
+    });
+    assert!(http_support::eventually(Duration::from_secs(10), || {
+        agent.get("/metrics").1.contains("podsignal_waiters 1")
+    }));
+    poll
+}
+
+#[test]
+fn a_phase_wait_without_a_target_ends_at_the_next_phase() {
+    let agent = Agent::start(&[]);
+    assert!(agent.cli(&["phase", "set", "running"]).status.success());
+    let poll = parked_poll(&agent, "/v1/phase?wait=30s");
+    assert!(agent.cli(&["phase", "set", "draining"]).status.success());
+    let (s, body) = poll.join().unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"phase\":\"draining\""), "{body}");
+}
+
+#[test]
+fn a_readiness_wait_without_names_waits_for_every_name_listed() {
+    let agent = Agent::start(&[]);
+    assert!(agent.cli(&["ready", "web"]).status.success());
+    assert!(agent.cli(&["unready", "db"]).status.success());
+    let poll = parked_poll(&agent, "/v1/readiness?wait=30s");
+    assert!(agent.cli(&["ready", "db"]).status.success());
+    let (s, body) = poll.join().unwrap();
+    assert_eq!(s, 200, "{body}");
+    let names: Vec<String> = http_support::json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ready"] == true)
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["db", "web"], "{body}");
+}

@@ -32,6 +32,11 @@ impl Phase {
         Phase::Stopping,
     ];
 
+    /// The phase after this one, if any.
+    pub fn next(self) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| *p > self)
+    }
+
     /// The phase's lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {

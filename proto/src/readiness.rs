@@ -59,12 +59,6 @@ impl ReadinessRecord {
                 expected.as_str()
             )));
         }
-        if !record::is_incarnation(&r.writer.incarnation) {
-            return Err(RecordError::Invalid(format!(
-                "incarnation {:?} is not 16 hex digits",
-                r.writer.incarnation
-            )));
-        }
         if let Some(h) = r.hold.as_deref().filter(|h| !record::is_incarnation(h)) {
             return Err(RecordError::Invalid(format!(
                 "hold id {h:?} is not 16 hex digits"

@@ -23,7 +23,9 @@ pub struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// A random id of the writing process, different on every start: tells restarts apart.
+    /// Checked when read (every record and body holding an identity): 16 lowercase hex digits.
     #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9a-f]{16}$")))]
+    #[serde(deserialize_with = "incarnation_field")]
     pub incarnation: String,
 }
 
@@ -43,6 +45,17 @@ impl Identity {
             Some(s) => format!("{s} (pid {} on {})", self.pid, self.hostname),
             None => format!("pid {} on {}", self.pid, self.hostname),
         }
+    }
+}
+
+fn incarnation_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if is_incarnation(&s) {
+        Ok(s)
+    } else {
+        Err(serde::de::Error::custom(format_args!(
+            "incarnation {s:?} is not 16 lowercase hex digits"
+        )))
     }
 }
 
@@ -170,5 +183,21 @@ mod tests {
         assert!(is_incarnation("0123456789abcdef"));
         assert!(!is_incarnation("0123456789ABCDEF"));
         assert!(!is_incarnation("../../etc/passwd"));
+    }
+
+    #[test]
+    fn an_identity_with_a_malformed_incarnation_is_not_read() {
+        let good = r#"{"pid":1,"hostname":"h","incarnation":"0123456789abcdef"}"#;
+        assert!(serde_json::from_str::<Identity>(good).is_ok());
+        for bad in [
+            "",
+            "0123456789ABCDEF",
+            "0123456789abcdef0",
+            "../../etc/passwd",
+        ] {
+            let json = format!(r#"{{"pid":1,"hostname":"h","incarnation":{bad:?}}}"#);
+            let err = serde_json::from_str::<Identity>(&json).unwrap_err();
+            assert!(err.to_string().contains("16 lowercase hex"), "{bad}: {err}");
+        }
     }
 }

@@ -147,8 +147,8 @@ pub fn parse_name(what: &str, s: &str) -> Result<Name, ApiError> {
     })
 }
 
-/// A JSON body; a bad one answers 400 `bad_json` (415 without a JSON content type, 413 when
-/// over `--max-body`).
+/// A JSON object body; a bad one answers 400 `bad_json` (415 without a JSON content type, 413
+/// when over `--max-body`).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -156,11 +156,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(ApiJson(v)),
+        match Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, state).await {
+            Ok(Json(object)) => object_into(object).map(ApiJson),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// Every body is a JSON object: serde alone would also take `[]` or `["x"]` for a struct.
+fn object_into<T: DeserializeOwned>(
+    object: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadJson, e.to_string()))
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -188,7 +196,7 @@ fn bytes_rejection(rejection: BytesRejection) -> ApiError {
     ApiError::new(status, code, rejection.body_text())
 }
 
-/// An optional JSON body: an empty body is `T::default()`.
+/// An optional JSON object body: an empty body is `T::default()`.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -203,8 +211,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             return Ok(OptionalJson(T::default()));
         }
         serde_json::from_slice(&bytes)
-            .map(OptionalJson)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadJson, e.to_string()))
+            .and_then(object_into)
+            .map(OptionalJson)
     }
 }
 

@@ -30,7 +30,7 @@ pub fn routes(r: Routes) -> Routes {
         "/v1/exits/{name}",
         write,
         Doc::new(
-            "Write the tombstone of run --name NAME (run through --agent).",
+            "Write the tombstone of run --name NAME (run through --agent); the path names it, a name in the body is replaced.",
             Answer::Json(200, schema::<ExitView>),
         )
         .body(schema::<TombstoneRecord>, true)
@@ -97,19 +97,15 @@ async fn show(
     Ok(Json(ExitView { name, tombstone }))
 }
 
-/// Writes a tombstone (`run` through `--agent`); its `writer` is kept as sent.
+/// Writes a tombstone (`run` through `--agent`) under the path's name (a `name` in the body
+/// is replaced); its `writer` is kept as sent.
 async fn write(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    ApiJson(record): ApiJson<TombstoneRecord>,
+    ApiJson(mut record): ApiJson<TombstoneRecord>,
 ) -> Result<Json<ExitView>, ApiError> {
     let name = parse_name("exit", &name)?;
-    if record.name != name {
-        return Err(ApiError::bad_request(format!(
-            "the tombstone names {:?}, the path {name:?}",
-            record.name.as_str()
-        )));
-    }
+    record.name = name.clone();
     state.volume().write_tombstone(&record).await?;
     Ok(Json(ExitView {
         name,

@@ -80,7 +80,8 @@ pub mod docs {
         Answer::Json(200, schema::<Grant>),
     )
     .query(schema::<AcquireQuery>)
-    .errors(&[408]);
+    .errors(&[408])
+    .links(&[("delete", "", "lease"), ("post", "/renew", "lease")]);
     /// `DELETE .../{name}`.
     pub const RELEASE_LEASE: Doc = Doc::new("Release a lease.", Answer::NoContent)
         .query(schema::<ReleaseQuery>)

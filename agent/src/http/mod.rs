@@ -185,6 +185,10 @@ pub(crate) struct Doc {
     /// Statuses this route answers besides the ones every route may (400, 401, 403, 409,
     /// 421, 503).
     pub(crate) errors: &'static [u16],
+    /// Operations a success leads to (OpenAPI links), each as (method, this route's path
+    /// plus a suffix), given the same `name` and a query parameter from the answer's field of
+    /// the same name: `("delete", "", "lease")` for a lease release.
+    pub(crate) links: &'static [(&'static str, &'static str, &'static str)],
 }
 
 impl Doc {
@@ -196,6 +200,7 @@ impl Doc {
             body: None,
             ok,
             errors: &[],
+            links: &[],
         }
     }
 
@@ -214,6 +219,15 @@ impl Doc {
     /// It may also answer these statuses.
     pub(crate) const fn errors(mut self, e: &'static [u16]) -> Doc {
         self.errors = e;
+        self
+    }
+
+    /// A success leads to these operations (see [`Doc::links`]).
+    pub(crate) const fn links(
+        mut self,
+        l: &'static [(&'static str, &'static str, &'static str)],
+    ) -> Doc {
+        self.links = l;
         self
     }
 }

@@ -7,8 +7,9 @@
 
 use std::sync::OnceLock;
 
-use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
+use schemars::transform::RecursiveTransform;
+use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use super::{Answer, Doc, routes};
@@ -55,8 +56,35 @@ fn transformed(g: &mut SchemaGenerator, schema: super::SchemaFn) -> Value {
     s.to_value()
 }
 
+/// OpenAPI 3.0 schemas, with integer ranges spelled out.
+fn settings() -> SchemaSettings {
+    SchemaSettings::openapi3().with_transform(RecursiveTransform(integer_bounds))
+}
+
+/// Gives an integer with a `format` (`uint32`, `int64`, ...) the `minimum` and `maximum` of
+/// its Rust type: a client (or schemathesis) reading only the schema would otherwise send a
+/// `version` of 2^40 that the server must refuse.
+fn integer_bounds(schema: &mut Schema) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let (min, max) = match object.get("format").and_then(Value::as_str) {
+        Some("uint8") => (json!(0), json!(u8::MAX)),
+        Some("uint16") => (json!(0), json!(u16::MAX)),
+        Some("uint32") => (json!(0), json!(u32::MAX)),
+        Some("uint64" | "uint") => (json!(0), json!(u64::MAX)),
+        Some("int8") => (json!(i8::MIN), json!(i8::MAX)),
+        Some("int16") => (json!(i16::MIN), json!(i16::MAX)),
+        Some("int32") => (json!(i32::MIN), json!(i32::MAX)),
+        Some("int64" | "int") => (json!(i64::MIN), json!(i64::MAX)),
+        _ => return,
+    };
+    object.entry("minimum").or_insert(min);
+    object.entry("maximum").or_insert(max);
+}
+
 fn build() -> Value {
-    let mut generator = SchemaGenerator::new(SchemaSettings::openapi3());
+    let mut generator = SchemaGenerator::new(settings());
     let error = transformed(
         &mut generator,
         super::schema::<podsignal_proto::api::ErrorBody>,
@@ -109,6 +137,25 @@ fn operation(g: &mut SchemaGenerator, method: &str, path: &str, doc: &Doc, error
             json!({ "description": "Success.", "content": { "text/plain": { "schema": { "type": "string" } } } }),
         ),
     };
+    let mut ok = ok;
+    if !doc.links.is_empty() {
+        let links: Map<String, Value> = doc
+            .links
+            .iter()
+            .map(|(to_method, suffix, field)| {
+                let to = operation_id(to_method, &format!("{path}{suffix}"));
+                let link = json!({
+                    "operationId": to,
+                    "parameters": {
+                        "name": "$request.path.name",
+                        *field: format!("$response.body#/{field}"),
+                    },
+                });
+                (to, link)
+            })
+            .collect();
+        ok["links"] = Value::Object(links);
+    }
     responses.insert(code.to_string(), ok);
     for e in doc.errors.iter().chain(&COMMON_ERRORS) {
         responses.insert(
@@ -118,7 +165,7 @@ fn operation(g: &mut SchemaGenerator, method: &str, path: &str, doc: &Doc, error
     }
     let mut op = json!({
         "summary": doc.summary,
-        "operationId": format!("{method}{}", path.replace(['/', '{', '}', '.'], "_")),
+        "operationId": operation_id(method, path),
         "parameters": params,
         "responses": responses,
     });
@@ -131,10 +178,15 @@ fn operation(g: &mut SchemaGenerator, method: &str, path: &str, doc: &Doc, error
     op
 }
 
+/// The operation's id: `get_v1_locks__name_` for `GET /v1/locks/{name}`.
+fn operation_id(method: &str, path: &str) -> String {
+    format!("{method}{}", path.replace(['/', '{', '}', '.'], "_"))
+}
+
 /// The query string type's fields, each a parameter (its doc comment the description).
 fn query_params(g: &mut SchemaGenerator, query: super::SchemaFn) -> Vec<Value> {
     // The query type's own schema, inlined: its properties are the parameters.
-    let mut inline = SchemaGenerator::new(SchemaSettings::openapi3().with(|s| {
+    let mut inline = SchemaGenerator::new(settings().with(|s| {
         s.inline_subschemas = true;
     }));
     let schema = transformed(&mut inline, query);
@@ -227,5 +279,43 @@ mod tests {
         assert!(wait["description"].as_str().unwrap().contains("Long-poll"));
         let name = &doc["paths"]["/v1/readiness/{name}"]["get"]["parameters"][0];
         assert_eq!(name["in"], "path");
+    }
+
+    #[test]
+    fn integers_carry_the_range_of_their_type() {
+        let schemas = &document()["components"]["schemas"];
+        let version = &schemas["TombstoneRecord"]["properties"]["version"];
+        assert_eq!(version["maximum"], u32::MAX, "{version}");
+        assert_eq!(version["minimum"], 0, "{version}");
+        let exit_code = &schemas["TombstoneRecord"]["properties"]["exit_code"];
+        assert_eq!(exit_code["maximum"], 255, "{exit_code}");
+    }
+
+    #[test]
+    fn every_link_names_an_operation() {
+        let doc = document();
+        let ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|ops| ops.as_object().unwrap().values())
+            .map(|op| op["operationId"].as_str().unwrap())
+            .collect();
+        let grant = &doc["paths"]["/v1/locks/{name}"]["post"]["responses"]["200"]["links"];
+        assert!(grant.as_object().is_some_and(|l| l.len() == 2), "{grant}");
+        for ops in doc["paths"].as_object().unwrap().values() {
+            for op in ops.as_object().unwrap().values() {
+                for response in op["responses"].as_object().unwrap().values() {
+                    for link in response["links"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|l| l.values())
+                    {
+                        let to = link["operationId"].as_str().unwrap();
+                        assert!(ids.contains(&to), "a link to {to}, not an operation");
+                    }
+                }
+            }
+        }
     }
 }

@@ -51,7 +51,8 @@ pub fn routes(r: Routes) -> Routes {
 struct ShowQuery {
     /// Wait until the phase is `at_least` or later (capped by --max-wait; 408 after).
     wait: Option<Dur>,
-    /// The phase to wait for (required with `wait`).
+    /// The phase to wait for; without it, `wait` waits for the phase after the current one
+    /// (and answers at once when the pod is already `stopping`).
     at_least: Option<Phase>,
 }
 
@@ -60,17 +61,17 @@ async fn show(
     ApiQuery(q): ApiQuery<ShowQuery>,
 ) -> Result<Json<PhaseView>, ApiError> {
     let volume = state.volume();
-    match (state.wait_param(q.wait), q.at_least) {
-        (Some(wait), Some(at_least)) => {
+    let mut record = volume.phase().await?;
+    if let Some(wait) = state.wait_param(q.wait) {
+        let current = record.as_ref().map_or(Phase::Starting, |r| r.phase);
+        if let Some(at_least) = q.at_least.or_else(|| current.next()) {
             let _slot = state.waiter()?;
             state
                 .until_shutdown(volume.wait_phase(at_least, Some(wait)))
                 .await?;
+            record = volume.phase().await?;
         }
-        (Some(_), None) => return Err(ApiError::bad_request("wait needs at_least=PHASE")),
-        (None, _) => {}
     }
-    let record = volume.phase().await?;
     Ok(Json(PhaseView {
         phase: record.as_ref().map_or(Phase::Starting, |r| r.phase),
         record,

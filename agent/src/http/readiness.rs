@@ -1,7 +1,7 @@
 //! `/v1/readiness`: list, get, set (sticky; or, with a hold id, the state of a record this
 //! agent holds), hold (held while a response stays open), and wait: `?wait=DUR` on the list
-//! (with `names=`) or on one name long-polls until the condition holds, or answers 408
-//! `timeout` naming what is missing.
+//! (the names given, or every name listed now) or on one name long-polls until the condition
+//! holds, or answers 408 `timeout` naming what is missing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ pub fn routes(r: Routes) -> Routes {
         "/v1/readiness",
         list,
         Doc::new(
-            "Every readiness record, evaluated; with names, only those; with wait, long-poll until they are ready (or, with state=unready, not).",
+            "Every readiness record, evaluated; with names, only those; with wait, long-poll until they (without names: every name listed now) are ready (or, with state=unready, not).",
             Answer::Json(200, schema::<Vec<Readiness>>),
         )
         .query(schema::<ListQuery>)
@@ -157,7 +157,7 @@ enum Want {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    /// Only these names (comma-separated); required with `wait`.
+    /// Only these names (comma-separated); with `wait` and no names, every name listed now.
     names: Option<Names>,
     /// With `wait`: every name (all, the default) or one (any).
     #[serde(default)]
@@ -187,20 +187,24 @@ async fn list(
     let names = q.names.map(|n| n.0);
     let wait = state.wait_param(q.wait);
     let volume = state.volume();
-    match (names, wait) {
-        (None, Some(_)) => Err(ApiError::bad_request("wait needs names=NAME[,NAME...]")),
-        (None, None) => Ok(Json(volume.list_readiness().await?)),
-        (Some(names), wait) => {
-            if let Some(wait) = wait {
-                wait_for(&state, &names, q.mode, q.state, wait).await?;
-            }
-            let mut out = Vec::with_capacity(names.len());
-            for n in &names {
-                out.push(volume.readiness(n).await?);
-            }
-            Ok(Json(out))
-        }
+    let names = match (names, wait) {
+        (None, None) => return Ok(Json(volume.list_readiness().await?)),
+        (Some(names), _) => names,
+        (None, Some(_)) => volume
+            .list_readiness()
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .collect(),
+    };
+    if let Some(wait) = wait {
+        wait_for(&state, &names, q.mode, q.state, wait).await?;
     }
+    let mut out = Vec::with_capacity(names.len());
+    for n in &names {
+        out.push(volume.readiness(n).await?);
+    }
+    Ok(Json(out))
 }
 
 async fn show(
