@@ -142,3 +142,43 @@ fn access_group_makes_setgid_group_writable_directories() {
     assert_eq!(mode("ready"), 0o2775);
     assert_eq!(mode("ready/db.json"), 0o664);
 }
+
+/// A phase set that cannot write its event changes nothing: the record stays, the log agrees.
+/// (Found by the chaos `uids` scenario: `phase.json` was replaced, then the event failed.)
+#[test]
+fn a_phase_set_that_cannot_log_its_event_leaves_the_record_as_it_was() {
+    let pod = Pod::new();
+    open_up(&pod);
+    std::fs::create_dir(&pod.dir).unwrap();
+    std::fs::set_permissions(&pod.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(pod.run(&["phase", "set", "running"]).status.success());
+    // The root is 0777 (another UID can rename into it), events/ is the owner's alone.
+    let Some(out) = as_other_uid(&pod, &["phase", "set", "draining"]) else {
+        return;
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("events"), "{}", stderr(&out));
+    assert_eq!(stdout(&pod.run(&["phase", "get"])).trim(), "running");
+    let log = stdout(&pod.run(&[
+        "event",
+        "watch",
+        "--since",
+        "0",
+        "--count",
+        "1",
+        "--kind",
+        "phase",
+        "--timeout",
+        "2s",
+    ]));
+    assert!(log.contains("\"running\""), "{log}");
+    assert!(!log.contains("draining"), "{log}");
+    // No temporary file is left of the attempt.
+    let debris: Vec<_> = std::fs::read_dir(&pod.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(debris.is_empty(), "{debris:?}");
+}

@@ -202,6 +202,46 @@ fn a_read_only_volume_over_http_is_503_storage() {
     assert_eq!((s, code(&body)), (503, "storage".to_owned()), "{body}");
 }
 
+#[test]
+fn a_full_volume_makes_the_agent_unready_until_space_comes_back() {
+    // Found by the chaos `fs-faults` scenario: /readyz said 200 on a full volume (its probe
+    // wrote no byte) while every write answered 503 storage.
+    require_tool("unshare", "--version");
+    let agent = Agent::start_via(
+        &[],
+        |_| {},
+        |dir, argv| {
+            // A 256 KiB tmpfs at the volume, in the agent's own mount namespace, then full.
+            let mut c = Command::new("unshare");
+            c.args([
+                "-m",
+                "sh",
+                "-c",
+                r#"mkdir -p "$0" && mount -t tmpfs -o size=256k tmpfs "$0" &&
+                   dd if=/dev/zero of="$0/filler" bs=4k 2>/dev/null; exec "$@""#,
+            ])
+            .arg(dir)
+            .args(argv);
+            c
+        },
+    );
+    let (s, body) = agent.get("/readyz");
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("No space left"), "{body}");
+    let (s, body) = agent.json("PUT", "/v1/readiness/x", r#"{"ready":true}"#);
+    assert_eq!((s, code(&body)), (503, "storage".to_owned()), "{body}");
+    // Space comes back (the filler removed through the agent's view of its mounts).
+    let filler = format!(
+        "/proc/{}/root{}/filler",
+        agent.child.id(),
+        agent.dir.display()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(agent.get("/readyz").0, 200);
+    let (s, body) = agent.json("PUT", "/v1/readiness/x", r#"{"ready":true}"#);
+    assert_eq!(s, 200, "{body}");
+}
+
 /// `wait x --rescan 1h` (only inotify can wake it in time), then `swap` on ready/, then
 /// `ready x`: the waiter exits 0 within 5 s.
 fn a_waiter_follows(swap: impl FnOnce(&Path)) {

@@ -213,3 +213,49 @@ fn bad_durations_and_unknown_phases_are_usage_errors() {
         no_panic(&out);
     }
 }
+
+/// A neighbour planted a symlink where `ready/` belongs: status shows everything else and
+/// names it under PROBLEMS; other areas keep working; writes to that area fail naming it.
+/// (Found by the chaos `fs-faults` scenario: status exited 1, every command failed.)
+#[test]
+fn a_planted_area_breaks_only_that_area() {
+    let pod = Pod::new();
+    assert!(pod.run(&["phase", "set", "running"]).status.success());
+    let elsewhere = pod.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let _ = std::fs::remove_dir_all(pod.dir.join("ready"));
+    symlink(&elsewhere, pod.dir.join("ready")).unwrap();
+    let out = pod.run(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("PHASE  running"), "{shown}");
+    assert!(
+        shown.contains("/ready: a symlink where a directory belongs"),
+        "{shown}"
+    );
+    let out = pod.run(&["lock", "m", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pod.run(&["ready", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/ready"), "{}", stderr(&out));
+    no_panic(&out);
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "written through the link"
+    );
+}
+
+/// Logs read through `kubectl logs` are plain text: no colour codes unless on a terminal.
+#[test]
+fn logs_to_a_pipe_carry_no_escape_codes() {
+    let pod = Pod::new();
+    let out = pod
+        .cmd(&["lock", "m", "--", "true"])
+        .env("PODSIGNAL_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!out.stderr.is_empty(), "nothing logged at debug");
+    assert!(!out.stderr.contains(&0x1b), "{}", stderr(&out));
+}

@@ -217,13 +217,14 @@ fn print_table(outcomes: &[Outcome], size: Size, seed: u64, took: Duration) {
             .collect();
         let mut result = verdict(&o.report, o.error.as_deref());
         result.push_str(&format!(" ({:.0}s)", o.took.as_secs_f64()));
+        let cell = |s: &str| s.replace('|', "\\|");
         println!(
             "| {} | {} | {} | {} | {} |",
             o.scenario.name,
-            o.scenario.injects,
-            o.scenario.holds,
-            counts.join(", "),
-            result.replace('|', "/")
+            cell(o.scenario.injects),
+            cell(o.scenario.holds),
+            cell(&counts.join(", ")),
+            cell(&result)
         );
     }
     for o in outcomes {

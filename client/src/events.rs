@@ -32,8 +32,13 @@ use crate::watch::Area;
 
 /// The most bytes read from a segment at once.
 const READ_CHUNK: usize = 64 * 1024;
-/// The most events a stream reads ahead of its consumer.
-const STREAM_BATCH: usize = 1024;
+/// The most events a stream reads in one go; with [`STREAM_QUEUE`], what a stalled consumer
+/// can make a stream hold in memory: at most 96 events (1.5 MiB of 16 KiB events), so 64
+/// stalled SSE clients of the agent cost ~100 MiB, not gigabytes. A consumer that falls
+/// further behind reads on from the log, or is told what rotation took.
+const STREAM_BATCH: usize = 64;
+/// How many events wait in a stream's channel for its consumer.
+const STREAM_QUEUE: usize = 32;
 
 /// Events read, and the events lost on the way (rotated away before they could be read).
 #[derive(Debug, Default)]
@@ -167,7 +172,7 @@ impl Volume {
             Some(s) => s,
             None => self.last_event_seq_now()?,
         };
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let volume = self.clone();
         let task = tokio::spawn(async move { volume.feed_events(since, tx).await });
         Ok(EventStream {

@@ -67,15 +67,18 @@ impl Volume {
             let root = &volume.inner.root;
             let bytes =
                 encode(&record).map_err(|e| Error::record(root.path_of(layout::PHASE_FILE), e))?;
-            root.write_atomic(
+            let data = serde_json::json!({ "phase": phase, "previous": current, "reason": reason });
+            let mut data = Some(data);
+            // The event first, then the record into place: if the event cannot be written, the
+            // record stays as it was, and the command fails having changed nothing.
+            root.write_atomic_after(
                 layout::PHASE_FILE,
                 &bytes,
                 volume.write_options(),
                 false,
                 &|_| false,
+                &mut || log.append(phase_kind(), data.take()).map(|_| ()),
             )?;
-            let data = serde_json::json!({ "phase": phase, "previous": current, "reason": reason });
-            log.append(phase_kind(), Some(data))?;
             Ok(record)
         })
         .await

@@ -44,35 +44,41 @@ pub struct EventsExtent {
 }
 
 impl Volume {
-    /// Reads everything. Problems with single files are reported in `problems`, not as errors.
+    /// Reads everything. Problems with single files, or with a whole area (a subdirectory a
+    /// neighbour replaced with a symlink, one that cannot be read), are reported in
+    /// `problems`, and the rest is still shown: status is what an operator runs when things
+    /// are wrong.
     pub(crate) fn status_now(&self) -> Result<Status> {
-        let segments = crate::events::segments(&self.inner.events)?;
-        let last_seq = self.last_event_seq_now()?;
         // Files first, then records that do not parse: one line per file, never two.
         let mut problems = self.stray_files()?;
-        let mut add = |path: Option<std::path::PathBuf>, line: String| {
-            let shown = path.map(|p| p.display().to_string());
-            if !shown.is_some_and(|p| problems.iter().any(|l| l.contains(&p))) {
-                problems.push(line);
-            }
-        };
-        let phase = self.phase_now().unwrap_or_else(|e| {
-            add(e.path().map(Into::into), crate::error_chain(&e));
-            None
-        });
-        let readiness = self.list_readiness_now()?;
+        let p = &mut problems;
+        let segments = crate::events::segments(&self.inner.events)
+            .unwrap_or_else(|e| problem(p, &e, Vec::new()));
+        let last_seq = self
+            .last_event_seq_now()
+            .unwrap_or_else(|e| problem(p, &e, 0));
+        let phase = self.phase_now().unwrap_or_else(|e| problem(p, &e, None));
+        let readiness = self
+            .list_readiness_now()
+            .unwrap_or_else(|e| problem(p, &e, Vec::new()));
         for r in &readiness {
             if r.record.is_none() && r.why != "no record" {
                 let file = self.inner.ready.path_of(&layout::readiness_file(&r.name));
-                add(Some(file), r.why.clone());
+                add_problem(p, Some(&file), r.why.clone());
             }
         }
+        let locks = self
+            .list_locks_now(Scope::Lock)
+            .unwrap_or_else(|e| problem(p, &e, Vec::new()));
+        let leaders = self
+            .list_locks_now(Scope::Leader)
+            .unwrap_or_else(|e| problem(p, &e, Vec::new()));
         Ok(Status {
             dir: self.path().display().to_string(),
             phase,
             readiness,
-            locks: self.list_locks_now(Scope::Lock)?,
-            leaders: self.list_locks_now(Scope::Leader)?,
+            locks,
+            leaders,
             events: EventsExtent {
                 first_seq: segments.first().map_or(0, |s| s.first_seq.min(last_seq)),
                 last_seq,
@@ -118,7 +124,12 @@ impl Volume {
             &inner.exits,
             &inner.stop,
         ] {
-            for name in dir.list()? {
+            // An area that cannot be listed (a planted symlink: reported with the root's
+            // entries above) is reported by the section that reads it.
+            let Ok(names) = dir.list() else {
+                continue;
+            };
+            for name in names {
                 match dir.kind_of(&name) {
                     Some(rustix::fs::FileType::RegularFile) | None => {}
                     Some(kind) => {
@@ -135,7 +146,7 @@ impl Volume {
                 }
             }
         }
-        for name in inner.stop.list()? {
+        for name in inner.stop.list().unwrap_or_default() {
             let Some(n) = layout::name_of_json_file(&name) else {
                 continue;
             };
@@ -148,6 +159,20 @@ impl Volume {
         }
         Ok(out)
     }
+}
+
+/// Adds `line` to `problems`, unless a line about the same file is there already.
+fn add_problem(problems: &mut Vec<String>, path: Option<&std::path::Path>, line: String) {
+    let shown = path.map(|p| p.display().to_string());
+    if !shown.is_some_and(|p| problems.iter().any(|l| l.contains(&p))) {
+        problems.push(line);
+    }
+}
+
+/// Adds `e` to `problems` and gives `instead`: what status shows of an area it cannot read.
+fn problem<T>(problems: &mut Vec<String>, e: &crate::Error, instead: T) -> T {
+    add_problem(problems, e.path(), crate::error_chain(e));
+    instead
 }
 
 /// Reports `name` if it is debris: a temporary or liveness file nobody holds a flock on.

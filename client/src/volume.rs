@@ -1,6 +1,7 @@
 //! [`Volume`]: the shared directory, opened. Every protocol operation is a method on it,
 //! defined in the module of its concept (`readiness`, `lock`, `leader`, `events`, `phase`).
 
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -101,14 +102,14 @@ impl Volume {
         let root = SafeDir::open_root(path, options.access)?;
         let sub = |name: &'static str| SafeDir::open_subdir(&root, name);
         let (ready, locks, leaders) = (
-            sub(layout::READY_DIR)?,
-            sub(layout::LOCKS_DIR)?,
-            sub(layout::LEADERS_DIR)?,
+            sub(layout::READY_DIR),
+            sub(layout::LOCKS_DIR),
+            sub(layout::LEADERS_DIR),
         );
         let (events, exits, stop) = (
-            sub(layout::EVENTS_DIR)?,
-            sub(layout::EXITS_DIR)?,
-            sub(layout::STOP_DIR)?,
+            sub(layout::EVENTS_DIR),
+            sub(layout::EXITS_DIR),
+            sub(layout::STOP_DIR),
         );
         let areas = vec![
             (Area::Root, root.clone()),
@@ -170,7 +171,8 @@ impl Volume {
         self.watcher().stats()
     }
 
-    /// Checks the directory is usable: creates a probe file, takes an exclusive flock on it,
+    /// Checks the directory is usable: creates a probe file, writes a page to it (a full
+    /// filesystem fails here), takes an exclusive flock on it,
     /// checks that a second descriptor is refused a shared flock (flock works on this
     /// filesystem), and removes it. For the agent's `/readyz`.
     pub fn self_test(&self) -> Result<()> {
@@ -178,6 +180,11 @@ impl Volume {
         let probe = layout::temp_file("self-test", std::process::id(), identity::nonce());
         let file = root.create_new(&probe, self.access())?;
         let result = (|| {
+            // A page of data: creating an empty file needs an inode, not a data block, so
+            // only a write finds a full filesystem.
+            (&file)
+                .write_all(&[0u8; 4096])
+                .map_err(|e| Error::io("cannot write", root.path_of(&probe), e))?;
             file.try_lock().map_err(|e| {
                 Error::io(
                     "cannot flock",

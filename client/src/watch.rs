@@ -144,6 +144,8 @@ struct Watching {
     current: [Option<(WatchDescriptor, u64, u64)>; AREAS],
     tx: watch::Sender<Generations>,
     stats: Arc<Counters>,
+    /// Per area: a failure to watch it was logged (once, until a watch succeeds again).
+    warned: [bool; AREAS],
 }
 
 impl Watching {
@@ -186,11 +188,18 @@ impl Watching {
                     let (dev, ino) = d.identity();
                     self.by_wd.insert(wd.clone(), area);
                     self.current[area as usize] = Some((wd, dev, ino));
+                    self.warned[area as usize] = false;
                 }
-                Err(e) => tracing::warn!(
-                    "{}; waiters on it fall back to the rescan",
-                    crate::error_chain(&inotify_error(e, "inotify_add_watch", dir.path().into()))
-                ),
+                Err(e) if self.warned[area as usize] => {
+                    tracing::debug!("{}", inotify_problem(&e, dir.path()));
+                }
+                Err(e) => {
+                    self.warned[area as usize] = true;
+                    tracing::warn!(
+                        "{}; waiters on it fall back to the rescan",
+                        inotify_problem(&e, dir.path())
+                    );
+                }
             }
         }
         self.stats
@@ -270,11 +279,13 @@ impl Watcher {
         stats: Arc<Counters>,
         rescan: Duration,
     ) -> Result<tokio::task::AbortHandle> {
-        let inotify = Inotify::init()
-            .map_err(|e| inotify_error(e, "inotify_init", std::path::PathBuf::new()))?;
-        let mut stream = inotify
-            .into_event_stream([0u8; 8192])
-            .map_err(|e| inotify_error(e, "inotify", std::path::PathBuf::new()))?;
+        let root = dirs
+            .first()
+            .map(|(_, d)| d.path().to_path_buf())
+            .unwrap_or_default();
+        let refused = |e: std::io::Error| Error::Invalid(inotify_problem(&e, &root));
+        let inotify = Inotify::init().map_err(refused)?;
+        let mut stream = inotify.into_event_stream([0u8; 8192]).map_err(refused)?;
         let mut watching = Watching {
             watches: stream.watches(),
             dirs,
@@ -282,6 +293,7 @@ impl Watcher {
             current: Default::default(),
             tx,
             stats,
+            warned: [false; AREAS],
         };
         for area in Area::ALL {
             watching.rewatch(area);
@@ -422,11 +434,16 @@ impl Changes {
     }
 }
 
-fn inotify_error(e: std::io::Error, call: &'static str, path: std::path::PathBuf) -> Error {
-    let hint = match e.raw_os_error() {
-        Some(28) => "the inotify watch limit is reached: raise fs.inotify.max_user_watches",
-        Some(24) => "the inotify instance limit is reached: raise fs.inotify.max_user_instances",
-        _ => call,
-    };
-    Error::io(hint, path, e)
+/// Why `path` cannot be watched, with what to do about it.
+fn inotify_problem(e: &std::io::Error, path: &std::path::Path) -> String {
+    let path = path.display();
+    match e.raw_os_error() {
+        Some(28) => format!(
+            "cannot watch {path}: the inotify watch limit is reached (raise fs.inotify.max_user_watches)"
+        ),
+        Some(24) => format!(
+            "cannot watch {path}: the inotify instance limit is reached (raise fs.inotify.max_user_instances)"
+        ),
+        _ => format!("cannot watch {path} with inotify: {e}"),
+    }
 }

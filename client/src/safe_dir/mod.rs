@@ -86,8 +86,9 @@ pub(crate) struct SafeDir {
     place: Place,
     path: PathBuf,
     access: Access,
-    /// The descriptor in use. A std lock: held only to clone or replace the `Arc`.
-    open: RwLock<Arc<OpenDir>>,
+    /// The descriptor in use (`None`: a subdirectory not opened yet, because it could not
+    /// be when the volume was opened). A std lock: held only to clone or replace the `Arc`.
+    open: RwLock<Option<Arc<OpenDir>>>,
 }
 
 /// An opened directory and its identity.
@@ -118,25 +119,27 @@ impl SafeDir {
             place,
             path: path.to_owned(),
             access,
-            open: RwLock::new(Arc::new(open)),
+            open: RwLock::new(Some(Arc::new(open))),
         }))
     }
 
     /// Opens subdirectory `name` of `parent`, creating it with the access mode if missing.
-    /// Refuses a symlink or anything that is not a directory.
-    pub(crate) fn open_subdir(parent: &Arc<SafeDir>, name: &'static str) -> Result<Arc<SafeDir>> {
+    /// Refuses a symlink or anything that is not a directory, when it is used: one area a
+    /// neighbour broke (or a read-only volume missing it) fails the operations on that area
+    /// with an error naming it, not every operation on the volume.
+    pub(crate) fn open_subdir(parent: &Arc<SafeDir>, name: &'static str) -> Arc<SafeDir> {
         let place = Place::Sub {
             parent: parent.clone(),
             name,
         };
         let path = parent.path.join(name);
-        let open = open_place(&place, &path, parent.access)?;
-        Ok(Arc::new(SafeDir {
+        let open = open_place(&place, &path, parent.access).ok().map(Arc::new);
+        Arc::new(SafeDir {
             place,
             path,
             access: parent.access,
-            open: RwLock::new(Arc::new(open)),
-        }))
+            open: RwLock::new(open),
+        })
     }
 
     /// The descriptor of the directory now at this path: the one in use if it still is,
@@ -168,20 +171,24 @@ impl SafeDir {
                 None => None,
             },
         };
-        if now.is_some_and(|st| (st.st_dev, st.st_ino) == in_use.identity()) {
-            return Ok(Some(in_use));
+        if let Some(in_use) = &in_use
+            && now.is_some_and(|st| (st.st_dev, st.st_ino) == in_use.identity())
+        {
+            return Ok(Some(in_use.clone()));
         }
         if now.is_none() && !create {
             return Ok(None);
         }
         let fresh = Arc::new(open_place(&self.place, &self.path, self.access)?);
-        tracing::warn!(
-            "{} was moved, replaced or removed since it was opened: using the directory now at that path",
-            self.path.display()
-        );
+        if in_use.is_some() {
+            tracing::warn!(
+                "{} was moved, replaced or removed since it was opened: using the directory now at that path",
+                self.path.display()
+            );
+        }
         match self.open.write() {
-            Ok(mut g) => *g = fresh.clone(),
-            Err(p) => *p.into_inner() = fresh.clone(),
+            Ok(mut g) => *g = Some(fresh.clone()),
+            Err(p) => *p.into_inner() = Some(fresh.clone()),
         }
         Ok(Some(fresh))
     }

@@ -69,6 +69,22 @@ impl SafeDir {
         fsync: bool,
         also: &dyn Fn(&str) -> bool,
     ) -> Result<()> {
+        self.write_atomic_after(name, bytes, opts, fsync, also, &mut || Ok(()))
+    }
+
+    /// [`write_atomic`](Self::write_atomic), running `first` once the new record is written
+    /// to its temporary file and before it is renamed into place: if `first` fails (or the
+    /// temporary file cannot be written), the record in place is left as it was. What must
+    /// happen together with a record (the event that announces it) goes in `first`.
+    pub(crate) fn write_atomic_after(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        opts: WriteOptions,
+        fsync: bool,
+        also: &dyn Fn(&str) -> bool,
+        first: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
         let max = podsignal_proto::MAX_RECORD_BYTES;
         if bytes.len() as u64 > max {
             return Err(Error::TooLarge {
@@ -78,17 +94,26 @@ impl SafeDir {
             });
         }
         self.sweep(&|f| layout::temp_file_target(f) == Some(name) || also(f));
+        let mut first = Some(first);
         // A sweeper can take a new temporary file for debris in the instant between its
-        // creation and its flock, and remove it: then the rename finds nothing. Once more.
-        match self.write_once(name, bytes, opts, fsync) {
+        // creation and its flock, and remove it: then the rename finds nothing. Once more
+        // (`first` has run by then, and does not run again).
+        match self.write_once(name, bytes, opts, fsync, &mut first) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                self.write_once(name, bytes, opts, fsync)
+                self.write_once(name, bytes, opts, fsync, &mut first)
             }
             other => other,
         }
     }
 
-    fn write_once(&self, name: &str, bytes: &[u8], opts: WriteOptions, fsync: bool) -> Result<()> {
+    fn write_once(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        opts: WriteOptions,
+        fsync: bool,
+        first: &mut Option<&mut dyn FnMut() -> Result<()>>,
+    ) -> Result<()> {
         let d = self.current()?;
         let fsync = fsync || opts.durable;
         let tmp = layout::temp_file(name, std::process::id(), identity::nonce());
@@ -100,6 +125,9 @@ impl SafeDir {
             if fsync {
                 file.sync_all()
                     .map_err(|e| Error::io("cannot fsync", self.path_of(&tmp), e))?;
+            }
+            if let Some(first) = first.take() {
+                first()?;
             }
             rfs::renameat(&d.fd, tmp.as_str(), &d.fd, name).map_err(|e| {
                 Error::io(
