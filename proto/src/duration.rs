@@ -30,7 +30,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
 
 /// [`parse_duration`] for a value that is capped anyway (an HTTP `wait=` or `ttl=`): a
 /// duration longer than [`MAX_DURATION`] is [`MAX_DURATION`], not an error. Accepts exactly
-/// [`DURATION_PATTERN`].
+/// [`DURATION_PATTERN`] (no surrounding whitespace, unlike a command-line value).
 pub fn parse_duration_capped(input: &str) -> Result<Duration, DurationError> {
     parse(input, true)
 }
@@ -40,7 +40,8 @@ fn parse(input: &str, cap: bool) -> Result<Duration, DurationError> {
         input: input.to_owned(),
         why,
     };
-    let s = input.trim();
+    // A command line may carry stray spaces; an HTTP parameter has a published pattern.
+    let s = if cap { input } else { input.trim() };
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -111,6 +112,16 @@ pub fn format_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_capped_value_is_exactly_the_pattern() {
+        // Found by `cargo fuzz`: the agent took `wait=%2030s` though the pattern refuses it.
+        assert_eq!(parse_duration_capped("30s").unwrap(), Duration::from_secs(30));
+        for bad in [" 30s", "30s\n", "+1s"] {
+            assert!(parse_duration_capped(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_duration(" 30s ").unwrap(), Duration::from_secs(30));
+    }
 
     #[test]
     fn parses_the_documented_forms() {

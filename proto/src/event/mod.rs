@@ -134,6 +134,18 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_data_read_back_exactly() {
+        // Found by `cargo fuzz` (fuzz/corpus/event/float-data-roundtrip): without exact float
+        // parsing, each write and read moved the last digit.
+        let line = br#"{"seq":1,"time_ms":0,"kind":"k","source":"s","data":5.555555555555555e43}"#;
+        let e = Event::from_line(line).unwrap();
+        let again = e.to_line().unwrap();
+        assert_eq!(Event::from_line(&again[..again.len() - 1]), Some(e));
+        let read = Event::from_line(&again[..again.len() - 1]).unwrap();
+        assert_eq!(read.data.and_then(|d| d.as_f64()), Some(5.555_555_555_555_555e43));
+    }
+
+    #[test]
     fn oversized_events_are_refused() {
         let big = "x".repeat(MAX_EVENT_BYTES);
         let e = Event {
