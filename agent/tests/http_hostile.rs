@@ -204,3 +204,53 @@ fn an_undecodable_path_is_a_json_error() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
     assert_eq!(v["error"], "bad_name", "{body}");
 }
+
+/// `/readyz` stays 200 while readers glance at its probe file: `status` (or any neighbour)
+/// checking a temporary file for debris takes a shared flock on it for an instant. (Found by
+/// the chaos `soak` scenario: 503 `not_ready` "cannot flock ... would block" a few times in
+/// a thousand requests; a readiness probe on it would flap.) Here a neighbour holds that
+/// shared flock for 20 ms on every probe file it sees, so the collision is certain.
+#[test]
+fn readyz_stays_ready_while_readers_glance_at_its_probe() {
+    let agent = Agent::start(&[]);
+    let dir = agent.dir.clone();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let glanced = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.contains("self-test") {
+                        continue;
+                    }
+                    if let Ok(f) = std::fs::File::open(e.path())
+                        && f.try_lock_shared().is_ok()
+                    {
+                        glanced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        });
+        let mut not_ready = Vec::new();
+        for _ in 0..300 {
+            let (code, body) = agent.get("/readyz");
+            if code != 200 {
+                not_ready.push(body);
+            }
+            if glanced.load(std::sync::atomic::Ordering::Relaxed) >= 5 {
+                break;
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            not_ready.is_empty(),
+            "/readyz said not ready: {not_ready:?}"
+        );
+    });
+    assert!(
+        glanced.into_inner() >= 1,
+        "the neighbour never caught a probe file: the test proved nothing"
+    );
+}

@@ -185,13 +185,14 @@ impl Volume {
             (&file)
                 .write_all(&[0u8; 4096])
                 .map_err(|e| Error::io("cannot write", root.path_of(&probe), e))?;
-            file.try_lock().map_err(|e| {
-                Error::io(
-                    "cannot flock",
-                    root.path_of(&probe),
-                    std::io::Error::other(e.to_string()),
-                )
-            })?;
+            // A reader probing for debris (status) may hold a shared try-lock on it this very
+            // instant: then wait for that instant to pass rather than fail.
+            match file.try_lock() {
+                Ok(()) => Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) => file.lock(),
+                Err(std::fs::TryLockError::Error(e)) => Err(e),
+            }
+            .map_err(|e| Error::io("cannot flock", root.path_of(&probe), e))?;
             let other = root.open_regular(&probe)?.ok_or_else(|| {
                 Error::io(
                     "cannot reopen",
