@@ -1,6 +1,7 @@
 //! A real `podsignal agent` for a scenario, on a port of its own, that the scenario may kill
 //! and start again on the same port; and a small HTTP/1.1 client for it that never panics
-//! (every failure is an error the scenario counts).
+//! (every failure is an error the scenario counts), and a hold through it whose loss shows
+//! without blocking ([`RawHold`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -232,4 +233,92 @@ impl Read for Response {
             }
         }
     }
+}
+
+/// A hold through the agent on a plain socket (`POST PATH`, read byte by byte up to the
+/// `held` line so that nothing after it is buffered away), so that its loss (the agent died)
+/// shows at once without blocking: see [`RawHold::lost`]. Dropping it closes the connection.
+pub struct RawHold {
+    stream: TcpStream,
+    /// The fencing token of the grant.
+    pub token: u64,
+}
+
+impl RawHold {
+    /// `POST path` and the `held` line; an error says what went wrong in a few words
+    /// (`connect: refused`, `read: closed`, `read: timed out`, `status 408`, ...).
+    pub fn open(port: u16, path: &str, timeout: Duration) -> Result<RawHold, String> {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| io_kind("connect", &e))?;
+        s.set_read_timeout(Some(timeout))
+            .and_then(|()| s.write_all(head.as_bytes()))
+            .map_err(|e| io_kind("send", &e))?;
+        let status = read_line(&s)?;
+        while !read_line(&s)?.is_empty() {}
+        let code = status.split(' ').nth(1).unwrap_or("?").to_owned();
+        if code != "200" {
+            return Err(format!("status {code}"));
+        }
+        // The body is chunked: a size line, then the first JSON line.
+        let mut line = read_line(&s)?;
+        if !line.starts_with('{') {
+            line = read_line(&s)?;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        match (v["type"].as_str(), v["token"].as_u64()) {
+            (Some("held"), Some(token)) => Ok(RawHold { stream: s, token }),
+            _ => Err(format!("not a held line: {line:?}")),
+        }
+    }
+
+    /// A copy of its socket (shutting it down drops the hold, as its client's death does).
+    pub fn socket(&self) -> Option<TcpStream> {
+        self.stream.try_clone().ok()
+    }
+
+    /// True once the connection ended (the agent died or released): reads what is there
+    /// (heartbeats) without blocking.
+    pub fn lost(&mut self) -> bool {
+        let mut buf = [0u8; 512];
+        let _ = self.stream.set_nonblocking(true);
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        }
+    }
+}
+
+/// One line (without its CRLF or LF), byte by byte; the end of the stream is an error.
+#[expect(
+    clippy::unbuffered_bytes,
+    reason = "nothing after the line may be consumed"
+)]
+fn read_line(stream: &TcpStream) -> Result<String, String> {
+    let mut out = Vec::new();
+    for b in stream.bytes().take(64 * 1024) {
+        match b.map_err(|e| io_kind("read", &e))? {
+            b'\n' => {
+                return Ok(String::from_utf8_lossy(&out)
+                    .trim_end_matches('\r')
+                    .to_owned());
+            }
+            b => out.push(b),
+        }
+    }
+    Err("read: closed".into())
+}
+
+/// An I/O error in a few words, for counting errors by kind.
+pub fn io_kind(what: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let kind = match e.kind() {
+        K::ConnectionRefused => "refused",
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => "closed",
+        K::WouldBlock | K::TimedOut => "timed out",
+        _ => "other",
+    };
+    format!("{what}: {kind}")
 }

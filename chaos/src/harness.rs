@@ -87,13 +87,6 @@ impl Ctx {
         c
     }
 
-    /// `sh -c SCRIPT`, marked as this scenario's.
-    pub fn sh(&self, script: &str) -> Command {
-        let mut c = self.command("sh");
-        c.arg("-c").arg(script);
-        c
-    }
-
     /// Live processes carrying this scenario's marker (zombies excluded: they hold nothing).
     pub fn leftovers(&self) -> Vec<u32> {
         marked_processes(&self.run_id)
@@ -316,6 +309,11 @@ pub fn proc_status(p: u32, field: &str) -> Option<u64> {
 /// How many descriptors `pid` has open.
 pub fn fd_count(p: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{p}/fd")).ok()?.count())
+}
+
+/// Locks `m`, whether or not a thread panicked holding it.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Polls `f` every 10 ms until it returns true or `limit` passes.

@@ -3,16 +3,18 @@
 //! of the writes), and the check of what it shows.
 //!
 //! A section writes `enter`, then `work` lines, then `exit`; processes it started may write
-//! `late` after. The harness writes `harness - agent-killed` before it kills the agent. The
-//! rules:
+//! `late` after. The harness writes `harness - agent-killed` when it kills the agent (through
+//! a [`Gate`]). The rules:
 //!
 //! - **One inside at a time**: once a worker has entered, no worker that entered before it
 //!   writes again (not its section, not a process the section started). A write after that
 //!   is a violation, with one excuse: a worker that held through the agent, when the agent
 //!   was killed after the worker entered. Its lock vanished with the agent while its client
 //!   was still inside; that is what fencing tokens are for, so the write is counted as
-//!   *fenced* if its token is below the newest one (a resource checking tokens refuses it),
-//!   and is a violation if not.
+//!   *fenced* if its token is below the newest one (a resource checking tokens refuses it).
+//!   If not, and the holder now is a `flock(1)` holder, which takes no token (protocol.md:
+//!   they "do not bump the counter"), nothing could refuse it and podsignal promises nothing
+//!   there: counted as *unfenceable*. Otherwise it is a violation.
 //! - **Tokens strictly increase** from one section to the next (`-`: a `flock(1)` holder,
 //!   which has none).
 //! - A worker enters at most once, and writes nothing before it entered.
@@ -21,6 +23,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
+
+mod gate;
+
+pub use gate::Gate;
 
 /// Appends one line to the ledger (the harness's own lines, or a thread's).
 pub fn append(ledger: &Path, worker: &str, token: Option<u64>, event: &str) -> std::io::Result<()> {
@@ -34,13 +40,35 @@ pub fn append(ledger: &Path, worker: &str, token: Option<u64>, event: &str) -> s
         .write_all(line.as_bytes())
 }
 
-/// The `sh` code of a critical section: `enter`, `$WORK` work lines `$PAUSE` seconds apart,
-/// optionally a `late` line from a background process `$LATE` seconds later, then `exit`.
-/// Reads `W` (the worker), `LEDGER`, and the token from `PODSIGNAL_FENCING_TOKEN` (or `-`).
-pub const SECTION: &str = r#"
+/// [`ENTER`], as a literal for `concat!`.
+macro_rules! enter_sh {
+    () => {
+        r#"
 T=${PODSIGNAL_FENCING_TOKEN:--}
+if [ -n "${GATE:-}" ]; then
+  exec 8<"$GATE"; flock -s 8 || exit 1
+  [ "$(cat "$GATE")" = "$GEN" ] || { echo "agent killed since the grant" >&2; exit 3; }
+fi
 echo "$W $T enter" >>"$LEDGER"
-i=0
+exec 8<&-
+"#
+    };
+}
+
+/// How [`ENTER`] (and so [`SECTION`]) exits when its gate refused: the agent was killed.
+pub const REFUSED: i32 = 3;
+
+/// The `sh` code that writes `enter` as `$W` with the token from `PODSIGNAL_FENCING_TOKEN`
+/// (or `-`) to `$LEDGER`, and sets `T` to the token for the code after it. With `GATE` and
+/// `GEN` set ([`Gate::env`]) it enters only if the agent was not killed since generation
+/// `$GEN`; if it was, it exits [`REFUSED`] with `agent killed since the grant` on stderr.
+pub const ENTER: &str = enter_sh!();
+
+/// The `sh` code of a critical section: [`ENTER`], `$WORK` work lines `$PAUSE` seconds apart,
+/// optionally a `late` line from a background process `$LATE` seconds later, then `exit`.
+pub const SECTION: &str = concat!(
+    enter_sh!(),
+    r#"i=0
 while [ "$i" -lt "${WORK:-3}" ]; do
   sleep "${PAUSE:-0.01}"
   echo "$W $T work" >>"$LEDGER"
@@ -50,7 +78,8 @@ if [ -n "${LATE:-}" ]; then
   ( sleep "$LATE"; echo "$W $T late" >>"$LEDGER" ) &
 fi
 echo "$W $T exit" >>"$LEDGER"
-"#;
+"#
+);
 
 /// What the ledger showed.
 #[derive(Debug, Default)]
@@ -64,6 +93,9 @@ pub struct Verdict {
     /// Writes by a section whose lock vanished with a killed agent, after the next holder
     /// entered, with a token a fencing check refuses.
     pub fenced: u64,
+    /// Such writes while a `flock(1)` holder (no token) held, and no newer token was granted
+    /// since theirs: nothing can refuse them, and nothing promises it.
+    pub unfenceable: u64,
     /// Times the agent was killed.
     pub agent_kills: u64,
     /// The newest token seen.
@@ -90,7 +122,8 @@ pub fn check(text: &str, through_agent: ThroughAgent<'_>) -> Verdict {
         let (Some(worker), Some(token), Some(event), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            v.violations.push(format!("line {n}: torn or garbled: {line:?}"));
+            v.violations
+                .push(format!("line {n}: torn or garbled: {line:?}"));
             continue;
         };
         let known = ["enter", "work", "exit", "late", "agent-killed"];
@@ -150,8 +183,14 @@ pub fn check(text: &str, through_agent: ThroughAgent<'_>) -> Verdict {
         if past.contains(worker) {
             let agent_died_inside = last_agent_kill.is_some_and(|k| k > entered_at);
             let refusable = matches!((own_token, v.last_token), (Some(o), Some(l)) if o < l);
-            if through_agent(worker) && agent_died_inside && refusable {
+            let stale = through_agent(worker) && agent_died_inside;
+            let tokenless = current
+                .and_then(|c| entered.get(c))
+                .is_some_and(|e| e.1.is_none());
+            if stale && refusable {
                 v.fenced += 1;
+            } else if stale && tokenless {
+                v.unfenceable += 1;
             } else {
                 let holder = current.unwrap_or("?");
                 v.violations.push(format!(
@@ -211,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_write_after_the_agent_died_is_fenced_only_if_refusable() {
+    fn a_stale_write_after_the_agent_died_is_fenced_or_unfenceable() {
         let agent = |w: &str| w.starts_with("hold");
         let text = "hold1 3 enter\nharness - agent-killed\ncli2 4 enter\nhold1 3 work\n";
         let v = check(text, &agent);
@@ -220,12 +259,17 @@ mod tests {
         // Without an agent kill, the same write is two inside.
         let v = check("hold1 3 enter\ncli2 4 enter\nhold1 3 work\n", &agent);
         assert_eq!(v.violations.len(), 1);
-        // After a flock(1) holder (no token), nothing could refuse it.
-        let v = check(
-            "hold1 3 enter\nharness - agent-killed\nf - enter\nhold1 3 work\n",
-            &agent,
-        );
-        assert_eq!(v.violations.len(), 1);
+        // Entered after the kill (a grant of the dead agent: what a Gate prevents).
+        let text = "harness - agent-killed\nhold1 3 enter\ncli2 4 enter\nhold1 3 work\n";
+        assert_eq!(check(text, &agent).violations.len(), 1);
+        // Under a flock(1) holder (no token) nothing could refuse it: unfenceable.
+        let text = "hold1 3 enter\nharness - agent-killed\nf - enter\nhold1 3 work\n";
+        let v = check(text, &agent);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert_eq!((v.fenced, v.unfenceable), (0, 1));
+        // Under a token holder again, a token above it refuses it: fenced.
+        let v = check(&format!("{text}cli2 4 enter\nhold1 3 work\n"), &agent);
+        assert_eq!((v.fenced, v.unfenceable, v.violations.len()), (1, 1, 0));
     }
 
     #[test]

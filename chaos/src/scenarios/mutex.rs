@@ -2,7 +2,9 @@
 //! (`podsignal lock` on the volume, `flock(1)` on the lock file, `podsignal --agent URL
 //! lock`, raw HTTP holds and leases), each critical section writes the ledger, and a killer
 //! `kill -9`s wrappers, holders, grandchildren and the agent at random. The ledger must show
-//! one inside at a time and strictly increasing tokens (see [`crate::ledger`]).
+//! one inside at a time and strictly increasing tokens (see [`crate::ledger`]); holders
+//! through the agent enter through a [`Gate`], so a grant of an agent killed since is left
+//! unused rather than written as the next agent's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use crate::agent::{self, Agent};
-use crate::harness::{Ctx, Proc, Report, Rng, children, eventually, kill9};
-use crate::ledger;
+use crate::harness::{Ctx, Proc, Report, Rng, children, eventually, kill9, lock};
+use crate::ledger::{self, Gate};
 
 /// The lock every worker takes.
 const LOCK: &str = "ledger";
@@ -35,6 +37,7 @@ enum Kind {
 }
 
 impl Kind {
+    /// The prefix of its workers' names.
     fn label(self) -> &'static str {
         match self {
             Kind::Cli => "cli",
@@ -53,32 +56,34 @@ impl Kind {
     }
 }
 
-const WORKERS: [Kind; 12] = [
-    Kind::Cli,
-    Kind::Cli,
-    Kind::Cli,
-    Kind::Cli,
-    Kind::Flock,
-    Kind::Flock,
-    Kind::AgentCli,
-    Kind::AgentCli,
-    Kind::Hold,
-    Kind::Hold,
-    Kind::Lease,
-    Kind::Lease,
-];
+/// The workers, by how they take the lock.
+const WORKERS: [Kind; 12] = {
+    use Kind::{AgentCli, Cli, Flock, Hold, Lease};
+    [
+        Cli, Cli, Cli, Cli, Flock, Flock, AgentCli, AgentCli, Hold, Hold, Lease, Lease,
+    ]
+};
 
 /// What the workers and the killer share.
 struct Shared {
+    /// The shared directory.
     dir: PathBuf,
+    /// The ledger file.
     ledger: PathBuf,
+    /// The gate of holders through the agent.
+    gate: Gate,
+    /// The agent's port.
     port: u16,
+    /// When workers stop starting sections.
     deadline: Instant,
     /// Worker index -> the pid of its current process (process kinds).
     running: Mutex<HashMap<usize, u32>>,
     /// Worker index -> "crash now" (thread kinds: drop the connection, write nothing more).
     crash: Vec<AtomicBool>,
+    /// Attempts that did not complete a section.
     failed_attempts: AtomicU64,
+    /// Grants of an agent killed since they were asked for, left unused.
+    unused: AtomicU64,
 }
 
 /// Runs the scenario.
@@ -95,11 +100,13 @@ pub fn run(ctx: &Ctx) -> Result<Report> {
     let shared = Arc::new(Shared {
         dir: dir.clone(),
         ledger: ledger_path.clone(),
+        gate: Gate::create(ctx.path("gate")).context("creating the gate")?,
         port: agent.port,
         deadline: Instant::now() + ctx.budget(),
         running: Mutex::new(HashMap::new()),
         crash: WORKERS.iter().map(|_| AtomicBool::new(false)).collect(),
         failed_attempts: AtomicU64::new(0),
+        unused: AtomicU64::new(0),
     });
     let mut report = Report::default();
     let kills = std::thread::scope(|s| {
@@ -119,14 +126,13 @@ pub fn run(ctx: &Ctx) -> Result<Report> {
         report.count(&format!("kill -9 {what}"), n);
     }
     report.count("stale writes fenced", verdict.fenced);
-    report.count(
-        "last token",
-        verdict.last_token.map_or("-".to_owned(), |t| t.to_string()),
-    );
-    report.count(
-        "attempts failed (killed, agent down)",
-        shared.failed_attempts.load(Ordering::Relaxed),
-    );
+    report.count("unfenceable (under flock(1))", verdict.unfenceable);
+    let last = verdict.last_token.map_or("-".to_owned(), |t| t.to_string());
+    report.count("last token", last);
+    let failed = shared.failed_attempts.load(Ordering::Relaxed);
+    report.count("attempts failed (killed, agent down)", failed);
+    let unused = shared.unused.load(Ordering::Relaxed);
+    report.count("grants of a killed agent left unused", unused);
     for v in verdict.violations {
         report.violation(v);
     }
@@ -167,6 +173,7 @@ fn worker(ctx: &Ctx, shared: &Shared, i: usize, kind: Kind, rng: &mut Rng) {
     }
 }
 
+/// A section in a process (wrapper, `flock(1)`) of its own; true if it exited 0.
 fn process_section(
     ctx: &Ctx,
     shared: &Shared,
@@ -183,6 +190,7 @@ fn process_section(
         }
         Kind::AgentCli => {
             let mut c = ctx.podsignal(&shared.dir);
+            shared.gate.env(&mut c, shared.gate.generation());
             c.args(["--agent", &format!("http://127.0.0.1:{}", shared.port)]);
             c.args(["lock", LOCK, "--timeout", "30s", "--grace", "2s", "--"]);
             c
@@ -207,20 +215,16 @@ fn process_section(
     let Ok(mut proc) = Proc::spawn(&mut cmd, name) else {
         return false;
     };
-    shared
-        .running
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(i, proc.pid());
+    lock(&shared.running).insert(i, proc.pid());
     let status = proc.wait_for(Duration::from_secs(90));
-    shared
-        .running
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&i);
+    lock(&shared.running).remove(&i);
+    if status.is_some_and(|s| s.code() == Some(ledger::REFUSED)) {
+        shared.unused.fetch_add(1, Ordering::Relaxed);
+    }
     status.is_some_and(|s| s.success())
 }
 
+/// The file `podsignal lock` flocks for [`LOCK`] (as `flock(1)` workers do).
 fn lock_file(dir: &Path) -> PathBuf {
     dir.join("locks").join(format!("{LOCK}.lock"))
 }
@@ -228,6 +232,7 @@ fn lock_file(dir: &Path) -> PathBuf {
 /// A hold through the agent: the harness writes the section while the stream is open; a
 /// crash drops the connection mid-section.
 fn hold_section(shared: &Shared, i: usize, name: &str, rng: &mut Rng) -> bool {
+    let asked_in = shared.gate.generation();
     let path = format!("/v1/locks/{LOCK}/hold?wait=30s");
     let Ok(mut stream) = agent::send(shared.port, "POST", &path, None, Duration::from_secs(60))
     else {
@@ -245,13 +250,16 @@ fn hold_section(shared: &Shared, i: usize, name: &str, rng: &mut Rng) -> bool {
     else {
         return false;
     };
-    write_section(shared, i, name, token, rng);
+    if enter(shared, asked_in, name, token) {
+        write_section(shared, i, name, token, rng);
+    }
     drop(stream);
     true
 }
 
 /// A lease through the agent; a crash abandons it (it expires after its ttl).
 fn lease_section(shared: &Shared, i: usize, name: &str, rng: &mut Rng) -> bool {
+    let asked_in = shared.gate.generation();
     let path = format!("/v1/locks/{LOCK}?ttl=3s&wait=30s");
     let Ok((200, body)) = agent::request(shared.port, "POST", &path, None) else {
         return false;
@@ -262,18 +270,28 @@ fn lease_section(shared: &Shared, i: usize, name: &str, rng: &mut Rng) -> bool {
     let (Some(token), Some(lease)) = (grant["token"].as_u64(), grant["lease"].as_str()) else {
         return false;
     };
-    if write_section(shared, i, name, token, rng) {
+    // Released when left unused too: the grant may be the new agent's.
+    if !enter(shared, asked_in, name, token) || write_section(shared, i, name, token, rng) {
         let path = format!("/v1/locks/{LOCK}?lease={lease}");
         return agent::request(shared.port, "DELETE", &path, None).is_ok_and(|(s, _)| s == 204);
     }
     true
 }
 
-/// Writes enter, work lines, exit; stops without another word when told to crash. True if
-/// it completed.
+/// Writes `enter` through the gate for a grant asked for in generation `asked_in`; false
+/// (counted) if the agent was killed since.
+fn enter(shared: &Shared, asked_in: u64, name: &str, token: u64) -> bool {
+    let entered = shared.gate.enter(&shared.ledger, asked_in, name, token);
+    if !entered {
+        shared.unused.fetch_add(1, Ordering::Relaxed);
+    }
+    entered
+}
+
+/// After [`enter`]: work lines, exit; stops without another word when told to crash. True
+/// if it completed.
 fn write_section(shared: &Shared, i: usize, name: &str, token: u64, rng: &mut Rng) -> bool {
     let crashed = || shared.crash[i].load(Ordering::SeqCst);
-    let _ = ledger::append(&shared.ledger, name, Some(token), "enter");
     for _ in 0..1 + rng.below(4) {
         std::thread::sleep(Duration::from_millis(10 + rng.below(20)));
         if crashed() {
@@ -295,11 +313,17 @@ fn killer(ctx: &Ctx, shared: &Shared, agent: &mut Agent) -> Vec<(&'static str, u
     while Instant::now() < shared.deadline {
         std::thread::sleep(rng.between(Duration::from_millis(80), Duration::from_millis(300)));
         if rng.percent(6) {
-            let _ = ledger::append(&shared.ledger, "harness", None, "agent-killed");
+            match shared.gate.kill_agent(&shared.ledger, agent.proc.pid()) {
+                Ok(true) => *kills.entry("agent").or_default() += 1,
+                Ok(false) => eprintln!("chaos: mutex: the agent survived kill -9 for 5 s"),
+                Err(e) => {
+                    eprintln!("chaos: mutex: the gate: {e}");
+                    continue;
+                }
+            }
             if let Err(e) = agent.restart_after_kill9(ctx) {
                 eprintln!("chaos: mutex: {e:#}");
             }
-            *kills.entry("agent").or_default() += 1;
             continue;
         }
         let i = rng.below(WORKERS.len() as u64) as usize;
@@ -310,13 +334,7 @@ fn killer(ctx: &Ctx, shared: &Shared, agent: &mut Agent) -> Vec<(&'static str, u
             }
             _ => {
                 // Mostly the holder's tree (the one with processes under its wrapper).
-                let running: Vec<u32> = shared
-                    .running
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .values()
-                    .copied()
-                    .collect();
+                let running: Vec<u32> = lock(&shared.running).values().copied().collect();
                 let holding: Vec<u32> = running
                     .iter()
                     .copied()
