@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn a_capped_value_is_exactly_the_pattern() {
         // Found by `cargo fuzz`: the agent took `wait=%2030s` though the pattern refuses it.
-        assert_eq!(parse_duration_capped("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(
+            parse_duration_capped("30s").unwrap(),
+            Duration::from_secs(30)
+        );
         for bad in [" 30s", "30s\n", "+1s"] {
             assert!(parse_duration_capped(bad).is_err(), "{bad:?}");
         }

@@ -142,7 +142,10 @@ mod tests {
         let again = e.to_line().unwrap();
         assert_eq!(Event::from_line(&again[..again.len() - 1]), Some(e));
         let read = Event::from_line(&again[..again.len() - 1]).unwrap();
-        assert_eq!(read.data.and_then(|d| d.as_f64()), Some(5.555_555_555_555_555e43));
+        assert_eq!(
+            read.data.and_then(|d| d.as_f64()),
+            Some(5.555_555_555_555_555e43)
+        );
     }
 
     #[test]
