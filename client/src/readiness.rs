@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::coordinator::{Hold, ReadinessHold};
 use crate::error::{Error, Result};
-use crate::identity::{self, now_ms};
+use crate::identity::now_ms;
 use crate::safe_dir::SafeDir;
 use crate::volume::Volume;
 use crate::watch::Area;
@@ -193,15 +193,11 @@ impl Volume {
         name: &Name,
         reason: Option<&str>,
     ) -> Result<ReadinessGuard> {
-        let dir = &self.inner.ready;
-        // A new id for every hold; a sweeper that removed the new file in the instant before
-        // its flock (it looked like debris) makes us try once more with another.
-        let (hold, live) = match self.new_liveness(dir, name) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                self.new_liveness(dir, name)?
-            }
-            other => other?,
-        };
+        // A new id for every hold.
+        let (hold, live) = self
+            .inner
+            .ready
+            .create_liveness_named(|id| layout::liveness_file(name, id))?;
         let guard = ReadinessGuard {
             volume: self.clone(),
             name: name.clone(),
@@ -211,12 +207,6 @@ impl Volume {
         };
         self.write_readiness(name, ReadinessState::Ready, reason, Some(&guard.hold))?;
         Ok(guard)
-    }
-
-    fn new_liveness(&self, dir: &SafeDir, name: &Name) -> Result<(String, File)> {
-        let hold = format!("{:016x}", identity::nonce());
-        let live = dir.create_liveness(&layout::liveness_file(name, &hold))?;
-        Ok((hold, live))
     }
 
     /// Writes the record of `name`: held (by hold `hold`) or sticky (`None`), under the

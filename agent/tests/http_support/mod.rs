@@ -21,40 +21,17 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts an agent with `extra` arguments and waits until `/healthz` answers.
+    /// Starts an agent with `extra` arguments and waits until it listens.
     pub fn start(extra: &[&str]) -> Agent {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("shared");
-        for _attempt in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(BIN)
-                .args(["agent", "--listen", &format!("127.0.0.1:{port}")])
-                .args(extra)
-                .env("PODSIGNAL_DIR", &dir)
-                .env("PODSIGNAL_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            // Listening, or exited (the port was taken in the meantime: try another).
-            let mut exited = false;
-            let listening = eventually(Duration::from_secs(10), || {
-                exited = matches!(child.try_wait(), Ok(Some(_)));
-                exited || TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if listening && !exited {
-                return Agent {
-                    child,
-                    port,
-                    dir,
-                    _tmp: tmp,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("the agent never started listening");
+        Agent::start_via(
+            extra,
+            |_| {},
+            |_, argv| {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            },
+        )
     }
 
     pub fn url(&self) -> String {

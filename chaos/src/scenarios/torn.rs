@@ -139,7 +139,7 @@ fn writer(ctx: &Ctx, shared: &Shared, rng: &mut Rng) {
         n += 1;
         let mut cmd = ctx.podsignal(&shared.dir);
         let (hold, what) = writer_args(&mut cmd, rng, n);
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         let started = Instant::now();
         let Ok(mut proc) = Proc::spawn(&mut cmd, what.clone()) else {
             std::thread::sleep(Duration::from_millis(20));
@@ -163,7 +163,16 @@ fn writer(ctx: &Ctx, shared: &Shared, rng: &mut Rng) {
         match proc.wait_for(Duration::from_secs(10)) {
             Some(s) if s.signal() == Some(9) => shared.add("killed -9", 1),
             Some(s) if s.success() => shared.add("finished", 1),
-            other => shared.violation(format!("`{what}`, not killed, ended {other:?}")),
+            other => {
+                let mut err = String::new();
+                if let Some(mut e) = proc.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                shared.violation(format!(
+                    "`{what}`, not killed, ended {other:?}: {}",
+                    err.trim()
+                ));
+            }
         }
     }
 }

@@ -96,14 +96,9 @@ impl SafeDir {
         self.sweep(&|f| layout::temp_file_target(f) == Some(name) || also(f));
         let mut first = Some(first);
         // A sweeper can take a new temporary file for debris in the instant between its
-        // creation and its flock, and remove it: then the rename finds nothing. Once more
-        // (`first` has run by then, and does not run again).
-        match self.write_once(name, bytes, opts, fsync, &mut first) {
-            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                self.write_once(name, bytes, opts, fsync, &mut first)
-            }
-            other => other,
-        }
+        // creation and its flock, and remove it: then the rename finds nothing. Again, with a
+        // new name (`first` has run by then, and does not run again).
+        retry_if_swept(|| self.write_once(name, bytes, opts, fsync, &mut first))
     }
 
     fn write_once(
@@ -149,6 +144,20 @@ impl SafeDir {
         result
     }
 
+    /// Creates a liveness file named by `name_for(id)` for a new random id; returns the id and
+    /// the file. A sweeper that removed the new file in the instant before its flock (it
+    /// looked like debris) makes it try again with another id.
+    pub(crate) fn create_liveness_named(
+        &self,
+        name_for: impl Fn(&str) -> String,
+    ) -> Result<(String, File)> {
+        retry_if_swept(|| {
+            let id = format!("{:016x}", identity::nonce());
+            let file = self.create_liveness(&name_for(&id))?;
+            Ok((id, file))
+        })
+    }
+
     /// Creates `name` (which must not exist) with the access mode and an exclusive flock, for
     /// a file whose flock says its writer or holder lives (temporary and liveness files).
     fn create_locked(&self, d: &OpenDir, name: &str, access: Access) -> Result<File> {
@@ -167,7 +176,7 @@ impl SafeDir {
 
     /// Creates a liveness file: a new file, exclusively flocked for as long as the returned
     /// descriptor stays open. Fails if it exists.
-    pub(crate) fn create_liveness(&self, name: &str) -> Result<File> {
+    fn create_liveness(&self, name: &str) -> Result<File> {
         let d = self.current()?;
         let file = self.create_locked(&d, name, self.access)?;
         // A sweeper may have removed it between creation and flock: then it is not the file
@@ -235,5 +244,60 @@ impl SafeDir {
         rfs::fchmod(&fd, access.file_mode())
             .map_err(|e| Error::io("cannot chmod", self.path_of(name), errno_to_io(e)))?;
         Ok(File::from(fd))
+    }
+}
+
+/// How many times a write is tried when a sweeper removed its new file each time: one
+/// collision is rare (a window of microseconds), several in a row, under a crash loop of
+/// writers sweeping the same name, happened once in 50,000 (chaos `torn`).
+const SWEPT_ATTEMPTS: usize = 8;
+
+/// Runs `attempt` again (up to [`SWEPT_ATTEMPTS`] in all) while it fails because its new file
+/// was swept away (`NotFound`).
+fn retry_if_swept<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 1;
+    loop {
+        match attempt() {
+            Err(Error::Io { source, .. })
+                if source.kind() == io::ErrorKind::NotFound && tries < SWEPT_ATTEMPTS =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn swept() -> Error {
+        Error::io("lost", "/x", io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    #[test]
+    fn a_write_swept_away_is_tried_again_a_bounded_number_of_times() {
+        let mut calls = 0;
+        let r = retry_if_swept(|| {
+            calls += 1;
+            if calls < 4 { Err(swept()) } else { Ok(calls) }
+        });
+        assert_eq!(r.ok(), Some(4));
+        let mut calls = 0;
+        let r: Result<()> = retry_if_swept(|| {
+            calls += 1;
+            Err(swept())
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, SWEPT_ATTEMPTS);
+        // Any other error is not retried.
+        let mut calls = 0;
+        let r: Result<()> = retry_if_swept(|| {
+            calls += 1;
+            Err(Error::Invalid("no".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1);
     }
 }
