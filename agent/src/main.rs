@@ -10,6 +10,7 @@
 //! - `condition/`: evaluating conditions (`wait`, `run --wait-for`, `--ready-when`).
 //! - `supervisor/`: `run`'s child supervision: sd_notify, shutdown steps, the state machine.
 //! - `http/`: the agent's HTTP API (`podsignal agent`).
+//! - `manifest`, `inject/`, `lint/`: Kubernetes manifests in, injected YAML or findings out.
 //! - `exit`: exit codes.
 
 mod child;
@@ -19,7 +20,9 @@ mod condition;
 mod exit;
 mod guard;
 mod http;
+mod inject;
 mod leftovers;
+mod manifest;
 mod memory;
 mod reaper;
 mod signals;

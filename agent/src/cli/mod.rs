@@ -4,13 +4,16 @@
 //! - `coordinate`: ready, unready, wait, lock, leader, event, phase, status;
 //! - `supervise`: run, stop, install (and the probe timing `wait` shares);
 //! - `agent`: the HTTP agent's options;
+//! - `adopt`: inject and lint (manifests in, YAML or findings out);
 //! - `parse`: value parsers (names, durations, conditions, JSON).
 
+mod adopt;
 mod agent;
 mod coordinate;
 mod parse;
 mod supervise;
 
+pub use adopt::*;
 pub use agent::*;
 pub use coordinate::*;
 pub use supervise::*;
@@ -236,6 +239,39 @@ pub enum Command {
     ///   $ curl -s localhost:7781/v1/readiness/db?wait=30s
     #[command(verbatim_doc_comment)]
     Agent(AgentArgs),
+    /// Add podsignal to Kubernetes manifests: a shared volume, an install init container,
+    /// each container's command wrapped in `podsignal run`
+    ///
+    /// Reads multi-document YAML (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet,
+    /// Job, CronJob, List) and writes the injected YAML to stdout; other objects pass
+    /// through unchanged. Told by annotations on the pod template (podsignal.io/sidecars,
+    /// podsignal.io/CONTAINER.wait-for, ...: docs/inject.md) or by the flags below, which
+    /// override them. Every field it does not touch is kept, in its order; comments are
+    /// lost and YAML anchors are expanded. Injecting twice gives the same result;
+    /// --uninject restores the original exactly. Bad input: one line naming the document
+    /// and the place, exit 2, nothing written.
+    ///
+    ///   $ podsignal inject app.yaml | kubectl apply -f -
+    ///   $ podsignal inject --sidecar proxy deploy.yaml
+    ///   $ podsignal inject --job --sidecar cloud-sql-proxy job.yaml
+    ///   $ helm install web ./chart --post-renderer podsignal --post-renderer-args inject
+    ///   $ podsignal inject --uninject injected.yaml
+    #[command(verbatim_doc_comment)]
+    Inject(InjectArgs),
+    /// Find multi-container anti-patterns in Kubernetes manifests
+    ///
+    /// Checks how the containers of one Pod depend on each other: polling loops, Job
+    /// sidecars that never exit, preStop sleeps used as ordering, dangling or cyclic
+    /// --wait-for, mixed UIDs on a shared volume, ... (--list-rules). Each finding has a
+    /// rule id, a severity, the object and container, one line of advice and a link to
+    /// docs/patterns.md. Silence a rule on an object with the annotation
+    /// podsignal.io/lint-ignore: RULE[,RULE]. Exit 0 clean, 1 on a finding at or above
+    /// --fail-on, 2 on bad input.
+    ///
+    ///   $ podsignal lint k8s/
+    ///   $ helm template ./chart | podsignal lint --format sarif > lint.sarif
+    #[command(verbatim_doc_comment)]
+    Lint(LintArgs),
     /// Kill a process group when the wrapper that started it dies (internal: started by
     /// lock, leader and run, never by hand).
     #[command(hide = true)]

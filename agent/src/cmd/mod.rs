@@ -5,8 +5,10 @@
 pub mod agent;
 mod event;
 mod hold;
+mod inject;
 mod install;
 mod leader;
+mod lint;
 mod lock;
 mod phase;
 mod ready;
@@ -28,6 +30,8 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
     let Cli { global, command } = cli;
     let command = match command {
         Command::Install(args) => return install::install(args),
+        Command::Inject(args) => return inject::inject(args),
+        Command::Lint(args) => return lint::lint(args),
         Command::Guard(args) => return Ok(crate::guard::run(args.pgid)),
         Command::Agent(args) => return agent::agent(&global, args, stream(signals)?).await,
         Command::Run(args) if run::disabled() => return run::exec_disabled(&args),
@@ -62,7 +66,11 @@ async fn on<C: Coordinator>(
         Command::Status(args) => status::status(c, args).await,
         Command::Stop(args) => stop::stop(c, args).await,
         Command::Run(args) => run::run(c, global, *args, stream(signals)?).await,
-        Command::Install(_) | Command::Agent(_) | Command::Guard(_) => {
+        Command::Install(_)
+        | Command::Inject(_)
+        | Command::Lint(_)
+        | Command::Agent(_)
+        | Command::Guard(_) => {
             anyhow::bail!("internal error: this subcommand is dispatched before the transport")
         }
     }

@@ -1,0 +1,299 @@
+//! Changing a pod template: [`apply`] carries out a [`Plan`] and records in the
+//! `podsignal.io/injected` annotation what it had to create; [`revert`] reads that record and
+//! undoes exactly that, so `uninject(inject(x)) == x`, key order included.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::plan::{Plan, Wrap};
+use super::{BIN_DIR, BIN_VOLUME, BINARY, INSTALL_CONTAINER, MARKER, SHARED_DIR, SHARED_VOLUME};
+
+/// What `apply` did that `revert` must undo (the marker annotation's value, as JSON).
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+struct Record {
+    /// The format.
+    v: u32,
+    /// Containers whose command was wrapped.
+    wrapped: Vec<String>,
+    /// Wrapped containers that had no `command` (an entrypoint was supplied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    entrypoint: Vec<String>,
+    /// Regular containers moved to `initContainers`, with their index in `containers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    native: Vec<(String, usize)>,
+    /// Maps and lists that did not exist: `metadata`, `annotations`, `volumes`,
+    /// `initContainers`, and `volumeMounts:NAME` per container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    created: Vec<String>,
+}
+
+const VERSION: u32 = 1;
+
+/// Whether `template` carries inject's record.
+pub fn is_injected(template: &Value) -> bool {
+    template["metadata"]["annotations"].get(MARKER).is_some()
+}
+
+/// Carries out `plan` on `template` (which must not be injected already).
+pub fn apply(template: &mut Value, plan: &Plan) -> Result<(), String> {
+    let mut record = Record {
+        v: VERSION,
+        ..Record::default()
+    };
+    let spec = object(template, "spec", &mut record, "")?;
+
+    // Regular containers that become native sidecars, in their order, after the installer.
+    let mut moved = Vec::new();
+    for wrap in plan.wraps.iter().filter(|w| w.make_native) {
+        let containers = spec
+            .get_mut("containers")
+            .and_then(Value::as_array_mut)
+            .ok_or("no containers")?;
+        let index = containers
+            .iter()
+            .position(|c| c["name"] == wrap.name.as_str())
+            .ok_or("moved container vanished")?;
+        let mut c = containers.remove(index);
+        if let Some(c) = c.as_object_mut() {
+            c.insert("restartPolicy".into(), json!("Always"));
+        }
+        record.native.push((wrap.name.clone(), index));
+        moved.push(c);
+    }
+    let inits = array(spec, "initContainers", &mut record, "initContainers")?;
+    let mut at = 0;
+    inits.insert(at, installer(&plan.image));
+    for c in moved {
+        at += 1;
+        inits.insert(at, c);
+    }
+
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(containers)) = spec.get_mut(list) else {
+            continue;
+        };
+        for c in containers.iter_mut() {
+            let name = c["name"].as_str().unwrap_or_default().to_string();
+            if name == INSTALL_CONTAINER {
+                continue;
+            }
+            if let Some(wrap) = plan.wraps.iter().find(|w| w.name == name) {
+                wrap_command(c, wrap, &mut record)?;
+            }
+            let created = format!("volumeMounts:{name}");
+            let c = c
+                .as_object_mut()
+                .ok_or_else(|| format!("container {name:?} is not a mapping"))?;
+            let mounts = array(c, "volumeMounts", &mut record, &created)?;
+            mounts.push(json!({"name": SHARED_VOLUME, "mountPath": SHARED_DIR}));
+            mounts.push(json!({"name": BIN_VOLUME, "mountPath": BIN_DIR, "readOnly": true}));
+        }
+    }
+    let volumes = array(spec, "volumes", &mut record, "volumes")?;
+    volumes.push(json!({"name": SHARED_VOLUME, "emptyDir": {}}));
+    volumes.push(json!({"name": BIN_VOLUME, "emptyDir": {}}));
+
+    let metadata = object(template, "metadata", &mut record, "metadata")?;
+    let annotations = object_in(metadata, "annotations", &mut record, "annotations")?;
+    let text = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+    annotations.insert(MARKER.into(), Value::String(text));
+    Ok(())
+}
+
+/// Undoes what `apply` did, as its record says; `Err` when the template was changed since in
+/// a way that cannot be undone exactly (e.g. a wrapped command edited by hand).
+pub fn revert(template: &mut Value) -> Result<(), String> {
+    let text = template["metadata"]["annotations"][MARKER]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let record: Record = serde_json::from_str(&text).map_err(|e| {
+        format!("annotation {MARKER} is not inject's record ({e}): remove it by hand")
+    })?;
+    if record.v != VERSION {
+        return Err(format!(
+            "annotation {MARKER}: format {} is not {VERSION}: use the podsignal that injected it",
+            record.v
+        ));
+    }
+    let created = |what: &str| record.created.iter().any(|c| c == what);
+    let spec = template
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .ok_or("no spec")?;
+
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let name = c["name"].as_str().unwrap_or_default().to_string();
+            if record.wrapped.contains(&name) {
+                unwrap_command(c, &name, record.entrypoint.contains(&name))?;
+            }
+            let Some(c) = c.as_object_mut() else { continue };
+            if let Some(Value::Array(mounts)) = c.get_mut("volumeMounts") {
+                mounts.retain(|m| m["name"] != SHARED_VOLUME && m["name"] != BIN_VOLUME);
+                if mounts.is_empty() && created(&format!("volumeMounts:{name}")) {
+                    c.shift_remove("volumeMounts");
+                }
+            }
+        }
+    }
+    if let Some(Value::Array(inits)) = spec.get_mut("initContainers") {
+        inits.retain(|c| c["name"] != INSTALL_CONTAINER);
+        let mut moved = Vec::new();
+        for (name, index) in &record.native {
+            if let Some(i) = inits.iter().position(|c| c["name"] == name.as_str()) {
+                let mut c = inits.remove(i);
+                if let Some(c) = c.as_object_mut() {
+                    c.shift_remove("restartPolicy");
+                }
+                moved.push((*index, c));
+            }
+        }
+        moved.sort_by_key(|(i, _)| *i);
+        let containers = spec
+            .get_mut("containers")
+            .and_then(Value::as_array_mut)
+            .ok_or("no containers")?;
+        for (index, c) in moved {
+            containers.insert(index.min(containers.len()), c);
+        }
+    }
+    for (key, what) in [("initContainers", "initContainers"), ("volumes", "volumes")] {
+        if let Some(Value::Array(items)) = spec.get_mut(key) {
+            if key == "volumes" {
+                items.retain(|v| v["name"] != SHARED_VOLUME && v["name"] != BIN_VOLUME);
+            }
+            if items.is_empty() && created(what) {
+                spec.shift_remove(key);
+            }
+        }
+    }
+    let template = template.as_object_mut().ok_or("not a mapping")?;
+    if let Some(Value::Object(metadata)) = template.get_mut("metadata") {
+        if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+            annotations.shift_remove(MARKER);
+            if annotations.is_empty() && created("annotations") {
+                metadata.shift_remove("annotations");
+            }
+        }
+        if metadata.is_empty() && created("metadata") {
+            template.shift_remove("metadata");
+        }
+    }
+    Ok(())
+}
+
+/// The init container that copies the binary into the `podsignal-bin` volume.
+fn installer(image: &str) -> Value {
+    json!({
+        "name": INSTALL_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["install", format!("{BIN_DIR}/")],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "8Mi"},
+            "limits": {"cpu": "100m", "memory": "16Mi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": true,
+            "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": BIN_VOLUME, "mountPath": BIN_DIR}],
+    })
+}
+
+/// `command: [podsignal, run, FLAGS..., --, ORIGINAL...]`; `args` stay as they are.
+fn wrap_command(c: &mut Value, wrap: &Wrap, record: &mut Record) -> Result<(), String> {
+    let original: Vec<Value> = match (&c["command"], &wrap.entrypoint) {
+        (_, Some(words)) if c["command"].is_null() => {
+            record.entrypoint.push(wrap.name.clone());
+            words.iter().map(|w| json!(w)).collect()
+        }
+        (Value::Array(command), _) => command.clone(),
+        _ => return Err(format!("container {:?}: command is not a list", wrap.name)),
+    };
+    let mut command = vec![json!(BINARY), json!("run")];
+    command.extend(wrap.flags.iter().map(|f| json!(f)));
+    command.push(json!("--"));
+    command.extend(original);
+    let c = c
+        .as_object_mut()
+        .ok_or_else(|| format!("container {:?} is not a mapping", wrap.name))?;
+    c.insert("command".into(), Value::Array(command));
+    record.wrapped.push(wrap.name.clone());
+    Ok(())
+}
+
+fn unwrap_command(c: &mut Value, name: &str, had_none: bool) -> Result<(), String> {
+    let edited = || {
+        format!(
+            "container {name:?}: its command no longer starts with `{BINARY} run ... --`: it was edited after inject; restore it by hand"
+        )
+    };
+    let command = c["command"].as_array().ok_or_else(edited)?;
+    if command.first() != Some(&json!(BINARY)) || command.get(1) != Some(&json!("run")) {
+        return Err(edited());
+    }
+    let dashes = command.iter().position(|w| w == "--").ok_or_else(edited)?;
+    let original: Vec<Value> = command[dashes + 1..].to_vec();
+    let c = c.as_object_mut().ok_or_else(edited)?;
+    if had_none {
+        c.shift_remove("command");
+    } else {
+        c.insert("command".into(), Value::Array(original));
+    }
+    Ok(())
+}
+
+/// `parent[key]` as a mapping, created (and recorded as `what`) if missing.
+fn object<'a>(
+    parent: &'a mut Value,
+    key: &str,
+    record: &mut Record,
+    what: &str,
+) -> Result<&'a mut Map<String, Value>, String> {
+    let parent = parent.as_object_mut().ok_or("not a mapping")?;
+    object_in(parent, key, record, what)
+}
+
+fn object_in<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+    record: &mut Record,
+    what: &str,
+) -> Result<&'a mut Map<String, Value>, String> {
+    if !parent.contains_key(key) || parent[key].is_null() {
+        if !what.is_empty() {
+            record.created.push(what.to_string());
+        }
+        parent.insert(key.into(), json!({}));
+    }
+    parent
+        .get_mut(key)
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("{key} is not a mapping"))
+}
+
+/// `parent[key]` as a list, created (and recorded as `what`) if missing.
+fn array<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+    record: &mut Record,
+    what: &str,
+) -> Result<&'a mut Vec<Value>, String> {
+    if !parent.contains_key(key) || parent[key].is_null() {
+        record.created.push(what.to_string());
+        parent.insert(key.into(), json!([]));
+    }
+    parent
+        .get_mut(key)
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| format!("{key} is not a list"))
+}

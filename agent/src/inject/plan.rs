@@ -1,0 +1,348 @@
+//! What `inject` will do to one pod template: which containers it wraps, in which role, with
+//! which `podsignal run` flags. Pure: reads the template, changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::Options;
+use super::settings::{self, Key, Setting, Told};
+use crate::manifest::Workload;
+
+/// A container's part in the Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Does the Pod's work; waits for the sidecars.
+    Main,
+    /// Serves the main containers: ready before they start, stops after they exit.
+    Sidecar,
+}
+
+/// One container to wrap.
+#[derive(Debug, Clone)]
+pub struct Wrap {
+    /// The container's name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// A regular container to move to `initContainers` with `restartPolicy: Always`.
+    pub make_native: bool,
+    /// The `podsignal run` flags, before `--`.
+    pub flags: Vec<String>,
+    /// The entrypoint to run when the container has no `command`.
+    pub entrypoint: Option<Vec<String>>,
+}
+
+/// The whole plan for one template.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The installer image.
+    pub image: String,
+    /// The containers to wrap, in the Pod's order.
+    pub wraps: Vec<Wrap>,
+}
+
+/// A container as the plan sees it.
+struct Found<'a> {
+    name: &'a str,
+    value: &'a Value,
+    /// In `initContainers` with `restartPolicy: Always` already.
+    native: bool,
+}
+
+/// The plan for `template`, told by its annotations and `opts`; `Err` is one line naming the
+/// container or annotation at fault.
+pub fn plan(
+    template: &Value,
+    workload: &Workload,
+    told: &Told,
+    opts: &Options,
+) -> Result<Plan, String> {
+    let spec = &template["spec"];
+    let mut found: Vec<Found> = Vec::new();
+    for c in spec["containers"].as_array().into_iter().flatten() {
+        found.push(Found {
+            name: name_of(c)?,
+            value: c,
+            native: false,
+        });
+    }
+    for c in spec["initContainers"].as_array().into_iter().flatten() {
+        if c["restartPolicy"] == "Always" {
+            found.push(Found {
+                name: name_of(c)?,
+                value: c,
+                native: true,
+            });
+        }
+    }
+    let exists = |n: &str| found.iter().any(|f| f.name == n);
+    let check_names = |what: &str, names: &[String]| -> Result<(), String> {
+        match names.iter().find(|n| !exists(n)) {
+            Some(n) => Err(format!(
+                "{what}: no container named {n:?} (containers: {})",
+                names_of(&found)
+            )),
+            None => Ok(()),
+        }
+    };
+
+    let mut settings: BTreeMap<(String, Key), Setting> = told.containers.clone();
+    for ((container, key), value) in &opts.settings {
+        settings.insert((container.clone(), *key), value.clone());
+    }
+    for (container, key) in settings.keys() {
+        if !exists(container) {
+            return Err(format!(
+                "{}: no container named {container:?} (containers: {})",
+                key.as_str(),
+                names_of(&found)
+            ));
+        }
+    }
+    let sidecars: Vec<String> = match &opts.sidecars {
+        Some(s) => s.clone(),
+        None => settings::list(told, "sidecars").unwrap_or_default(),
+    };
+    check_names("sidecars", &sidecars)?;
+    let selected: Option<Vec<String>> = opts
+        .containers
+        .clone()
+        .or_else(|| settings::list(told, "containers"));
+    if let Some(s) = &selected {
+        check_names("containers", s)?;
+    }
+    let job = opts.job || settings::flag(told, "job")?.unwrap_or(workload.runs_to_completion());
+    let native = opts.native_sidecars || settings::flag(told, "native-sidecars")?.unwrap_or(false);
+    let is_sidecar = |f: &Found| f.native || sidecars.iter().any(|s| s == f.name);
+    let mains: Vec<&str> = found
+        .iter()
+        .filter(|f| !is_sidecar(f))
+        .map(|f| f.name)
+        .collect();
+    let waited: Vec<&str> = found
+        .iter()
+        .filter(|f| is_sidecar(f))
+        .map(|f| f.name)
+        .collect();
+    let grace = default_grace(spec);
+
+    let mut wraps = Vec::new();
+    for f in &found {
+        if selected
+            .as_ref()
+            .is_some_and(|s| !s.iter().any(|n| n == f.name))
+        {
+            continue;
+        }
+        let role = if is_sidecar(f) {
+            Role::Sidecar
+        } else {
+            Role::Main
+        };
+        let make_native = role == Role::Sidecar && native && !f.native;
+        let will_be_native = f.native || make_native;
+        let get = |k: Key| settings.get(&(f.name.to_string(), k)).cloned();
+        let value = |k: Key, default: Option<String>| -> Option<Setting> {
+            get(k).or(default.map(Setting::Flag))
+        };
+        let main_conditions = |kind: &str| {
+            let list: Vec<String> = mains.iter().map(|m| format!("{kind}:{m}")).collect();
+            (!list.is_empty()).then(|| list.join(","))
+        };
+        let (wait_for, ready_when, exit_with, stop_after, exit_code) = match role {
+            Role::Main => (
+                value(Key::WaitFor, (!waited.is_empty()).then(|| waited.join(","))),
+                value(Key::ReadyWhen, None),
+                value(Key::ExitWith, None),
+                value(Key::StopAfter, None),
+                value(Key::ExitCode, None),
+            ),
+            Role::Sidecar => {
+                let ready = match get(Key::ReadyWhen) {
+                    Some(r) => Some(r),
+                    None => Some(Setting::Flag(probe_of(f.value).ok_or_else(|| {
+                        format!(
+                            "sidecar {:?}: nothing says when it is ready (no tcpSocket or httpGet \
+                             probe, no containerPort): give --ready-when {0}=PROBE or the \
+                             annotation podsignal.io/{0}.ready-when",
+                            f.name
+                        )
+                    })?)),
+                };
+                // A native sidecar is stopped by the kubelet after the main containers
+                // (and at once when a Job's main containers are done): no need to watch them.
+                let exit_with = if job && !will_be_native {
+                    if mains.len() > 1 && get(Key::ExitWith).is_none() {
+                        return Err(format!(
+                            "job: sidecar {:?} would stop when the first of the main containers \
+                             ({}) exits: name the one that ends the Job with --exit-with {0}=exit:MAIN",
+                            f.name,
+                            mains.join(", ")
+                        ));
+                    }
+                    value(Key::ExitWith, main_conditions("exit"))
+                } else {
+                    value(Key::ExitWith, None)
+                };
+                let stop_after = if will_be_native {
+                    value(Key::StopAfter, None)
+                } else {
+                    value(Key::StopAfter, main_conditions("exit"))
+                };
+                (
+                    value(Key::WaitFor, None),
+                    ready,
+                    exit_with,
+                    stop_after,
+                    value(Key::ExitCode, Some("on-stop-zero".into())),
+                )
+            }
+        };
+        let mut flags = vec![format!("--name={}", f.name)];
+        let mut push = |name: &str, s: Option<Setting>| match s {
+            Some(Setting::Flag(v)) => flags.push(format!("--{name}={v}")),
+            Some(Setting::DrainOn) => flags.push("--drain".into()),
+            _ => {}
+        };
+        push("wait-for", wait_for);
+        push("ready-when", ready_when);
+        push("exit-with", exit_with);
+        push("stop-after", stop_after);
+        push("drain-delay", get(Key::Drain));
+        push("grace", value(Key::Grace, Some(grace.clone())));
+        push("exit-code", exit_code);
+
+        let entrypoint = match get(Key::Entrypoint) {
+            Some(Setting::Words(w)) => Some(w),
+            _ => None,
+        };
+        if entrypoint.is_none() && !matches!(&f.value["command"], Value::Array(c) if !c.is_empty())
+        {
+            return Err(format!(
+                "container {:?} has no command: podsignal cannot wrap its image's entrypoint \
+                 without knowing it: give --entrypoint {0}='CMD ...' or the annotation \
+                 podsignal.io/{0}.entrypoint",
+                f.name
+            ));
+        }
+        wraps.push(Wrap {
+            name: f.name.to_string(),
+            role,
+            make_native,
+            flags,
+            entrypoint,
+        });
+    }
+    let image = opts
+        .image
+        .clone()
+        .or_else(|| told.pod.get("image").cloned())
+        .unwrap_or_else(|| super::DEFAULT_IMAGE.to_string());
+    Ok(Plan { image, wraps })
+}
+
+fn name_of(container: &Value) -> Result<&str, String> {
+    container["name"]
+        .as_str()
+        .ok_or_else(|| "a container has no name".to_string())
+}
+
+fn names_of(found: &[Found]) -> String {
+    found.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+}
+
+/// `--grace` a little below the Pod's terminationGracePeriodSeconds (default 30): the
+/// kubelet's SIGKILL comes then, and run needs a moment to record the exit.
+fn default_grace(spec: &Value) -> String {
+    let seconds = spec["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    let ms = seconds.saturating_mul(1000);
+    let margin = (ms / 10).max(1000);
+    let grace = if ms > 2 * margin { ms - margin } else { ms / 2 };
+    if grace % 1000 == 0 {
+        format!("{}s", grace / 1000)
+    } else {
+        format!("{grace}ms")
+    }
+}
+
+/// The readiness the container itself declares: its startup or readiness probe (tcpSocket,
+/// httpGet on the Pod's address), else its first TCP containerPort.
+fn probe_of(container: &Value) -> Option<String> {
+    let port_number = |port: &Value| -> Option<u64> {
+        match port {
+            Value::Number(n) => n.as_u64(),
+            Value::String(name) => container["ports"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == *name)?["containerPort"]
+                .as_u64(),
+            _ => None,
+        }
+    };
+    for probe in [&container["startupProbe"], &container["readinessProbe"]] {
+        if let Some(port) = probe["tcpSocket"]["port"]
+            .as_u64()
+            .or_else(|| port_number(&probe["tcpSocket"]["port"]))
+        {
+            return Some(format!("tcp:{port}"));
+        }
+        let http = &probe["httpGet"];
+        let plain = http["scheme"]
+            .as_str()
+            .is_none_or(|s| s.eq_ignore_ascii_case("http"));
+        if http.is_object() && plain && http["host"].is_null() {
+            if let Some(port) = port_number(&http["port"]) {
+                let path = http["path"].as_str().unwrap_or("/");
+                let path = if path.starts_with('/') {
+                    path.to_string()
+                } else {
+                    format!("/{path}")
+                };
+                return Some(format!("http://127.0.0.1:{port}{path}"));
+            }
+        }
+    }
+    container["ports"]
+        .as_array()?
+        .iter()
+        .find(|p| p["protocol"].as_str().is_none_or(|s| s == "TCP"))?["containerPort"]
+        .as_u64()
+        .map(|p| format!("tcp:{p}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn grace_is_a_little_below_the_pods_grace_period() {
+        let g = |s: u64| default_grace(&json!({"terminationGracePeriodSeconds": s}));
+        assert_eq!(default_grace(&json!({})), "27s");
+        assert_eq!(g(60), "54s");
+        assert_eq!(g(10), "9s");
+        assert_eq!(g(2), "1s");
+        assert_eq!(g(1), "500ms");
+        assert_eq!(g(0), "0s");
+    }
+
+    #[test]
+    fn a_sidecars_readiness_comes_from_its_own_probes_or_port() {
+        let c = json!({"ports": [{"name": "admin", "containerPort": 15000}],
+            "readinessProbe": {"httpGet": {"port": "admin", "path": "ready"}}});
+        assert_eq!(
+            probe_of(&c).as_deref(),
+            Some("http://127.0.0.1:15000/ready")
+        );
+        let c = json!({"startupProbe": {"tcpSocket": {"port": 5432}}});
+        assert_eq!(probe_of(&c).as_deref(), Some("tcp:5432"));
+        let c = json!({"readinessProbe": {"httpGet": {"port": 8443, "scheme": "HTTPS"}},
+            "ports": [{"containerPort": 53, "protocol": "UDP"}, {"containerPort": 8443}]});
+        assert_eq!(probe_of(&c).as_deref(), Some("tcp:8443"));
+        assert_eq!(
+            probe_of(&json!({"readinessProbe": {"exec": {"command": ["x"]}}})),
+            None
+        );
+    }
+}
