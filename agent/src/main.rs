@@ -87,16 +87,29 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PODSIGNAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // PODSIGNAL_LOG: a level (`debug`) or per-target levels (`podsignal_client=debug,info`).
+    // `Targets` rather than `EnvFilter`: the same syntax for that, without a regex engine
+    // (200 KiB of binary).
+    let default = || default_level.parse::<Targets>().unwrap_or_default();
+    let filter = match std::env::var("PODSIGNAL_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!(
+                "podsignal: PODSIGNAL_LOG={spec:?} is not a log filter ({e}); using {default_level}"
+            );
+            default()
+        }),
+        _ => default(),
+    };
     // Colour only on a terminal: `kubectl logs` and log collectors get plain text.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.with_target(false).init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.with_target(false).finish().with(filter).init(),
+        LogFormat::Json => builder.json().finish().with(filter).init(),
     }
 }
 

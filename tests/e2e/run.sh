@@ -21,7 +21,7 @@ VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$
 IMAGE=localhost/podsignal:$VERSION
 DEMO=localhost/podsignal-demo:$VERSION
 SHELL_IMAGE=localhost/podsignal-demo-shell:$VERSION
-ALL_EXAMPLES=(startup-ordering native-sidecar ambassador adapter leader-election job-sidecars debug crash-loop)
+ALL_EXAMPLES=(startup-ordering native-sidecar ambassador adapter leader-election job-sidecars debug crash-loop inject)
 [ -z "${PODSIGNAL_STATIC_BIN:-}" ] || PODSIGNAL_STATIC_BIN=$(realpath "$PODSIGNAL_STATIC_BIN")
 WORK=$(mktemp -d /tmp/podsignal-e2e-XXXXXX)
 # kube play must not run from a directory holding a folder named like an image.
@@ -88,7 +88,8 @@ validate_manifests() {
     || { tail -n 5 "$WORK/pip.log" >&2; die "pip install kubernetes-validate failed"; }
   PY=$venv/bin/python
   local f files=()
-  for f in "$ROOT"/examples/*/*.yaml; do files+=("$f"); done
+  # The examples, inject's golden outputs and the e2e's own manifests.
+  for f in "$ROOT"/examples/*/*.yaml "$ROOT"/tests/inject/golden/*.yaml "$E2E"/*/*.yaml; do files+=("$f"); done
   "$venv/bin/kubernetes-validate" --strict --quiet "${files[@]}" \
     || die "a manifest is not valid Kubernetes (kubernetes-validate --strict, above)"
   say "${#files[@]} manifests valid (kubernetes-validate --strict)"
@@ -271,7 +272,8 @@ run_example() {
     trap teardown EXIT
     # shellcheck source=/dev/null
     . "$E2E/test_${name//-/_}.sh"
-    test_main "$ROOT/examples/$name"
+    # An example's test gets its directory; a test of its own (inject) gets tests/e2e/NAME.
+    if [ -d "$ROOT/examples/$name" ]; then test_main "$ROOT/examples/$name"; else test_main "$E2E/$name"; fi
   ) >"$log" 2>&1
   rc=$?
   set -e

@@ -78,7 +78,8 @@ pub struct InjectArgs {
     /// (inject cannot read images). Shell-style words or a JSON array; no expansion.
     #[arg(long, value_name = "CONTAINER=CMD", help_heading = "Per container")]
     pub entrypoint: Vec<String>,
-    /// Undo a previous inject exactly, as its podsignal.io/injected annotation records.
+    /// Undo a previous inject exactly, as its record (the PODSIGNAL_INJECTED env var of the
+    /// podsignal-install init container) says.
     #[arg(long, conflicts_with_all = ["dry_run"], help_heading = "Mode")]
     pub uninject: bool,
     /// Print what would change, one line per workload, instead of the YAML.

@@ -1,14 +1,18 @@
-//! Changing a pod template: [`apply`] carries out a [`Plan`] and records in the
-//! `podsignal.io/injected` annotation what it had to create; [`revert`] reads that record and
-//! undoes exactly that, so `uninject(inject(x)) == x`, key order included.
+//! Changing a pod template: [`apply`] carries out a [`Plan`] and records what it had to
+//! create in the `PODSIGNAL_INJECTED` env var of the init container it adds (a place inject
+//! owns, so the user's metadata is untouched, and with no length limit, unlike annotations
+//! under podman); [`revert`] reads that record and undoes exactly that, so
+//! `uninject(inject(x)) == x`, key order included.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::plan::{Plan, Wrap};
-use super::{BIN_DIR, BIN_VOLUME, BINARY, INSTALL_CONTAINER, MARKER, SHARED_DIR, SHARED_VOLUME};
+use super::{
+    BIN_DIR, BIN_VOLUME, BINARY, INSTALL_CONTAINER, RECORD_ENV, SHARED_DIR, SHARED_VOLUME,
+};
 
-/// What `apply` did that `revert` must undo (the marker annotation's value, as JSON).
+/// What `apply` did that `revert` must undo (the installer's `PODSIGNAL_INJECTED`, as JSON).
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
 struct Record {
     /// The format.
@@ -21,8 +25,8 @@ struct Record {
     /// Regular containers moved to `initContainers`, with their index in `containers`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     native: Vec<(String, usize)>,
-    /// Maps and lists that did not exist: `metadata`, `annotations`, `volumes`,
-    /// `initContainers`, and `volumeMounts:NAME` per container.
+    /// Lists that did not exist: `volumes`, `initContainers`, and `volumeMounts:NAME` per
+    /// container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     created: Vec<String>,
 }
@@ -31,7 +35,19 @@ const VERSION: u32 = 1;
 
 /// Whether `template` carries inject's record.
 pub fn is_injected(template: &Value) -> bool {
-    template["metadata"]["annotations"].get(MARKER).is_some()
+    record_text(template).is_some()
+}
+
+/// The record's text: the env var of our installer.
+fn record_text(template: &Value) -> Option<&str> {
+    template["spec"]["initContainers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == INSTALL_CONTAINER)?["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == RECORD_ENV)?["value"]
+        .as_str()
 }
 
 /// Carries out `plan` on `template` (which must not be injected already).
@@ -40,25 +56,36 @@ pub fn apply(template: &mut Value, plan: &Plan) -> Result<(), String> {
         v: VERSION,
         ..Record::default()
     };
-    let spec = object(template, "spec", &mut record, "")?;
+    let spec = template
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .ok_or("spec is not a mapping")?;
 
-    // Regular containers that become native sidecars, in their order, after the installer.
+    // Regular containers that become native sidecars, in their order, after the installer;
+    // each remembers its index in the original `containers`.
+    let containers = spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .ok_or("no containers")?;
     let mut moved = Vec::new();
-    for wrap in plan.wraps.iter().filter(|w| w.make_native) {
-        let containers = spec
-            .get_mut("containers")
-            .and_then(Value::as_array_mut)
-            .ok_or("no containers")?;
-        let index = containers
-            .iter()
-            .position(|c| c["name"] == wrap.name.as_str())
-            .ok_or("moved container vanished")?;
-        let mut c = containers.remove(index);
-        if let Some(c) = c.as_object_mut() {
-            c.insert("restartPolicy".into(), json!("Always"));
+    let mut index = 0;
+    let mut original_index = 0;
+    while index < containers.len() {
+        let name = containers[index]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if plan.wraps.iter().any(|w| w.make_native && w.name == name) {
+            let mut c = containers.remove(index);
+            if let Some(c) = c.as_object_mut() {
+                c.insert("restartPolicy".into(), json!("Always"));
+            }
+            record.native.push((name, original_index));
+            moved.push(c);
+        } else {
+            index += 1;
         }
-        record.native.push((wrap.name.clone(), index));
-        moved.push(c);
+        original_index += 1;
     }
     let inits = array(spec, "initContainers", &mut record, "initContainers")?;
     let mut at = 0;
@@ -93,26 +120,27 @@ pub fn apply(template: &mut Value, plan: &Plan) -> Result<(), String> {
     volumes.push(json!({"name": SHARED_VOLUME, "emptyDir": {}}));
     volumes.push(json!({"name": BIN_VOLUME, "emptyDir": {}}));
 
-    let metadata = object(template, "metadata", &mut record, "metadata")?;
-    let annotations = object_in(metadata, "annotations", &mut record, "annotations")?;
     let text = serde_json::to_string(&record).map_err(|e| e.to_string())?;
-    annotations.insert(MARKER.into(), Value::String(text));
+    let installer = spec
+        .get_mut("initContainers")
+        .and_then(Value::as_array_mut)
+        .and_then(|i| i.first_mut())
+        .and_then(Value::as_object_mut)
+        .ok_or("the installer vanished")?;
+    installer.insert("env".into(), json!([{"name": RECORD_ENV, "value": text}]));
     Ok(())
 }
 
 /// Undoes what `apply` did, as its record says; `Err` when the template was changed since in
 /// a way that cannot be undone exactly (e.g. a wrapped command edited by hand).
 pub fn revert(template: &mut Value) -> Result<(), String> {
-    let text = template["metadata"]["annotations"][MARKER]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let text = record_text(template).unwrap_or_default().to_string();
     let record: Record = serde_json::from_str(&text).map_err(|e| {
-        format!("annotation {MARKER} is not inject's record ({e}): remove it by hand")
+        format!("{INSTALL_CONTAINER}'s {RECORD_ENV} is not inject's record ({e}): remove the injection by hand")
     })?;
     if record.v != VERSION {
         return Err(format!(
-            "annotation {MARKER}: format {} is not {VERSION}: use the podsignal that injected it",
+            "{INSTALL_CONTAINER}'s {RECORD_ENV}: format {} is not {VERSION}: use the podsignal that injected it",
             record.v
         ));
     }
@@ -171,18 +199,6 @@ pub fn revert(template: &mut Value) -> Result<(), String> {
             if items.is_empty() && created(what) {
                 spec.shift_remove(key);
             }
-        }
-    }
-    let template = template.as_object_mut().ok_or("not a mapping")?;
-    if let Some(Value::Object(metadata)) = template.get_mut("metadata") {
-        if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
-            annotations.shift_remove(MARKER);
-            if annotations.is_empty() && created("annotations") {
-                metadata.shift_remove("annotations");
-            }
-        }
-        if metadata.is_empty() && created("metadata") {
-            template.shift_remove("metadata");
         }
     }
     Ok(())
@@ -250,35 +266,6 @@ fn unwrap_command(c: &mut Value, name: &str, had_none: bool) -> Result<(), Strin
         c.insert("command".into(), Value::Array(original));
     }
     Ok(())
-}
-
-/// `parent[key]` as a mapping, created (and recorded as `what`) if missing.
-fn object<'a>(
-    parent: &'a mut Value,
-    key: &str,
-    record: &mut Record,
-    what: &str,
-) -> Result<&'a mut Map<String, Value>, String> {
-    let parent = parent.as_object_mut().ok_or("not a mapping")?;
-    object_in(parent, key, record, what)
-}
-
-fn object_in<'a>(
-    parent: &'a mut Map<String, Value>,
-    key: &str,
-    record: &mut Record,
-    what: &str,
-) -> Result<&'a mut Map<String, Value>, String> {
-    if !parent.contains_key(key) || parent[key].is_null() {
-        if !what.is_empty() {
-            record.created.push(what.to_string());
-        }
-        parent.insert(key.into(), json!({}));
-    }
-    parent
-        .get_mut(key)
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("{key} is not a mapping"))
 }
 
 /// `parent[key]` as a list, created (and recorded as `what`) if missing.

@@ -4,7 +4,7 @@
 //! container, a `podsignal-bin` emptyDir the `podsignal-install` init container copies the
 //! binary into, and each selected container's command wrapped in `podsignal run`, told by
 //! `podsignal.io/` annotations and flags. What it created is recorded in the
-//! `podsignal.io/injected` annotation, so injecting again first undoes the last injection
+//! installer's `PODSIGNAL_INJECTED` env var, so injecting again first undoes the last injection
 //! (idempotent) and `--uninject` restores the original exactly.
 //!
 //! - `settings`: annotation and flag keys, checked with `run`'s own parsers;
@@ -16,6 +16,9 @@ mod apply;
 mod plan;
 pub mod settings;
 mod words;
+
+#[cfg(test)]
+mod properties;
 
 use std::collections::BTreeMap;
 
@@ -36,8 +39,8 @@ pub const SHARED_DIR: &str = podsignal_proto::layout::DEFAULT_DIR;
 pub const BIN_DIR: &str = "/podsignal-bin";
 /// The installed binary.
 pub const BINARY: &str = "/podsignal-bin/podsignal";
-/// The annotation recording what inject did.
-pub const MARKER: &str = "podsignal.io/injected";
+/// The installer's env var recording what inject created.
+pub const RECORD_ENV: &str = "PODSIGNAL_INJECTED";
 /// The image the installer runs by default (the one the README builds).
 pub const DEFAULT_IMAGE: &str = "localhost/podsignal:0.1.0";
 
@@ -83,7 +86,8 @@ pub struct InjectError {
 pub fn inject(doc: &mut Document, opts: &Options) -> Result<Vec<Change>, InjectError> {
     each_template(doc, |template, target, workload| {
         let meta_path = workload.path("/metadata/annotations");
-        if apply::is_injected(template) {
+        let reverted = apply::is_injected(template);
+        if reverted {
             apply::revert(template).map_err(|m| (meta_path.clone(), m))?;
         }
         let told = settings::from_annotations(template["metadata"].get("annotations"))

@@ -125,6 +125,12 @@ pub fn plan(
         .filter(|f| is_sidecar(f))
         .map(|f| f.name)
         .collect();
+    if !found.iter().any(|f| !f.native) || found.iter().filter(|f| !f.native).all(&is_sidecar) {
+        return Err(format!(
+            "every container is a sidecar ({}): a Pod needs a main container for them to serve",
+            sidecars.join(", ")
+        ));
+    }
     let grace = default_grace(spec);
 
     let mut wraps = Vec::new();
@@ -161,14 +167,7 @@ pub fn plan(
             Role::Sidecar => {
                 let ready = match get(Key::ReadyWhen) {
                     Some(r) => Some(r),
-                    None => Some(Setting::Flag(probe_of(f.value).ok_or_else(|| {
-                        format!(
-                            "sidecar {:?}: nothing says when it is ready (no tcpSocket or httpGet \
-                             probe, no containerPort): give --ready-when {0}=PROBE or the \
-                             annotation podsignal.io/{0}.ready-when",
-                            f.name
-                        )
-                    })?)),
+                    None => Some(derived_probe(f)?),
                 };
                 // A native sidecar is stopped by the kubelet after the main containers
                 // (and at once when a Job's main containers are done): no need to watch them.
@@ -252,6 +251,27 @@ fn names_of(found: &[Found]) -> String {
     found.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
 }
 
+/// A sidecar's readiness from its own probes, checked as `run` will parse it.
+fn derived_probe(f: &Found) -> Result<Setting, String> {
+    let advice = format!(
+        "give --ready-when {0}=PROBE or the annotation podsignal.io/{0}.ready-when",
+        f.name
+    );
+    let probe = probe_of(f.value).ok_or_else(|| {
+        format!(
+            "sidecar {:?}: nothing says when it is ready (no tcpSocket or httpGet probe, no \
+             containerPort): {advice}",
+            f.name
+        )
+    })?;
+    settings::check(Key::ReadyWhen, &probe).map_err(|e| {
+        format!(
+            "sidecar {:?}: its probe makes --ready-when={probe}, which {e}: {advice}",
+            f.name
+        )
+    })
+}
+
 /// `--grace` a little below the Pod's terminationGracePeriodSeconds (default 30): the
 /// kubelet's SIGKILL comes then, and run needs a moment to record the exit.
 fn default_grace(spec: &Value) -> String {
@@ -291,16 +311,18 @@ fn probe_of(container: &Value) -> Option<String> {
         let plain = http["scheme"]
             .as_str()
             .is_none_or(|s| s.eq_ignore_ascii_case("http"));
-        if http.is_object() && plain && http["host"].is_null() {
-            if let Some(port) = port_number(&http["port"]) {
-                let path = http["path"].as_str().unwrap_or("/");
-                let path = if path.starts_with('/') {
-                    path.to_string()
-                } else {
-                    format!("/{path}")
-                };
-                return Some(format!("http://127.0.0.1:{port}{path}"));
-            }
+        if http.is_object()
+            && plain
+            && http["host"].is_null()
+            && let Some(port) = port_number(&http["port"])
+        {
+            let path = http["path"].as_str().unwrap_or("/");
+            let path = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
+            return Some(format!("http://127.0.0.1:{port}{path}"));
         }
     }
     container["ports"]

@@ -64,14 +64,13 @@ impl Key {
 }
 
 /// Pod-level annotation keys (after the prefix).
-pub const POD_KEYS: [&str; 8] = [
+pub const POD_KEYS: [&str; 7] = [
     "inject",
     "sidecars",
     "job",
     "native-sidecars",
     "containers",
     "image",
-    "injected",
     "lint-ignore",
 ];
 

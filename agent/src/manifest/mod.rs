@@ -8,7 +8,9 @@
 //!   writing documents back as YAML;
 //! - `workload`: where the pod templates are in a document (Pod, Deployment, ..., List).
 
+mod emit;
 mod workload;
+mod yaml;
 
 pub use workload::{Workload, workloads};
 
@@ -121,9 +123,9 @@ fn read_text(file: &Path) -> Result<(String, String), InputError> {
 /// The documents of one file's text. Empty documents (only comments, or `---` alone) are
 /// skipped; anything else must be a mapping with `apiVersion` and `kind`.
 pub fn parse(name: &str, text: &str) -> Result<Vec<Document>, InputError> {
-    let values: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| InputError::Syntax {
+    let values = yaml::load(text).map_err(|e| InputError::Syntax {
         path: name.to_string(),
-        message: one_line(&e.to_string()),
+        message: one_line(&e),
     })?;
     values
         .into_iter()
@@ -165,11 +167,7 @@ pub fn to_yaml(documents: &[Value]) -> String {
         if i > 0 {
             out.push_str("---\n");
         }
-        match serde_saphyr::to_string(doc) {
-            Ok(text) => out.push_str(&text),
-            // A serde_json::Value always serializes; keep the document rather than lose it.
-            Err(_) => out.push_str(&serde_json::to_string(doc).unwrap_or_default()),
-        }
+        emit::document(doc, &mut out);
         if !out.ends_with('\n') {
             out.push('\n');
         }
