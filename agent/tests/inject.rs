@@ -363,3 +363,22 @@ fn what_inject_adds_is_valid_kubernetes_by_the_typed_api() {
         }
     }
 }
+
+#[test]
+fn the_installer_is_not_root_unless_the_pod_runs_everything_as_root() {
+    let pod = |security: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  securityContext: {security}\n  containers: [{{name: a, image: a:1, command: [a]}}]\n"
+        )
+    };
+    let installer = |out: &str| -> serde_json::Value {
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(out).expect("parses");
+        docs[0]["spec"]["initContainers"][0]["securityContext"].clone()
+    };
+    let plain = ok(&["inject"], Some(&pod("{runAsUser: 1000}")));
+    assert_eq!(installer(&plain)["runAsNonRoot"], true);
+    // runAsNonRoot with a pod-wide runAsUser: 0 would keep the Pod from starting.
+    let root = ok(&["inject"], Some(&pod("{runAsUser: 0}")));
+    assert!(installer(&root).get("runAsNonRoot").is_none(), "{root}");
+    assert_eq!(installer(&root)["allowPrivilegeEscalation"], false);
+}

@@ -87,9 +87,12 @@ pub fn apply(template: &mut Value, plan: &Plan) -> Result<(), String> {
         }
         original_index += 1;
     }
+    let runs_as_root = spec
+        .get("securityContext")
+        .is_some_and(|s| s["runAsUser"] == 0);
     let inits = array(spec, "initContainers", &mut record, "initContainers")?;
     let mut at = 0;
-    inits.insert(at, installer(&plan.image));
+    inits.insert(at, installer(&plan.image, runs_as_root));
     for c in moved {
         at += 1;
         inits.insert(at, c);
@@ -204,9 +207,11 @@ pub fn revert(template: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The init container that copies the binary into the `podsignal-bin` volume.
-fn installer(image: &str) -> Value {
-    json!({
+/// The init container that copies the binary into the `podsignal-bin` volume. Not root
+/// (the image's user is 65532), except in a Pod that asks for root for all its containers:
+/// `runAsNonRoot` would then keep the Pod from starting.
+fn installer(image: &str, pod_runs_as_root: bool) -> Value {
+    let mut installer = json!({
         "name": INSTALL_CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
@@ -222,7 +227,11 @@ fn installer(image: &str) -> Value {
             "capabilities": {"drop": ["ALL"]},
         },
         "volumeMounts": [{"name": BIN_VOLUME, "mountPath": BIN_DIR}],
-    })
+    });
+    if pod_runs_as_root && let Some(s) = installer["securityContext"].as_object_mut() {
+        s.shift_remove("runAsNonRoot");
+    }
+    installer
 }
 
 /// `command: [podsignal, run, FLAGS..., --, ORIGINAL...]`; `args` stay as they are.
