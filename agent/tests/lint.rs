@@ -80,7 +80,10 @@ fn every_rule_fires_on_its_bad_fixture_and_not_on_its_good_one() {
         let dir = format!("tests/lint/{id}");
         let (code, found, json) = lint_json(&[&format!("{dir}/bad.yaml")]);
         assert_eq!(code, 1, "{dir}/bad.yaml: {json:#}");
-        assert!(found.contains(id), "{dir}/bad.yaml: {id} not found in {found:?}");
+        assert!(
+            found.contains(id),
+            "{dir}/bad.yaml: {id} not found in {found:?}"
+        );
         let (code, found, json) = lint_json(&[&format!("{dir}/good.yaml")]);
         assert!(!found.contains(id), "{dir}/good.yaml: {id} found: {json:#}");
         assert_eq!(code, 0, "{dir}/good.yaml is not clean: {json:#}");
@@ -159,14 +162,29 @@ fn bad_input_exits_2_naming_the_file() {
     assert_eq!(err.lines().count(), 1, "{err}");
 
     let scalar = tmp.path().join("scalar.yaml");
-    std::fs::write(&scalar, "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: []}\n---\njust words\n").expect("write");
+    std::fs::write(
+        &scalar,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: []}\n---\njust words\n",
+    )
+    .expect("write");
     let out = podsignal(&["lint", scalar.to_str().expect("utf-8")], None);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("scalar.yaml#2: not a Kubernetes object"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("scalar.yaml#2: not a Kubernetes object"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = podsignal(&["lint", "-"], Some("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n"));
+    let out = podsignal(
+        &["lint", "-"],
+        Some("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {}\n"),
+    );
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("stdin#1: Deployment/web: no spec.template.spec.containers list"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stdin#1: Deployment/web: no spec.template.spec.containers list"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = podsignal(&["lint", "/nonexistent/podsignal-lint.yaml"], None);
     assert_eq!(code(&out), 2);
@@ -196,8 +214,7 @@ fn lint_ignore_silences_on_the_object_or_the_template_and_typos_are_findings() {
     let with = |annotations: &str| DEPLOYMENT.replace("{ANNOTATIONS}", annotations);
     let (code, found, _) = lint_stdin(&with("{}"));
     assert_eq!((code, found), (1, vec!["latest-tag".to_string()]));
-    let (code, found, _) =
-        lint_stdin(&with("{podsignal.io/lint-ignore: latest-tag}"));
+    let (code, found, _) = lint_stdin(&with("{podsignal.io/lint-ignore: latest-tag}"));
     assert_eq!((code, found), (0, vec![]));
     let on_template = with("{}").replace(
         "      labels: {app: web}\n",
@@ -205,11 +222,15 @@ fn lint_ignore_silences_on_the_object_or_the_template_and_typos_are_findings() {
     );
     let (code, found, _) = lint_stdin(&on_template);
     assert_eq!((code, found), (0, vec![]));
-    let (code, found, json) =
-        lint_stdin(&with("{podsignal.io/lint-ignore: \"latest-tags\"}"));
+    let (code, found, json) = lint_stdin(&with("{podsignal.io/lint-ignore: \"latest-tags\"}"));
     assert_eq!(code, 1);
     assert_eq!(found, ["unknown-lint-ignore", "latest-tag"]);
-    assert!(json[0]["message"].as_str().expect("message").contains("\"latest-tags\""));
+    assert!(
+        json[0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("\"latest-tags\"")
+    );
 }
 
 /// `lint --format json -` with `stdin` as the input.
@@ -229,24 +250,47 @@ fn lint_stdin(stdin: &str) -> (i32, Vec<String>, Value) {
 #[test]
 fn sarif_is_2_1_0_with_every_rule_and_one_result_per_finding() {
     let out = podsignal(
-        &["lint", "--format", "sarif", "tests/lint/podsignal-binary-volume/bad.yaml"],
+        &[
+            "lint",
+            "--format",
+            "sarif",
+            "tests/lint/podsignal-binary-volume/bad.yaml",
+        ],
         None,
     );
     assert_eq!(code(&out), 1);
     let sarif: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
     assert_eq!(sarif["version"], "2.1.0");
-    assert!(sarif["$schema"].as_str().expect("$schema").contains("sarif-2.1.0"));
+    assert!(
+        sarif["$schema"]
+            .as_str()
+            .expect("$schema")
+            .contains("sarif-2.1.0")
+    );
     let run = &sarif["runs"][0];
     let driver = &run["tool"]["driver"];
     assert_eq!(driver["name"], "podsignal");
-    assert!(driver["informationUri"].as_str().expect("uri").starts_with("https://"));
+    assert!(
+        driver["informationUri"]
+            .as_str()
+            .expect("uri")
+            .starts_with("https://")
+    );
     let rules = driver["rules"].as_array().expect("rules");
     assert_eq!(rules.len(), rule_ids().len());
     for r in rules {
         let id = r["id"].as_str().expect("id");
         assert!(r["shortDescription"]["text"].is_string());
-        assert!(r["helpUri"].as_str().expect("helpUri").ends_with(&format!("docs/patterns.md#{id}")));
-        assert!(matches!(r["defaultConfiguration"]["level"].as_str(), Some("note" | "warning" | "error")));
+        assert!(
+            r["helpUri"]
+                .as_str()
+                .expect("helpUri")
+                .ends_with(&format!("docs/patterns.md#{id}"))
+        );
+        assert!(matches!(
+            r["defaultConfiguration"]["level"].as_str(),
+            Some("note" | "warning" | "error")
+        ));
     }
     let results = run["results"].as_array().expect("results");
     assert_eq!(results.len(), 2);
@@ -260,10 +304,14 @@ fn sarif_is_2_1_0_with_every_rule_and_one_result_per_finding() {
             "tests/lint/podsignal-binary-volume/bad.yaml"
         );
         assert_eq!(loc["physicalLocation"]["region"]["startLine"], 1);
-        assert!(loc["logicalLocations"][0]["fullyQualifiedName"]
-            .as_str()
-            .expect("name")
-            .starts_with("tests/lint/podsignal-binary-volume/bad.yaml#1 Pod/binary-volume spec."));
+        assert!(
+            loc["logicalLocations"][0]["fullyQualifiedName"]
+                .as_str()
+                .expect("name")
+                .starts_with(
+                    "tests/lint/podsignal-binary-volume/bad.yaml#1 Pod/binary-volume spec."
+                )
+        );
     }
 }
 
@@ -332,19 +380,35 @@ fn inject_output_of_a_plain_manifest_is_clean() {
         ["localhost-port-without-ordering"],
         "the plain input"
     );
-    for args in [&["--sidecar", "proxy"][..], &["--sidecar", "proxy", "--native-sidecar"]] {
+    for args in [
+        &["--sidecar", "proxy"][..],
+        &["--sidecar", "proxy", "--native-sidecar"],
+    ] {
         let (code, found, json) = lint_injected(PLAIN, args);
         assert_eq!((code, found), (0, vec![]), "inject {args:?}: {json:#}");
     }
     // A Job whose sidecar would never exit: inject makes it exit with 0 after main.
     let job = PLAIN
-        .replace("apiVersion: apps/v1\nkind: Deployment", "apiVersion: batch/v1\nkind: Job")
+        .replace(
+            "apiVersion: apps/v1\nkind: Deployment",
+            "apiVersion: batch/v1\nkind: Job",
+        )
         .replace("  selector: {matchLabels: {app: web}}\n", "")
-        .replace("    spec:\n      securityContext", "    spec:\n      restartPolicy: Never\n      securityContext");
+        .replace(
+            "    spec:\n      securityContext",
+            "    spec:\n      restartPolicy: Never\n      securityContext",
+        );
     let (_, found, _) = lint_stdin(&job);
-    assert!(found.contains(&"job-sidecar-never-exits".to_string()), "{found:?}");
+    assert!(
+        found.contains(&"job-sidecar-never-exits".to_string()),
+        "{found:?}"
+    );
     let (code, found, json) = lint_injected(&job, &["--sidecar", "proxy"]);
-    assert_eq!((code, found), (0, vec![]), "inject --sidecar proxy (Job): {json:#}");
+    assert_eq!(
+        (code, found),
+        (0, vec![]),
+        "inject --sidecar proxy (Job): {json:#}"
+    );
 }
 
 #[test]

@@ -291,16 +291,18 @@ fn probe_of(container: &Value) -> Option<String> {
         let plain = http["scheme"]
             .as_str()
             .is_none_or(|s| s.eq_ignore_ascii_case("http"));
-        if http.is_object() && plain && http["host"].is_null() {
-            if let Some(port) = port_number(&http["port"]) {
-                let path = http["path"].as_str().unwrap_or("/");
-                let path = if path.starts_with('/') {
-                    path.to_string()
-                } else {
-                    format!("/{path}")
-                };
-                return Some(format!("http://127.0.0.1:{port}{path}"));
-            }
+        if http.is_object()
+            && plain
+            && http["host"].is_null()
+            && let Some(port) = port_number(&http["port"])
+        {
+            let path = http["path"].as_str().unwrap_or("/");
+            let path = if path.starts_with('/') {
+                path.to_string()
+            } else {
+                format!("/{path}")
+            };
+            return Some(format!("http://127.0.0.1:{port}{path}"));
         }
     }
     container["ports"]

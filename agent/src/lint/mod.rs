@@ -101,7 +101,14 @@ fn lint_pod(pod: &Pod) -> Vec<(&'static Rule, Hit)> {
                 let message = format!(
                     "podsignal.io/lint-ignore names {id:?}, which is no rule: it silences nothing (podsignal lint --list-rules)"
                 );
-                hits.push((unknown, Hit { order: 0, path, message }));
+                hits.push((
+                    unknown,
+                    Hit {
+                        order: 0,
+                        path,
+                        message,
+                    },
+                ));
             }
         }
     }

@@ -167,7 +167,9 @@ impl Container<'_> {
     pub fn security<'v>(&'v self, pod: &'v Pod, field: &str) -> Option<&'v Value> {
         let own = &self.value["securityContext"][field];
         if own.is_null() {
-            pod.spec["securityContext"].get(field).filter(|v| !v.is_null())
+            pod.spec["securityContext"]
+                .get(field)
+                .filter(|v| !v.is_null())
         } else {
             Some(own)
         }
@@ -188,10 +190,11 @@ impl Container<'_> {
         let text = self.text();
         let words: Vec<&str> = text.split_whitespace().collect();
         for (i, w) in words.iter().enumerate() {
-            if is_podsignal_binary(w) && words.get(i + 1) == Some(&"ready") {
-                if let Some(n) = words[i + 2..].iter().find(|w| !w.starts_with('-')) {
-                    names.push(unquote(n));
-                }
+            if is_podsignal_binary(w)
+                && words.get(i + 1) == Some(&"ready")
+                && let Some(n) = words[i + 2..].iter().find(|w| !w.starts_with('-'))
+            {
+                names.push(unquote(n));
             }
         }
         for part in text.split("/v1/readiness/").skip(1) {
@@ -305,13 +308,17 @@ impl<'a> Pod<'a> {
                     (_, Some("Always")) => Kind::Native,
                     _ => Kind::Init,
                 };
-                containers.push(container(c, kind, workload.path(&format!("/spec/{list}/{i}"))));
+                containers.push(container(
+                    c,
+                    kind,
+                    workload.path(&format!("/spec/{list}/{i}")),
+                ));
             }
         }
-        let default_container = template["metadata"]["annotations"]
-            ["kubectl.kubernetes.io/default-container"]
-            .as_str()
-            .map(String::from);
+        let default_container =
+            template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
+                .as_str()
+                .map(String::from);
         Pod {
             workload,
             spec,
@@ -389,7 +396,9 @@ fn container<'a>(value: &'a Value, kind: Kind, path: String) -> Container<'a> {
     let command = words(&value["command"]);
     let args = words(&value["args"]);
     let argv: Vec<String> = if command.is_empty() && image_is_podsignal(value) {
-        std::iter::once("podsignal".to_string()).chain(args).collect()
+        std::iter::once("podsignal".to_string())
+            .chain(args)
+            .collect()
     } else {
         command.into_iter().chain(args).collect()
     };

@@ -24,14 +24,15 @@ fn job_sidecars(pod: &Pod) -> Vec<usize> {
     if regular.len() < 2 {
         return Vec::new();
     }
-    let waited_on = |i: usize| {
-        let names = pod.containers[i].publishes();
-        regular.iter().any(|&w| {
-            pod.containers[w].run.iter().flat_map(|r| &r.wait_for).any(
-                |c| matches!(c, Condition::Ready(n) if names.iter().any(|p| p == n.as_str())),
-            )
-        })
-    };
+    let waited_on =
+        |i: usize| {
+            let names = pod.containers[i].publishes();
+            regular.iter().any(|&w| {
+                pod.containers[w].run.iter().flat_map(|r| &r.wait_for).any(
+                    |c| matches!(c, Condition::Ready(n) if names.iter().any(|p| p == n.as_str())),
+                )
+            })
+        };
     let marked: Vec<usize> = regular
         .iter()
         .copied()

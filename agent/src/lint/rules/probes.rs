@@ -76,7 +76,11 @@ const AGENT_PORT: u16 = 7781;
 
 /// `httpget-probe-on-agent`.
 pub fn agent_probe(pod: &Pod) -> Vec<Hit> {
-    let mut agent_ports: Vec<u16> = pod.containers.iter().filter_map(|c| c.agent_port()).collect();
+    let mut agent_ports: Vec<u16> = pod
+        .containers
+        .iter()
+        .filter_map(|c| c.agent_port())
+        .collect();
     agent_ports.push(AGENT_PORT);
     let mut hits = Vec::new();
     for (i, c) in pod.containers.iter().enumerate() {

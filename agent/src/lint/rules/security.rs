@@ -34,7 +34,12 @@ pub fn mixed_users(pod: &Pod) -> Vec<Hit> {
         return Vec::new();
     }
     let mut hits = Vec::new();
-    for (vi, volume) in pod.spec["volumes"].as_array().into_iter().flatten().enumerate() {
+    for (vi, volume) in pod.spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let name = volume["name"].as_str().unwrap_or("");
         let writers: Vec<&Container> = pod
             .containers
@@ -195,4 +200,18 @@ pub fn binary_volume(pod: &Pod) -> Vec<Hit> {
         }
     }
     hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag;
+
+    #[test]
+    fn tags_are_read_after_the_last_slash_and_digests_pin() {
+        assert_eq!(tag("nginx"), None);
+        assert_eq!(tag("localhost:5000/app"), None);
+        assert_eq!(tag("localhost:5000/app:1.2"), Some("1.2"));
+        assert_eq!(tag("busybox:latest"), Some("latest"));
+        assert_eq!(tag("busybox@sha256:abc"), Some(""));
+    }
 }

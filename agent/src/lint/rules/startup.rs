@@ -75,15 +75,15 @@ fn polling(text: &str) -> Option<String> {
         if !body.iter().any(|t| t == "sleep") {
             continue;
         }
-        if w != "for" {
-            if let Some(probe) = probe_in(condition) {
-                return Some(format!("`{w} {probe} ...; do ... sleep`"));
-            }
+        if w != "for"
+            && let Some(probe) = probe_in(condition)
+        {
+            return Some(format!("`{w} {probe} ...; do ... sleep`"));
         }
-        if body.iter().any(|t| t == "break") {
-            if let Some(probe) = probe_in(body) {
-                return Some(format!("`{w} ...; do {probe} ... && break; sleep`"));
-            }
+        if body.iter().any(|t| t == "break")
+            && let Some(probe) = probe_in(body)
+        {
+            return Some(format!("`{w} ...; do {probe} ... && break; sleep`"));
         }
     }
     if let Some(tool) = words.iter().find(|w| {
@@ -124,10 +124,10 @@ fn localhost_ports(text: &str) -> Vec<u16> {
     for host in ["127.0.0.1:", "localhost:"] {
         for part in text.split(host).skip(1) {
             let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(p) = digits.parse::<u16>() {
-                if !ports.contains(&p) {
-                    ports.push(p);
-                }
+            if let Ok(p) = digits.parse::<u16>()
+                && !ports.contains(&p)
+            {
+                ports.push(p);
             }
         }
     }
@@ -331,4 +331,40 @@ pub fn native_without_startup_probe(pod: &Pod) -> Vec<Hit> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_that_probe_and_sleep_are_polling_and_work_loops_are_not() {
+        for script in [
+            "until curl -fsS http://db:8080/; do sleep 1; done; exec ./app",
+            "while ! nc -z db 5432\ndo\n  sleep 0.5\ndone",
+            "for i in $(seq 30); do pg_isready -h db && break; sleep 1; done",
+            "while true; do [ -f /shared/ready ] && break; sleep 1; done",
+            "./wait-for-it.sh db:5432 -- ./app",
+            "curl --retry 10 --retry-connrefused http://db/ && ./app",
+        ] {
+            assert!(polling(script).is_some(), "{script}");
+        }
+        for script in [
+            "while [ $stop = 0 ]; do adapt; sleep 0.2 & wait $!; done",
+            "while :; do podsignal wait flaky --timeout=60s || continue; curl -fsS http://127.0.0.1:8080/; done",
+            "for f in *.sql; do psql -f $f; done",
+            "curl -fsS http://db/ && sleep 1",
+        ] {
+            assert_eq!(polling(script), None, "{script}");
+        }
+    }
+
+    #[test]
+    fn localhost_ports_are_found_in_urls_and_host_ports() {
+        assert_eq!(
+            localhost_ports("--db=127.0.0.1:5432 http://localhost:8080/x 127.0.0.1:5432"),
+            [5432, 8080]
+        );
+        assert!(localhost_ports("127.0.0.1 5432 localhost").is_empty());
+    }
 }
