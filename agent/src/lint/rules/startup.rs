@@ -263,21 +263,30 @@ fn wait_edges(pod: &Pod) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// A path from `from` back to `start` (a cycle through `start`).
-fn cycle_from(edges: &[Vec<usize>], start: usize, from: usize, seen: &mut Vec<usize>) -> bool {
-    for &next in &edges[from] {
-        if next == start {
-            return true;
-        }
-        if !seen.contains(&next) {
-            seen.push(next);
-            if cycle_from(edges, start, next, seen) {
-                return true;
+/// The containers on a cycle through `start`, after `start` in wait order; `None` when
+/// `start` is on no cycle. One search, each container visited once.
+fn cycle_through(edges: &[Vec<usize>], start: usize) -> Option<Vec<usize>> {
+    let mut parent: Vec<Option<usize>> = vec![None; edges.len()];
+    let mut stack = vec![start];
+    while let Some(at) = stack.pop() {
+        for &next in &edges[at] {
+            if next == start {
+                let mut path = vec![];
+                let mut node = at;
+                while node != start {
+                    path.push(node);
+                    node = parent[node]?;
+                }
+                path.reverse();
+                return Some(path);
             }
-            seen.pop();
+            if parent[next].is_none() {
+                parent[next] = Some(at);
+                stack.push(next);
+            }
         }
     }
-    false
+    None
 }
 
 /// `wait-for-cycle`.
@@ -285,20 +294,18 @@ pub fn wait_for_cycle(pod: &Pod) -> Vec<Hit> {
     let edges = wait_edges(pod);
     let mut hits = Vec::new();
     for start in 0..edges.len() {
-        let mut path = vec![];
-        if !cycle_from(&edges, start, start, &mut path) {
+        let Some(path) = cycle_through(&edges, start) else {
             continue;
-        }
+        };
         // Report each cycle once, at its first container.
         if path.iter().any(|p| *p < start) {
             continue;
         }
-        let mut names: Vec<&str> = std::iter::once(start)
+        let names: Vec<&str> = std::iter::once(start)
             .chain(path.iter().copied())
             .chain(std::iter::once(start))
             .map(|i| pod.containers[i].name.as_str())
             .collect();
-        names.dedup();
         let c = &pod.containers[start];
         hits.push(on(
             start,
@@ -357,6 +364,15 @@ mod tests {
         ] {
             assert_eq!(polling(script), None, "{script}");
         }
+    }
+
+    #[test]
+    fn a_cycle_is_found_through_its_start_only() {
+        // 0 -> 1 -> 2 -> 0, and 3 -> 0 (waits on the cycle, not part of it).
+        let edges = vec![vec![1], vec![2], vec![0], vec![0]];
+        assert_eq!(cycle_through(&edges, 0), Some(vec![1, 2]));
+        assert_eq!(cycle_through(&edges, 3), None);
+        assert_eq!(cycle_through(&[vec![0]], 0), Some(vec![]));
     }
 
     #[test]
