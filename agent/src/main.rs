@@ -22,6 +22,7 @@ mod guard;
 mod http;
 mod inject;
 mod leftovers;
+mod lint;
 mod manifest;
 mod memory;
 mod reaper;

@@ -264,9 +264,10 @@ pub enum Command {
     /// sidecars that never exit, preStop sleeps used as ordering, dangling or cyclic
     /// --wait-for, mixed UIDs on a shared volume, ... (--list-rules). Each finding has a
     /// rule id, a severity, the object and container, one line of advice and a link to
-    /// docs/patterns.md. Silence a rule on an object with the annotation
-    /// podsignal.io/lint-ignore: RULE[,RULE]. Exit 0 clean, 1 on a finding at or above
-    /// --fail-on, 2 on bad input.
+    /// docs/patterns.md#lint-rules (plain: one line per finding on stdout, a summary line on
+    /// stderr). Silence a rule on an object with the annotation
+    /// podsignal.io/lint-ignore: RULE[,RULE] (an unknown id is itself a finding). Exit 0
+    /// clean, 1 on a finding at or above --fail-on, 2 on bad input.
     ///
     ///   $ podsignal lint k8s/
     ///   $ helm template ./chart | podsignal lint --format sarif > lint.sarif

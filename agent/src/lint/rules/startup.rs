@@ -1,0 +1,386 @@
+//! Startup ordering: polling loops, unordered localhost calls, dangling and cyclic
+//! `--wait-for`, native sidecars waited on without a startupProbe.
+
+use podsignal_proto::Condition;
+
+use super::on;
+use crate::lint::Hit;
+use crate::lint::pod::{Container, Kind, Pod, is_podsignal_binary, local_port};
+
+/// Commands that probe a dependency when they sit in a loop's condition or body.
+const PROBES: &[&str] = &[
+    "curl",
+    "wget",
+    "nc",
+    "ncat",
+    "pg_isready",
+    "mysqladmin",
+    "nslookup",
+    "getent",
+    "redis-cli",
+    "grpc_health_probe",
+];
+
+/// A shell script as words, with `;`, newlines, `&`, `|` and parentheses as separators.
+fn shell_words(text: &str) -> Vec<String> {
+    text.replace(['\n', ';', '&', '|', '(', ')'], " ; ")
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
+        .collect()
+}
+
+/// The probe command among `words` (`curl`, `test -f`, ...), if any.
+fn probe_in(words: &[String]) -> Option<String> {
+    for (i, w) in words.iter().enumerate() {
+        let base = w.rsplit('/').next().unwrap_or(w);
+        if PROBES.contains(&base) {
+            return Some(base.to_string());
+        }
+        let file_test = matches!(base, "test" | "[")
+            && words
+                .get(i + 1)
+                .is_some_and(|f| matches!(f.as_str(), "-f" | "-e" | "-S" | "-s"));
+        if file_test {
+            return Some(format!("{base} {}", words[i + 1]));
+        }
+    }
+    None
+}
+
+/// What in `text` waits for a dependency by polling, in a few words.
+fn polling(text: &str) -> Option<String> {
+    let words = shell_words(text);
+    for (i, w) in words.iter().enumerate() {
+        if !matches!(w.as_str(), "while" | "until" | "for") {
+            continue;
+        }
+        let Some(at_do) = words[i..].iter().position(|t| t == "do").map(|p| p + i) else {
+            continue;
+        };
+        let mut depth = 1;
+        let mut end = at_do + 1;
+        while end < words.len() {
+            match words[end].as_str() {
+                "do" => depth += 1,
+                "done" => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                break;
+            }
+            end += 1;
+        }
+        let condition = &words[i + 1..at_do];
+        let body = &words[at_do + 1..end.min(words.len())];
+        if !body.iter().any(|t| t == "sleep") {
+            continue;
+        }
+        if w != "for"
+            && let Some(probe) = probe_in(condition)
+        {
+            return Some(format!("`{w} {probe} ...; do ... sleep`"));
+        }
+        if body.iter().any(|t| t == "break")
+            && let Some(probe) = probe_in(body)
+        {
+            return Some(format!("`{w} ...; do {probe} ... && break; sleep`"));
+        }
+    }
+    if let Some(tool) = words.iter().find(|w| {
+        let base = w.rsplit('/').next().unwrap_or(w);
+        base.starts_with("wait-for-it") || base == "dockerize"
+    }) {
+        return Some(format!("`{tool}`"));
+    }
+    let curl_retry = words
+        .iter()
+        .skip_while(|w| !w.ends_with("curl"))
+        .take_while(|w| *w != ";")
+        .any(|w| w.starts_with("--retry"));
+    curl_retry.then(|| "`curl --retry`".to_string())
+}
+
+/// `shell-polling-loop`.
+pub fn polling_loops(pod: &Pod) -> Vec<Hit> {
+    pod.containers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let found = polling(&c.argv.join(" "))?;
+            Some(on(
+                i,
+                c,
+                format!(
+                    "{found} polls for a dependency (late by up to the sleep, and it never gives up): use `podsignal run --wait-for COND --timeout DUR` (or `podsignal wait COND`)"
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// Every `127.0.0.1:PORT` and `localhost:PORT` in `text`.
+fn localhost_ports(text: &str) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for host in ["127.0.0.1:", "localhost:"] {
+        for part in text.split(host).skip(1) {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(p) = digits.parse::<u16>()
+                && !ports.contains(&p)
+            {
+                ports.push(p);
+            }
+        }
+    }
+    ports
+}
+
+/// Whether `waiter` waits for `target` before it starts: a `--wait-for` on its readiness or
+/// port, a `podsignal wait` naming it, or a native sidecar gated by a startupProbe.
+fn waits_for(waiter: &Container, target: &Container, port: u16) -> bool {
+    if target.kind == Kind::Native
+        && target.value.get("startupProbe").is_some()
+        && waiter.kind == Kind::Regular
+    {
+        return true;
+    }
+    let names = target.publishes();
+    let by_flag = waiter.run.as_ref().is_some_and(|r| {
+        r.wait_for.iter().any(|c| match c {
+            Condition::Ready(n) => names.iter().any(|p| p == n.as_str()),
+            other => local_port(other) == Some(port),
+        })
+    });
+    let text = waiter.text();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let by_wait = words
+        .windows(2)
+        .any(|p| is_podsignal_binary(p[0]) && p[1] == "wait")
+        && (names.iter().any(|n| words.contains(&n.as_str()))
+            || text.contains(&format!(":{port}")));
+    by_flag || by_wait
+}
+
+/// `localhost-port-without-ordering`.
+pub fn unordered_localhost(pod: &Pod) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (ai, a) in pod.long_running() {
+        let own = a.serves();
+        for port in localhost_ports(&a.text()) {
+            if own.contains(&port) {
+                continue;
+            }
+            let server = pod
+                .long_running()
+                .find(|(bi, b)| *bi != ai && b.serves().contains(&port));
+            let Some((_, b)) = server else { continue };
+            if waits_for(a, b, port) {
+                continue;
+            }
+            let cond = b
+                .publishes()
+                .first()
+                .cloned()
+                .unwrap_or(format!("tcp:{port}"));
+            hits.push(on(
+                ai,
+                a,
+                format!(
+                    "calls localhost:{port}, served by container {:?}, with nothing making it wait: its first calls race the server's start; add `--wait-for {cond}` to its `podsignal run`",
+                    b.name
+                ),
+            ));
+        }
+    }
+    hits
+}
+
+/// The containers that satisfy a readiness or exit condition.
+fn satisfied_by(pod: &Pod, c: &Condition) -> Option<Vec<usize>> {
+    match c {
+        Condition::Ready(n) => Some(
+            pod.containers
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.publishes().iter().any(|p| p == n.as_str()))
+                .map(|(i, _)| i)
+                .collect(),
+        ),
+        Condition::Exit { name, .. } => Some(
+            pod.containers
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.run_name() == Some(name.as_str()))
+                .map(|(i, _)| i)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// `wait-for-dangling`.
+pub fn dangling_wait_for(pod: &Pod) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (i, c) in pod.containers.iter().enumerate() {
+        for cond in c.run.iter().flat_map(|r| &r.wait_for) {
+            if satisfied_by(pod, cond).is_some_and(|by| by.is_empty()) {
+                let what = match cond {
+                    Condition::Exit { .. } => "runs `podsignal run --name` with that name",
+                    _ => "publishes it (`run --name` with `--ready-when`, `podsignal ready`)",
+                };
+                hits.push(on(
+                    i,
+                    c,
+                    format!(
+                        "--wait-for {cond}: no container of this Pod {what}, so it waits until --timeout (or forever): fix the name or add the publisher"
+                    ),
+                ));
+            }
+        }
+    }
+    hits
+}
+
+/// Who each long-running container waits for (`--wait-for` readiness and exits).
+fn wait_edges(pod: &Pod) -> Vec<Vec<usize>> {
+    pod.containers
+        .iter()
+        .map(|c| {
+            if c.kind == Kind::Init {
+                return Vec::new();
+            }
+            let mut to: Vec<usize> = c
+                .run
+                .iter()
+                .flat_map(|r| &r.wait_for)
+                .filter_map(|cond| satisfied_by(pod, cond))
+                .flatten()
+                .filter(|t| pod.containers[*t].kind != Kind::Init)
+                .collect();
+            to.sort_unstable();
+            to.dedup();
+            to
+        })
+        .collect()
+}
+
+/// The containers on a cycle through `start`, after `start` in wait order; `None` when
+/// `start` is on no cycle. One search, each container visited once.
+fn cycle_through(edges: &[Vec<usize>], start: usize) -> Option<Vec<usize>> {
+    let mut parent: Vec<Option<usize>> = vec![None; edges.len()];
+    let mut stack = vec![start];
+    while let Some(at) = stack.pop() {
+        for &next in &edges[at] {
+            if next == start {
+                let mut path = vec![];
+                let mut node = at;
+                while node != start {
+                    path.push(node);
+                    node = parent[node]?;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            if parent[next].is_none() {
+                parent[next] = Some(at);
+                stack.push(next);
+            }
+        }
+    }
+    None
+}
+
+/// `wait-for-cycle`.
+pub fn wait_for_cycle(pod: &Pod) -> Vec<Hit> {
+    let edges = wait_edges(pod);
+    let mut hits = Vec::new();
+    for start in 0..edges.len() {
+        let Some(path) = cycle_through(&edges, start) else {
+            continue;
+        };
+        // Report each cycle once, at its first container.
+        if path.iter().any(|p| *p < start) {
+            continue;
+        }
+        let names: Vec<&str> = std::iter::once(start)
+            .chain(path.iter().copied())
+            .chain(std::iter::once(start))
+            .map(|i| pod.containers[i].name.as_str())
+            .collect();
+        let c = &pod.containers[start];
+        hits.push(on(
+            start,
+            c,
+            format!(
+                "--wait-for cycle {}: each waits for the next, none ever starts; break the cycle (one side waits for a port or a file the other creates later, not for its readiness)",
+                names.join(" -> ")
+            ),
+        ));
+    }
+    hits
+}
+
+/// `native-sidecar-without-startup-probe`.
+pub fn native_without_startup_probe(pod: &Pod) -> Vec<Hit> {
+    let edges = wait_edges(pod);
+    pod.containers
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            c.kind == Kind::Native
+                && c.value.get("startupProbe").is_none()
+                && edges.iter().any(|to| to.contains(i))
+        })
+        .map(|(i, c)| {
+            on(
+                i,
+                c,
+                "others --wait-for this native sidecar but it has no startupProbe: the kubelet counts it started at once and starts the next containers; add `startupProbe: {exec: {command: [podsignal, wait, NAME, --timeout=1s]}}`",
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_that_probe_and_sleep_are_polling_and_work_loops_are_not() {
+        for script in [
+            "until curl -fsS http://db:8080/; do sleep 1; done; exec ./app",
+            "while ! nc -z db 5432\ndo\n  sleep 0.5\ndone",
+            "for i in $(seq 30); do pg_isready -h db && break; sleep 1; done",
+            "while true; do [ -f /shared/ready ] && break; sleep 1; done",
+            "./wait-for-it.sh db:5432 -- ./app",
+            "curl --retry 10 --retry-connrefused http://db/ && ./app",
+        ] {
+            assert!(polling(script).is_some(), "{script}");
+        }
+        for script in [
+            "while [ $stop = 0 ]; do adapt; sleep 0.2 & wait $!; done",
+            "while :; do podsignal wait flaky --timeout=60s || continue; curl -fsS http://127.0.0.1:8080/; done",
+            "for f in *.sql; do psql -f $f; done",
+            "curl -fsS http://db/ && sleep 1",
+        ] {
+            assert_eq!(polling(script), None, "{script}");
+        }
+    }
+
+    #[test]
+    fn a_cycle_is_found_through_its_start_only() {
+        // 0 -> 1 -> 2 -> 0, and 3 -> 0 (waits on the cycle, not part of it).
+        let edges = vec![vec![1], vec![2], vec![0], vec![0]];
+        assert_eq!(cycle_through(&edges, 0), Some(vec![1, 2]));
+        assert_eq!(cycle_through(&edges, 3), None);
+        assert_eq!(cycle_through(&[vec![0]], 0), Some(vec![]));
+    }
+
+    #[test]
+    fn localhost_ports_are_found_in_urls_and_host_ports() {
+        assert_eq!(
+            localhost_ports("--db=127.0.0.1:5432 http://localhost:8080/x 127.0.0.1:5432"),
+            [5432, 8080]
+        );
+        assert!(localhost_ports("127.0.0.1 5432 localhost").is_empty());
+    }
+}
