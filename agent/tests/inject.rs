@@ -382,3 +382,94 @@ fn the_installer_is_not_root_unless_the_pod_runs_everything_as_root() {
     assert!(installer(&root).get("runAsNonRoot").is_none(), "{root}");
     assert_eq!(installer(&root)["allowPrivilegeEscalation"], false);
 }
+
+/// inject then uninject, checking both directions byte for byte; returns the injected text.
+fn round_trip(args: &[&str], input: &str) -> String {
+    let mut inject_args = vec!["inject"];
+    inject_args.extend_from_slice(args);
+    let injected = ok(&inject_args, Some(input));
+    assert_eq!(
+        ok(&inject_args, Some(&injected)),
+        injected,
+        "injecting twice changed it"
+    );
+    let original = ok(&["inject", "--uninject"], Some(input));
+    assert_eq!(
+        ok(&["inject", "--uninject"], Some(&injected)),
+        original,
+        "uninject is not exact"
+    );
+    injected
+}
+
+// Red team, finding 2: conditions only on containers that run under podsignal.
+#[test]
+fn a_subset_of_containers_never_waits_on_one_left_unwrapped() {
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: app, image: a:1, command: [a]}\n      - {name: proxy, image: p:1, command: [p], ports: [{containerPort: 5432}]}\n";
+    let err = refused(
+        &["inject", "--sidecar", "proxy", "--containers", "proxy"],
+        Some(job),
+    );
+    assert!(err.contains("no main container is wrapped"), "{err}");
+    let out = round_trip(&["--sidecar", "proxy", "--containers", "app"], job);
+    assert!(
+        !out.contains("--wait-for"),
+        "app waits for an unwrapped proxy:\n{out}"
+    );
+}
+
+// Red team, finding 3: `command: []` is the image's entrypoint too.
+#[test]
+fn an_empty_command_takes_the_entrypoint_and_comes_back_empty() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: app\n    image: a:1\n    command: []\n";
+    let err = refused(&["inject"], Some(pod));
+    assert!(err.contains("has no command"), "{err}");
+    let out = round_trip(&["--entrypoint", "app=/bin/app --serve"], pod);
+    assert!(
+        out.contains("  - --\n    - /bin/app\n    - --serve\n"),
+        "{out}"
+    );
+}
+
+// Red team, findings 4, 8, 13: values as run reads them; explicit nulls kept.
+#[test]
+fn lists_are_normalized_nulls_survive_and_grace_stays_in_range() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {podsignal.io/app.wait-for: 'db, tcp:5432'}\nspec:\n  terminationGracePeriodSeconds: 999999999\n  volumes: null\n  initContainers: null\n  containers:\n  - {name: app, image: a:1, command: [a], volumeMounts: null}\n";
+    let out = round_trip(&[], pod);
+    assert!(out.contains("- --wait-for=db,tcp:5432\n"), "{out}");
+    assert!(out.contains("- --grace=77760s\n"), "a day less 10%:\n{out}");
+}
+
+// Red team, finding 9: a container's own restartPolicy is never overwritten.
+#[test]
+fn a_container_with_its_own_restart_policy_is_not_made_native() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: app, image: a:1, command: [a]}\n  - {name: proxy, image: p:1, command: [p], restartPolicy: Never, ports: [{containerPort: 1}]}\n";
+    let err = refused(
+        &["inject", "--sidecar", "proxy", "--native-sidecar"],
+        Some(pod),
+    );
+    assert!(
+        err.contains("container \"proxy\" has its own restartPolicy"),
+        "{err}"
+    );
+}
+
+// Red team, finding 12: names from the input cannot break the one-line error.
+#[test]
+fn a_name_with_a_newline_stays_on_one_line() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: \"p\\nINJECTED\\u001b[31m\"\n  annotations: {podsignal.io/x: y}\nspec:\n  containers: [{name: a, image: a:1, command: [a]}]\n";
+    let err = refused(&["inject"], Some(pod));
+    assert!(err.contains("Pod/p\\nINJECTED\\u{1b}[31m"), "{err}");
+}
+
+// Lint's native-sidecar-without-startup-probe: a sidecar inject makes native is "started"
+// for the kubelet once podsignal says it is ready.
+#[test]
+fn a_native_sidecar_gets_a_startup_probe_on_its_readiness() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: app, image: a:1, command: [a]}\n  - {name: proxy, image: p:1, command: [p], ports: [{containerPort: 15001}]}\n";
+    let out = round_trip(&["--sidecar", "proxy", "--native-sidecar"], pod);
+    assert!(
+        out.contains("    startupProbe:\n      exec:\n        command:\n        - /podsignal-bin/podsignal\n        - wait\n        - proxy\n"),
+        "{out}"
+    );
+}

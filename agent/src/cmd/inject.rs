@@ -8,9 +8,9 @@ use crate::manifest;
 /// Reads every input, injects (or uninjects) every document, and writes them all, or
 /// nothing if one is refused.
 pub fn inject(args: InjectArgs) -> anyhow::Result<ExitCode> {
-    let opts = options(&args).map_err(|m| Exit::with(ExitCode::USAGE, m))?;
+    let opts = options(&args).map_err(|m| Exit::with(ExitCode::USAGE, manifest::printable(&m)))?;
     let mut documents = manifest::read_inputs(&args.inputs)
-        .map_err(|e| Exit::with(ExitCode::USAGE, e.to_string()))?;
+        .map_err(|e| Exit::with(ExitCode::USAGE, manifest::printable(&e.to_string())))?;
     let mut changes = Vec::new();
     for doc in &mut documents {
         let done = if args.uninject {
@@ -18,12 +18,15 @@ pub fn inject(args: InjectArgs) -> anyhow::Result<ExitCode> {
         } else {
             inject::inject(doc, &opts)
         };
-        changes.extend(done.map_err(|e| Exit::with(ExitCode::USAGE, e.to_string()))?);
+        changes.extend(
+            done.map_err(|e| Exit::with(ExitCode::USAGE, manifest::printable(&e.to_string())))?,
+        );
     }
     if args.dry_run {
         let mut out = String::new();
         for c in &changes {
-            out.push_str(&format!("{}: {}\n", c.target, c.what));
+            out.push_str(&manifest::printable(&format!("{}: {}", c.target, c.what)));
+            out.push('\n');
         }
         if changes.is_empty() {
             out.push_str("no workload found: nothing to inject\n");
@@ -35,7 +38,10 @@ pub fn inject(args: InjectArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|c| !c.changed && c.what.starts_with("left as is"))
     {
-        eprintln!("podsignal inject: {}: {}", c.target, c.what);
+        eprintln!(
+            "podsignal inject: {}",
+            manifest::printable(&format!("{}: {}", c.target, c.what))
+        );
     }
     if changes.is_empty() && !documents.is_empty() {
         eprintln!(

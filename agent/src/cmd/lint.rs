@@ -13,8 +13,9 @@ pub fn lint(args: LintArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let documents = manifest::read_inputs(&args.inputs)
-        .map_err(|e| Exit::with(ExitCode::USAGE, e.to_string()))?;
-    let findings = lint::lint(&documents).map_err(|m| Exit::with(ExitCode::USAGE, m))?;
+        .map_err(|e| Exit::with(ExitCode::USAGE, manifest::printable(&e.to_string())))?;
+    let findings =
+        lint::lint(&documents).map_err(|m| Exit::with(ExitCode::USAGE, manifest::printable(&m)))?;
     let out = match args.format {
         LintFormat::Plain => report::plain(&findings),
         LintFormat::Json => report::json(&findings),

@@ -19,14 +19,19 @@ struct Record {
     v: u32,
     /// Containers whose command was wrapped.
     wrapped: Vec<String>,
-    /// Wrapped containers that had no `command` (an entrypoint was supplied).
+    /// Wrapped containers that had no `command` (an entrypoint was supplied), with what
+    /// stood there: `absent`, `null` or `empty` (`[]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    entrypoint: Vec<String>,
+    entrypoint: Vec<(String, String)>,
+    /// Native sidecars given a startupProbe (`podsignal wait NAME`), so the kubelet starts
+    /// the next containers only once they are ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    probes: Vec<String>,
     /// Regular containers moved to `initContainers`, with their index in `containers`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     native: Vec<(String, usize)>,
     /// Lists that did not exist: `volumes`, `initContainers`, and `volumeMounts:NAME` per
-    /// container.
+    /// container; `LIST=null` when it stood there as an explicit null.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     created: Vec<String>,
 }
@@ -109,6 +114,9 @@ pub fn apply(template: &mut Value, plan: &Plan) -> Result<(), String> {
             }
             if let Some(wrap) = plan.wraps.iter().find(|w| w.name == name) {
                 wrap_command(c, wrap, &mut record)?;
+                if list == "initContainers" && c["startupProbe"].is_null() {
+                    add_startup_probe(c, &name, &mut record)?;
+                }
             }
             let created = format!("volumeMounts:{name}");
             let c = c
@@ -147,7 +155,6 @@ pub fn revert(template: &mut Value) -> Result<(), String> {
             record.v
         ));
     }
-    let created = |what: &str| record.created.iter().any(|c| c == what);
     let spec = template
         .get_mut("spec")
         .and_then(Value::as_object_mut)
@@ -162,15 +169,17 @@ pub fn revert(template: &mut Value) -> Result<(), String> {
         {
             let name = c["name"].as_str().unwrap_or_default().to_string();
             if record.wrapped.contains(&name) {
-                unwrap_command(c, &name, record.entrypoint.contains(&name))?;
+                let before = record.entrypoint.iter().find(|(n, _)| *n == name);
+                unwrap_command(c, &name, before.map(|(_, b)| b.as_str()))?;
             }
             let Some(c) = c.as_object_mut() else { continue };
+            if record.probes.contains(&name) {
+                c.shift_remove("startupProbe");
+            }
             if let Some(Value::Array(mounts)) = c.get_mut("volumeMounts") {
                 mounts.retain(|m| m["name"] != SHARED_VOLUME && m["name"] != BIN_VOLUME);
-                if mounts.is_empty() && created(&format!("volumeMounts:{name}")) {
-                    c.shift_remove("volumeMounts");
-                }
             }
+            restore_if_created(c, "volumeMounts", &format!("volumeMounts:{name}"), &record);
         }
     }
     if let Some(Value::Array(inits)) = spec.get_mut("initContainers") {
@@ -194,15 +203,11 @@ pub fn revert(template: &mut Value) -> Result<(), String> {
             containers.insert(index.min(containers.len()), c);
         }
     }
-    for (key, what) in [("initContainers", "initContainers"), ("volumes", "volumes")] {
-        if let Some(Value::Array(items)) = spec.get_mut(key) {
-            if key == "volumes" {
-                items.retain(|v| v["name"] != SHARED_VOLUME && v["name"] != BIN_VOLUME);
-            }
-            if items.is_empty() && created(what) {
-                spec.shift_remove(key);
-            }
-        }
+    if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
+        volumes.retain(|v| v["name"] != SHARED_VOLUME && v["name"] != BIN_VOLUME);
+    }
+    for key in ["initContainers", "volumes"] {
+        restore_if_created(spec, key, key, &record);
     }
     Ok(())
 }
@@ -236,13 +241,20 @@ fn installer(image: &str, pod_runs_as_root: bool) -> Value {
 
 /// `command: [podsignal, run, FLAGS..., --, ORIGINAL...]`; `args` stay as they are.
 fn wrap_command(c: &mut Value, wrap: &Wrap, record: &mut Record) -> Result<(), String> {
-    let original: Vec<Value> = match (&c["command"], &wrap.entrypoint) {
-        (_, Some(words)) if c["command"].is_null() => {
-            record.entrypoint.push(wrap.name.clone());
+    let before = match &c["command"] {
+        Value::Array(command) if !command.is_empty() => None,
+        Value::Array(_) => Some("empty"),
+        Value::Null if c.get("command").is_some() => Some("null"),
+        Value::Null => Some("absent"),
+        _ => return Err(format!("container {:?}: command is not a list", wrap.name)),
+    };
+    let original: Vec<Value> = match (before, &wrap.entrypoint) {
+        (None, _) => c["command"].as_array().cloned().unwrap_or_default(),
+        (Some(before), Some(words)) => {
+            record.entrypoint.push((wrap.name.clone(), before.into()));
             words.iter().map(|w| json!(w)).collect()
         }
-        (Value::Array(command), _) => command.clone(),
-        _ => return Err(format!("container {:?}: command is not a list", wrap.name)),
+        (Some(_), None) => return Err(format!("container {:?} has no command", wrap.name)),
     };
     let mut command = vec![json!(BINARY), json!("run")];
     command.extend(wrap.flags.iter().map(|f| json!(f)));
@@ -256,7 +268,28 @@ fn wrap_command(c: &mut Value, wrap: &Wrap, record: &mut Record) -> Result<(), S
     Ok(())
 }
 
-fn unwrap_command(c: &mut Value, name: &str, had_none: bool) -> Result<(), String> {
+/// A native sidecar is "started", for the kubelet, once its startupProbe passes: make that
+/// its podsignal readiness, so the next containers start only when it is ready.
+fn add_startup_probe(c: &mut Value, name: &str, record: &mut Record) -> Result<(), String> {
+    let c = c
+        .as_object_mut()
+        .ok_or_else(|| format!("container {name:?} is not a mapping"))?;
+    c.insert(
+        "startupProbe".into(),
+        json!({
+            "exec": {"command": [BINARY, "wait", name, "--timeout=1s"]},
+            "periodSeconds": 1,
+            "timeoutSeconds": 2,
+            "failureThreshold": 600,
+        }),
+    );
+    record.probes.push(name.to_string());
+    Ok(())
+}
+
+/// Restores the command `wrap_command` wrapped; `before` is what stood there when an
+/// entrypoint was supplied instead.
+fn unwrap_command(c: &mut Value, name: &str, before: Option<&str>) -> Result<(), String> {
     let edited = || {
         format!(
             "container {name:?}: its command no longer starts with `{BINARY} run ... --`: it was edited after inject; restore it by hand"
@@ -269,23 +302,40 @@ fn unwrap_command(c: &mut Value, name: &str, had_none: bool) -> Result<(), Strin
     let dashes = command.iter().position(|w| w == "--").ok_or_else(edited)?;
     let original: Vec<Value> = command[dashes + 1..].to_vec();
     let c = c.as_object_mut().ok_or_else(edited)?;
-    if had_none {
-        c.shift_remove("command");
-    } else {
-        c.insert("command".into(), Value::Array(original));
+    match before {
+        None => drop(c.insert("command".into(), Value::Array(original))),
+        Some("empty") => drop(c.insert("command".into(), json!([]))),
+        Some("null") => drop(c.insert("command".into(), Value::Null)),
+        Some(_) => drop(c.shift_remove("command")),
     }
     Ok(())
 }
 
-/// `parent[key]` as a list, created (and recorded as `what`) if missing.
+/// `parent[key]`, a list inject created (`what` in the record) and has emptied again: gone,
+/// or back to the explicit null it was.
+fn restore_if_created(parent: &mut Map<String, Value>, key: &str, what: &str, record: &Record) {
+    if !matches!(parent.get(key), Some(Value::Array(items)) if items.is_empty()) {
+        return;
+    }
+    if record.created.iter().any(|c| c == what) {
+        parent.shift_remove(key);
+    } else if record.created.iter().any(|c| *c == format!("{what}=null")) {
+        parent.insert(key.into(), Value::Null);
+    }
+}
+
 fn array<'a>(
     parent: &'a mut Map<String, Value>,
     key: &str,
     record: &mut Record,
     what: &str,
 ) -> Result<&'a mut Vec<Value>, String> {
-    if !parent.contains_key(key) || parent[key].is_null() {
-        record.created.push(what.to_string());
+    match parent.get(key) {
+        None => record.created.push(what.to_string()),
+        Some(Value::Null) => record.created.push(format!("{what}=null")),
+        Some(_) => {}
+    }
+    if parent.get(key).is_none_or(Value::is_null) {
         parent.insert(key.into(), json!([]));
     }
     parent

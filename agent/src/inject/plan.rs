@@ -115,14 +115,21 @@ pub fn plan(
     let job = opts.job || settings::flag(told, "job")?.unwrap_or(workload.runs_to_completion());
     let native = opts.native_sidecars || settings::flag(told, "native-sidecars")?.unwrap_or(false);
     let is_sidecar = |f: &Found| f.native || sidecars.iter().any(|s| s == f.name);
+    let wrapped = |f: &Found| {
+        selected
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|n| n == f.name))
+    };
+    // Conditions name only wrapped containers: only `run` publishes readiness and
+    // tombstones, so a condition on another container would never hold.
     let mains: Vec<&str> = found
         .iter()
-        .filter(|f| !is_sidecar(f))
+        .filter(|f| !is_sidecar(f) && wrapped(f))
         .map(|f| f.name)
         .collect();
     let waited: Vec<&str> = found
         .iter()
-        .filter(|f| is_sidecar(f))
+        .filter(|f| is_sidecar(f) && wrapped(f))
         .map(|f| f.name)
         .collect();
     if !found.iter().any(|f| !f.native) || found.iter().filter(|f| !f.native).all(&is_sidecar) {
@@ -147,6 +154,13 @@ pub fn plan(
             Role::Main
         };
         let make_native = role == Role::Sidecar && native && !f.native;
+        if make_native && !f.value["restartPolicy"].is_null() {
+            return Err(format!(
+                "container {:?} has its own restartPolicy: it cannot become a native sidecar \
+                 (restartPolicy: Always) without losing it; leave out --native-sidecar",
+                f.name
+            ));
+        }
         let will_be_native = f.native || make_native;
         let get = |k: Key| settings.get(&(f.name.to_string(), k)).cloned();
         let value = |k: Key, default: Option<String>| -> Option<Setting> {
@@ -171,6 +185,13 @@ pub fn plan(
                 };
                 // A native sidecar is stopped by the kubelet after the main containers
                 // (and at once when a Job's main containers are done): no need to watch them.
+                if job && !will_be_native && mains.is_empty() && get(Key::ExitWith).is_none() {
+                    return Err(format!(
+                        "job: sidecar {:?} must exit when the main container does, but no main \
+                         container is wrapped (--containers): wrap it too",
+                        f.name
+                    ));
+                }
                 let exit_with = if job && !will_be_native {
                     if mains.len() > 1 && get(Key::ExitWith).is_none() {
                         return Err(format!(
@@ -216,8 +237,18 @@ pub fn plan(
             Some(Setting::Words(w)) => Some(w),
             _ => None,
         };
-        if entrypoint.is_none() && !matches!(&f.value["command"], Value::Array(c) if !c.is_empty())
+        let command = &f.value["command"];
+        if !matches!(command, Value::Array(_) | Value::Null)
+            || command
+                .as_array()
+                .is_some_and(|c| c.iter().any(|w| !w.is_string()))
         {
+            return Err(format!(
+                "container {:?}: command is not a list of strings",
+                f.name
+            ));
+        }
+        if entrypoint.is_none() && !matches!(command, Value::Array(c) if !c.is_empty()) {
             return Err(format!(
                 "container {:?} has no command: podsignal cannot wrap its image's entrypoint \
                  without knowing it: give --entrypoint {0}='CMD ...' or the annotation \
@@ -275,7 +306,11 @@ fn derived_probe(f: &Found) -> Result<Setting, String> {
 /// `--grace` a little below the Pod's terminationGracePeriodSeconds (default 30): the
 /// kubelet's SIGKILL comes then, and run needs a moment to record the exit.
 fn default_grace(spec: &Value) -> String {
-    let seconds = spec["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+    // Capped at a day: `run` refuses a grace of years, and no kubelet waits that long.
+    let seconds = spec["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap_or(30)
+        .min(86_400);
     let ms = seconds.saturating_mul(1000);
     let margin = (ms / 10).max(1000);
     let grace = if ms > 2 * margin { ms - margin } else { ms / 2 };

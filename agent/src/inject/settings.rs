@@ -90,11 +90,13 @@ pub enum Setting {
 /// Checks `value` for `key`; the error is one line saying what is expected.
 pub fn check(key: Key, value: &str) -> Result<Setting, String> {
     let value = value.trim();
+    // Written back as `run` will split them: `proxy, tcp:5432` becomes `proxy,tcp:5432`.
     let conditions = |v: &str| -> Result<Setting, String> {
-        for c in v.split(',') {
-            Condition::parse(c.trim()).map_err(|e| format!("{c:?}: {e}"))?;
+        let items: Vec<&str> = v.split(',').map(str::trim).collect();
+        for c in &items {
+            Condition::parse(c).map_err(|e| format!("{c:?}: {e}"))?;
         }
-        Ok(Setting::Flag(v.to_string()))
+        Ok(Setting::Flag(items.join(",")))
     };
     match key {
         Key::WaitFor | Key::ExitWith | Key::StopAfter => conditions(value),

@@ -78,12 +78,23 @@ fn inline(value: &Value, indent: usize, out: &mut String) {
 fn string(s: &str, indent: usize, out: &mut String) {
     if is_plain(s) {
         out.push_str(s);
-    } else if s.contains('\n') && s.chars().all(|c| c == '\n' || printable(c)) && !s.contains('\r')
-    {
+    } else if literal_safe(s) {
         literal(s, indent, out);
     } else {
         quoted(s, out);
     }
+}
+
+/// Whether `s` reads back exactly as a literal block, in every reader: several lines (the
+/// first not empty), all printable, none starting with a tab (go-yaml takes it for indentation) or made only of
+/// blanks, the last not ending in one.
+fn literal_safe(s: &str) -> bool {
+    s.contains('\n')
+        && !s.starts_with('\n')
+        && s.chars().all(|c| c == '\n' || printable(c))
+        && s.split('\n')
+            .all(|line| !line.starts_with('\t') && (line.is_empty() || !line.trim().is_empty()))
+        && !s.trim_end_matches('\n').ends_with([' ', '\t'])
 }
 
 /// `|` with chomping (`-` no final newline, `+` several) and an indentation indicator when

@@ -101,18 +101,35 @@ fn expand(input: &Path) -> Result<Vec<PathBuf>, InputError> {
     Ok(files)
 }
 
+/// The most read from one input: manifests are kilobytes; `/dev/zero` is not one.
+const MAX_INPUT: u64 = 64 << 20;
+
 fn read_text(file: &Path) -> Result<(String, String), InputError> {
-    let (name, bytes) = if file.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        let read = std::io::stdin().lock().read_to_end(&mut bytes);
-        ("stdin".to_string(), read.map(|_| bytes))
+    let name = if file.as_os_str() == "-" {
+        "stdin".to_string()
     } else {
-        (file.display().to_string(), std::fs::read(file))
+        file.display().to_string()
     };
-    let bytes = bytes.map_err(|source| InputError::Read {
+    let error = |source| InputError::Read {
         path: name.clone(),
         source,
-    })?;
+    };
+    let mut bytes = Vec::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut bytes))
+    }
+    .map_err(error)?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(InputError::Syntax {
+            path: name,
+            message: format!("over {} MiB: not a manifest", MAX_INPUT >> 20),
+        });
+    }
     let text = String::from_utf8(bytes).map_err(|e| InputError::Syntax {
         path: name.clone(),
         message: format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
@@ -158,6 +175,22 @@ fn check_object(origin: &str, value: &Value) -> Result<(), InputError> {
 /// Parser messages can span lines (a snippet of the input): keep them on one.
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A message about a manifest, safe to print on one line: names and keys come from the
+/// input, and a newline or a terminal escape in them must not reach stderr as such.
+pub fn printable(message: &str) -> String {
+    message
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// The documents as one YAML stream, `---` between them.

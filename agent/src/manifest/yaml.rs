@@ -9,8 +9,13 @@ use std::collections::HashMap;
 use granit_parser::{Event, Parser, ScalarStyle, Tag};
 use serde_json::{Map, Number, Value};
 
-/// At most this many values are built from one input, aliases included.
-const MAX_NODES: usize = 1_000_000;
+/// At most this much memory is built from one document, aliases expanded: [`VALUE_COST`]
+/// per value plus the bytes of its text. A manifest is kilobytes; an alias bomb (a billion
+/// laughs, or an anchored megabyte repeated) stops here.
+const MAX_WEIGHT: usize = 128 << 20;
+
+/// About what a value costs in memory, beyond its text.
+const VALUE_COST: usize = 64;
 
 /// Every document of `text` (empty ones included, as `Null`); `Err` is one line.
 pub fn load(text: &str) -> Result<Vec<Value>, String> {
@@ -43,14 +48,20 @@ struct Loader {
     documents: Vec<Value>,
     stack: Vec<Open>,
     anchors: HashMap<usize, Value>,
-    nodes: usize,
+    /// What the current document has cost so far ([`MAX_WEIGHT`]).
+    weight: usize,
     in_document: bool,
 }
 
 impl Loader {
     fn event(&mut self, event: Event) -> Result<(), String> {
         match event {
-            Event::DocumentStart(..) => self.in_document = true,
+            Event::DocumentStart(..) => {
+                // Anchors and the budget are per document.
+                self.in_document = true;
+                self.anchors.clear();
+                self.weight = 0;
+            }
             Event::DocumentEnd => {
                 if self.in_document && self.documents.len() < self.started() {
                     self.documents.push(Value::Null);
@@ -58,12 +69,7 @@ impl Loader {
                 self.in_document = false;
             }
             Event::Scalar(text, style, anchor, tag) => {
-                // A key is kept as written: `on:` or `y:` are names, not booleans.
-                let value = if self.expects_key() {
-                    Value::String(text.into_owned())
-                } else {
-                    scalar(&text, style, tag.as_deref())?
-                };
+                let value = scalar(&text, style, tag.as_deref())?;
                 self.finish(value, anchor)?;
             }
             Event::SequenceStart(_, anchor, _) => self.stack.push(Open::Sequence {
@@ -85,12 +91,14 @@ impl Loader {
                 self.finish(value, anchor)?;
             }
             Event::Alias(id) => {
-                let value = self
-                    .anchors
-                    .get(&id)
-                    .cloned()
-                    .ok_or("an alias to an unknown anchor")?;
-                self.nodes = self.nodes.saturating_add(count(&value));
+                // Charged before it is copied: a bomb stops before the memory is spent.
+                let cost = weight(
+                    self.anchors
+                        .get(&id)
+                        .ok_or("an alias to an unknown anchor")?,
+                );
+                self.charge(cost)?;
+                let value = self.anchors.get(&id).cloned().unwrap_or_default();
                 self.finish(value, 0)?;
             }
             _ => {}
@@ -98,9 +106,15 @@ impl Loader {
         Ok(())
     }
 
-    /// Whether the next value is a mapping's key.
-    fn expects_key(&self) -> bool {
-        matches!(self.stack.last(), Some(Open::Mapping { key: None, .. }))
+    fn charge(&mut self, cost: usize) -> Result<(), String> {
+        self.weight = self.weight.saturating_add(cost);
+        if self.weight > MAX_WEIGHT {
+            return Err(format!(
+                "a document over {} MiB once its aliases are expanded (an alias bomb?)",
+                MAX_WEIGHT >> 20
+            ));
+        }
+        Ok(())
     }
 
     /// How many documents have started (the one open now included).
@@ -110,10 +124,10 @@ impl Loader {
 
     /// A complete value: into its parent, or a document of its own.
     fn finish(&mut self, value: Value, anchor: usize) -> Result<(), String> {
-        self.nodes += 1;
-        if self.nodes > MAX_NODES {
-            return Err(format!("more than {MAX_NODES} values (an alias bomb?)"));
-        }
+        self.charge(match &value {
+            Value::String(s) => VALUE_COST + s.len(),
+            _ => VALUE_COST,
+        })?;
         if anchor != 0 {
             self.anchors.insert(anchor, value.clone());
         }
@@ -143,13 +157,17 @@ impl Loader {
     }
 }
 
-/// A mapping key: scalars only, as the text Kubernetes would see.
+/// A mapping key: scalars only, as the text kubectl turns them into (sigs.k8s.io/yaml reads
+/// an unquoted `on:` as the boolean true, then writes the key "true").
 fn key_text(value: Value) -> Result<String, String> {
     match value {
         Value::String(s) => Ok(s),
         Value::Null => Ok("null".into()),
         Value::Bool(b) => Ok(b.to_string()),
-        Value::Number(n) => Ok(n.to_string()),
+        Value::Number(n) => Ok(match n.as_f64() {
+            Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
+            _ => n.to_string(),
+        }),
         _ => Err("a mapping or sequence as a key".into()),
     }
 }
@@ -178,17 +196,27 @@ fn merge(
     Ok(())
 }
 
-fn count(value: &Value) -> usize {
+/// What an alias of `value` costs: its values and the bytes of its text.
+fn weight(value: &Value) -> usize {
     match value {
-        Value::Array(a) => 1 + a.iter().map(count).sum::<usize>(),
-        Value::Object(o) => 1 + o.values().map(count).sum::<usize>(),
-        _ => 1,
+        Value::Array(a) => a
+            .iter()
+            .fold(VALUE_COST, |w, v| w.saturating_add(weight(v))),
+        Value::Object(o) => o.iter().fold(VALUE_COST, |w, (k, v)| {
+            w.saturating_add(k.len()).saturating_add(weight(v))
+        }),
+        Value::String(s) => VALUE_COST + s.len(),
+        _ => VALUE_COST,
     }
 }
 
 /// A scalar: plain ones resolved as kubectl resolves them ([`resolve`]); quoted and block
 /// scalars are always strings, as is anything tagged `!!str`.
 fn scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+    if tag.is_some_and(|t| t.suffix_in_namespace("tag:yaml.org,2002:").as_deref() == Some("binary"))
+    {
+        return Err("a !!binary value (not supported: write it as a string)".into());
+    }
     let core = tag.and_then(|t| t.is_yaml_core_schema().then(|| t.suffix().to_string()));
     match core.as_deref() {
         Some("str") => return Ok(Value::String(text.into())),
@@ -229,6 +257,10 @@ fn resolve(text: &str) -> Option<Value> {
         }
         _ => {}
     }
+    // Only what starts like a number is tried as one (`_1` stays a string).
+    if !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
+        return None;
+    }
     let plain: String = text.chars().filter(|&c| c != '_').collect();
     let (negative, body) = match plain.as_bytes().first() {
         Some(b'-') => (true, &plain[1..]),
@@ -236,25 +268,34 @@ fn resolve(text: &str) -> Option<Value> {
         _ => (false, &plain[..]),
     };
     let digits = |s: &str, radix: u32| !s.is_empty() && s.chars().all(|c| c.is_digit(radix));
-    let magnitude = if let Some(hex) = body.strip_prefix("0x").filter(|d| digits(d, 16)) {
-        i128::from_str_radix(hex, 16).ok()
-    } else if let Some(bin) = body.strip_prefix("0b").filter(|d| digits(d, 2)) {
-        i128::from_str_radix(bin, 2).ok()
-    } else if let Some(oct) = body.strip_prefix("0o").filter(|d| digits(d, 8)) {
-        i128::from_str_radix(oct, 8).ok()
+    let prefixed = |p: char| {
+        body.strip_prefix('0')
+            .and_then(|b| b.strip_prefix([p, p.to_ascii_uppercase()]))
+    };
+    let magnitude = if let Some(hex) = prefixed('x').filter(|d| digits(d, 16)) {
+        Some(i128::from_str_radix(hex, 16).ok())
+    } else if let Some(bin) = prefixed('b').filter(|d| digits(d, 2)) {
+        Some(i128::from_str_radix(bin, 2).ok())
+    } else if let Some(oct) = prefixed('o').filter(|d| digits(d, 8)) {
+        Some(i128::from_str_radix(oct, 8).ok())
     } else if body.len() > 1 && body.starts_with('0') && digits(body, 8) {
-        i128::from_str_radix(&body[1..], 8).ok()
+        Some(i128::from_str_radix(&body[1..], 8).ok())
     } else if digits(body, 10) && !(body.len() > 1 && body.starts_with('0')) {
-        body.parse::<i128>().ok()
+        Some(body.parse::<i128>().ok())
     } else {
         None
     };
     if let Some(m) = magnitude {
-        let n = if negative { -m } else { m };
-        return i64::try_from(n)
-            .map(Number::from)
-            .or_else(|_| u64::try_from(n).map(Number::from))
-            .ok()
+        let n = m.map(|m| if negative { -m } else { m });
+        let int = n.and_then(|n| {
+            i64::try_from(n)
+                .map(Number::from)
+                .or_else(|_| u64::try_from(n).map(Number::from))
+                .ok()
+        });
+        // Past 64 bits kubectl's reader falls back to a float, and so do we.
+        return int
+            .or_else(|| plain.parse::<f64>().ok().and_then(Number::from_f64))
             .map(Value::Number);
     }
     let float_shaped = body.bytes().any(|b| b.is_ascii_digit())
@@ -298,7 +339,7 @@ mod tests {
         assert_eq!(
             docs,
             [
-                json!({"base": {"x": 1, "on": 2}, "use": {"x": 1, "on": 2}, "merged": {"on": 3, "x": 1}})
+                json!({"base": {"x": 1, "true": 2}, "use": {"x": 1, "true": 2}, "merged": {"x": 1, "true": 3}})
             ]
         );
     }
@@ -316,8 +357,26 @@ mod tests {
         assert_eq!(e, "duplicate key \"a\" at line 2");
         assert!(load("a: [1, 2\n").is_err());
         assert!(load("a: *nope\n").is_err());
-        let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
-        assert!(load(bomb).expect_err("bomb").contains("alias bomb"));
+        assert!(
+            load("a: !!binary aGVsbG8=\n")
+                .expect_err("binary")
+                .contains("!!binary")
+        );
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n";
+        match load(bomb) {
+            Err(e) => assert!(e.contains("alias bomb"), "{e}"),
+            Ok(_) => panic!("an alias bomb of 10^8 values was expanded"),
+        }
+        // Few values, but each a megabyte: the budget counts bytes too.
+        let big = format!(
+            "a: &a {}\nb: [{}]\n",
+            "x".repeat(1 << 20),
+            vec!["*a"; 100].join(", ")
+        );
+        match load(&big) {
+            Err(e) => assert!(e.contains("alias bomb"), "{e}"),
+            Ok(_) => panic!("100 MiB of aliased text was expanded"),
+        }
     }
 }
 
@@ -328,6 +387,11 @@ mod roundtrip {
 
     fn scalar_text() -> impl Strategy<Value = String> {
         prop_oneof![
+            prop::collection::vec(
+                prop::sample::select(vec![" ", "\t", "\n", "a", "#", ":", "-", "|"]),
+                0..10
+            )
+            .prop_map(|parts| parts.concat()),
             "[ -~]{0,12}",
             "[0-9_.xobeE+-]{1,8}",
             prop::sample::select(vec![
