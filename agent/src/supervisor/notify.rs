@@ -5,7 +5,8 @@
 //! kernel attaches the sender's pid to every datagram; only datagrams from the child or its
 //! descendants (walking `/proc/PID/stat` parents) are accepted, so `systemd-notify --ready`
 //! from a script the child runs works, and an unrelated process in the same network
-//! namespace (another container of the Pod) is ignored.
+//! namespace (another container of the Pod) is ignored. A sender that exited before its
+//! datagram was read is accepted only when `run` is PID 1 ([`accepted_sender`]).
 //!
 //! Messages: `READY=1` ready; `STOPPING=1` unready; `RELOADING=1` unready until the next
 //! `READY=1`; `STATUS=` the reason shown with the record; `WATCHDOG=1` a ping, missed
@@ -161,7 +162,7 @@ fn receive(
             child.get().copied().unwrap_or(0),
             main.load(std::sync::atomic::Ordering::Relaxed),
         ];
-        if !descends_from(pid, &roots) {
+        if !accepted_sender(pid, &roots, std::process::id() == 1) {
             tracing::warn!(
                 pid,
                 "notify socket: a datagram from a process that is not the child's, ignored"
@@ -176,6 +177,16 @@ fn receive(
         }
         // Descriptors not claimed by a BARRIER=1 are closed here.
     }
+}
+
+/// Whether a datagram from `pid` counts. A descendant of the child (or of `MAINPID`) does.
+/// So does a sender that has already exited (`systemd-notify --ready` exits at once, and a
+/// loaded machine can reap it before its datagram is read) when `run` is PID 1: the pid
+/// namespace is then this container's own, and other containers' processes reach the socket
+/// with pid 0, not a pid of ours. Not PID 1 (a shared pid namespace, a dev machine), a sender
+/// that left no trace is refused: it could have been anyone.
+pub fn accepted_sender(pid: i32, roots: &[i32], run_is_pid1: bool) -> bool {
+    descends_from(pid, roots) || (run_is_pid1 && parent_of(pid).is_none())
 }
 
 /// True if `pid` is one of `roots` or descends from one (`/proc` parent chain).
@@ -336,6 +347,12 @@ mod tests {
         let parent = parent_of(me).unwrap();
         assert!(descends_from(me, &[me]));
         assert!(descends_from(me, &[parent]));
+        // A sender gone before its datagram was read: accepted only when run is PID 1.
+        let gone = i32::MAX;
+        assert!(!accepted_sender(gone, &[me], false));
+        assert!(accepted_sender(gone, &[me], true));
+        // A live stranger is refused either way.
+        assert!(!accepted_sender(parent, &[me], true));
         assert!(!descends_from(parent, &[me]));
         assert!(!descends_from(me, &[0]));
     }
