@@ -4,30 +4,18 @@
 //! Golden files: `tests/inject/plain/KIND.yaml` (first line `# args: [JSON array]`) →
 //! `tests/inject/golden/KIND.yaml`. `UPDATE_GOLDEN=1 cargo test --test inject` rewrites them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+mod common;
+use common::{podsignal_with_stdin, workspace_root};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    workspace_root()
 }
 
 fn podsignal(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_podsignal"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("PODSIGNAL_IMAGE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn podsignal");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("wait")
+    podsignal_with_stdin(args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -2,65 +2,44 @@
 //! fires it (tests/lint/RULE/bad.yaml) and one that does not (good.yaml); the examples and
 //! `inject`'s output are clean.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Output;
 
 use serde_json::Value;
 
+mod common;
+use common::{podsignal_with_stdin, stderr, stdout, workspace_root};
+
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    workspace_root()
 }
 
-/// `podsignal ARGS` from the workspace root, with `stdin` as its input.
 fn podsignal(args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_podsignal"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("PODSIGNAL_NAME")
-        .env_remove("PODSIGNAL_LISTEN")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn podsignal");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("podsignal runs")
+    podsignal_with_stdin(args, stdin)
 }
 
 fn code(out: &Output) -> i32 {
     out.status.code().expect("exit code")
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// `lint --format json ARGS`: the exit code and the rule ids found, in order.
 fn lint_json(args: &[&str]) -> (i32, Vec<String>, Value) {
     let mut all = vec!["lint", "--format", "json"];
     all.extend_from_slice(args);
-    let out = podsignal(&all, None);
+    findings(&podsignal(&all, None), &format!("{args:?}"))
+}
+
+/// The exit code, the rule ids in order, and the JSON findings of a `--format json` run.
+fn findings(out: &Output, what: &str) -> (i32, Vec<String>, Value) {
     let json: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", stderr(&out)));
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", stderr(out)));
     let rules = json
         .as_array()
         .expect("an array")
         .iter()
         .map(|f| f["rule"].as_str().expect("rule").to_string())
         .collect();
-    (code(&out), rules, json)
+    (code(out), rules, json)
 }
 
 fn rule_ids() -> Vec<String> {
@@ -235,16 +214,10 @@ fn lint_ignore_silences_on_the_object_or_the_template_and_typos_are_findings() {
 
 /// `lint --format json -` with `stdin` as the input.
 fn lint_stdin(stdin: &str) -> (i32, Vec<String>, Value) {
-    let out = podsignal(&["lint", "--format", "json", "-"], Some(stdin));
-    let json: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(&out)));
-    let rules = json
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|f| f["rule"].as_str().expect("rule").to_string())
-        .collect();
-    (code(&out), rules, json)
+    findings(
+        &podsignal(&["lint", "--format", "json", "-"], Some(stdin)),
+        "stdin",
+    )
 }
 
 #[test]

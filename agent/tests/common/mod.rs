@@ -319,3 +319,31 @@ impl Drop for Bg {
         let _ = self.0.wait();
     }
 }
+
+/// The workspace root (tests/, examples/ and docs/ are under it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `podsignal ARGS` from the workspace root with `stdin` as its input and no podsignal
+/// environment (for the manifest tools, `inject` and `lint`, which read no shared directory).
+pub fn podsignal_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podsignal"))
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("PODSIGNAL_IMAGE")
+        .env_remove("PODSIGNAL_NAME")
+        .env_remove("PODSIGNAL_LISTEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn podsignal");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("podsignal runs")
+}
