@@ -12,7 +12,7 @@ use std::net::Shutdown;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Bg, Pod, kill9, require_tool, signal, stderr, stdout, wait_exit};
+use common::{Bg, Pod, kill9, require_tool, sd_notify_sender, signal, stderr, stdout, wait_exit};
 use http_support::{Agent, BIN, json, open_hold};
 
 fn status_json(pod: &Pod) -> serde_json::Value {
@@ -40,12 +40,13 @@ fn a_sticky_unready_does_not_delete_the_liveness_of_a_live_notify_holder() {
     // Item 2: `run --ready-when notify` is ready; `unready web` (sticky) from a neighbour;
     // the child then sends STATUS=again and run rewrites its held record: the holder lives,
     // so web is ready. (Before: "its holder (pid N) is gone" while it lives.)
-    require_tool("systemd-notify", "--version");
+    require_tool("python3", "--version");
     let mut pod = Pod::new();
     let go = pod.path("go");
+    let notify = sd_notify_sender(pod.tmp.path());
     let script = format!(
-        "systemd-notify --ready; while [ ! -e {} ]; do sleep 0.05; done; \
-         systemd-notify --status=again; exec sleep 300",
+        "python3 {notify} READY=1; while [ ! -e {} ]; do sleep 0.05; done; \
+         python3 {notify} STATUS=again; exec sleep 300",
         go.display()
     );
     pod.spawn(&[

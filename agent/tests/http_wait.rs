@@ -201,3 +201,44 @@ fn a_readiness_wait_without_names_waits_for_every_name_listed() {
         .collect();
     assert_eq!(names, ["db", "web"], "{body}");
 }
+
+#[test]
+fn many_waiters_on_a_name_share_one_check_per_rescan() {
+    // With one rescan timer per waiter, 40 idle waiters cost 40 checks per interval; with
+    // the readiness hub, one per name: the rescans counter moves by ~1 per interval.
+    let agent = Agent::start(&["--rescan", "200ms"]);
+    let port = agent.port;
+    let waiters: Vec<_> = (0..40)
+        .map(|_| {
+            std::thread::spawn(move || {
+                http_support::raw(
+                    port,
+                    "GET",
+                    "/v1/readiness/db?wait=60s",
+                    &[("Host", "localhost")],
+                    None,
+                )
+            })
+        })
+        .collect();
+    assert!(http_support::eventually(Duration::from_secs(20), || {
+        agent.get("/metrics").1.contains("podsignal_waiters 40")
+    }));
+    let rescans = || agent.metric("podsignal_rescans_total");
+    let before = rescans();
+    let mut seen = before;
+    assert!(http_support::eventually(Duration::from_secs(20), || {
+        seen = rescans();
+        seen >= before + 3.0
+    }));
+    assert!(
+        seen - before < 20.0,
+        "{} rescans for 40 idle waiters over ~3 intervals: each waiter rescans on its own",
+        seen - before
+    );
+    assert!(agent.cli(&["ready", "db"]).status.success());
+    for w in waiters {
+        let (status, body) = w.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+}

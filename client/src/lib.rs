@@ -36,6 +36,7 @@ pub mod leader;
 pub mod lock;
 pub mod phase;
 pub mod readiness;
+mod ready_hub;
 mod safe_dir;
 pub mod status;
 pub mod stop;

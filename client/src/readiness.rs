@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::identity::now_ms;
 use crate::safe_dir::SafeDir;
 use crate::volume::Volume;
-use crate::watch::Area;
 
 /// Whether to wait for every name or for any one of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,7 +34,7 @@ pub enum WaitMode {
 }
 
 /// A readiness record as a reader sees it: the record, and whether it counts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Readiness {
     /// The name.
@@ -335,6 +334,9 @@ impl Volume {
             .collect())
     }
 
+    /// Waits until the names are ready (or, `want` false, not), all or one of them. Every
+    /// waiter on a name shares one evaluation of it ([`crate::ready_hub`]): a change costs one
+    /// read per name, whatever the number of waiters.
     pub(crate) async fn wait_readiness_now(
         &self,
         names: &[Name],
@@ -342,32 +344,66 @@ impl Volume {
         want: bool,
         timeout: Option<std::time::Duration>,
     ) -> Result<()> {
-        self.watcher()
-            .wait_until(&[Area::Ready], timeout, || {
+        let started = tokio::time::Instant::now();
+        let deadline = timeout.map(|t| crate::deadline_after(started, t));
+        let hub = self.ready_hub();
+        let mut evaluations: Vec<_> = names.iter().map(|n| hub.subscribe(self, n)).collect();
+        loop {
+            let states: Vec<Readiness> = evaluations
+                .iter_mut()
+                .map(|rx| rx.borrow_and_update().clone())
+                .collect();
+            let pending = match verdict(&states, mode, want) {
+                Ok(()) => return Ok(()),
+                Err(pending) => pending,
+            };
+            let changed = futures_util::future::select_all(
+                evaluations.iter_mut().map(|rx| Box::pin(rx.changed())),
+            );
+            let woke = match deadline {
+                Some(d) => tokio::time::timeout_at(d, changed).await.ok(),
+                None => Some(changed.await),
+            };
+            if let Some((result, _, _)) = woke {
+                // A channel closes only with its volume's hub: nothing would wake us again.
+                result.map_err(|_| Error::Invalid("the readiness hub stopped".into()))?;
+            } else {
+                // One last look, first hand: it may have become true at the deadline.
                 let states: Vec<Readiness> = names.iter().map(|n| self.readiness_now(n)).collect();
-                let met = |r: &Readiness| r.ready == want;
-                let done = match mode {
-                    WaitMode::All => states.iter().all(met),
-                    WaitMode::Any => states.iter().any(met),
-                };
-                if done {
-                    return Ok(Ok(()));
-                }
-                let pending = states
-                    .iter()
-                    .filter(|r| !met(r))
-                    .map(|r| {
-                        if want {
-                            format!("{}: {}", r.name, r.why)
-                        } else {
-                            format!("{}: still ready ({})", r.name, r.why)
-                        }
-                    })
-                    .collect();
-                Ok(Err(pending))
-            })
-            .await
+                return verdict(&states, mode, want).map_err(|last| Error::Timeout {
+                    after: started.elapsed(),
+                    pending: if last.is_empty() { pending } else { last },
+                });
+            }
+        }
     }
+}
+
+/// Whether `states` satisfy the wait; if not, one line per name still missing.
+fn verdict(
+    states: &[Readiness],
+    mode: WaitMode,
+    want: bool,
+) -> std::result::Result<(), Vec<String>> {
+    let met = |r: &Readiness| r.ready == want;
+    let done = match mode {
+        WaitMode::All => states.iter().all(met),
+        WaitMode::Any => states.iter().any(met),
+    };
+    if done {
+        return Ok(());
+    }
+    Err(states
+        .iter()
+        .filter(|r| !met(r))
+        .map(|r| {
+            if want {
+                format!("{}: {}", r.name, r.why)
+            } else {
+                format!("{}: still ready ({})", r.name, r.why)
+            }
+        })
+        .collect())
 }
 
 /// Probes the liveness file of a held record: alive while its holder holds the flock.

@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     /// Started on the first wait: a one-shot command (`ready`, `event publish`) watches
     /// nothing.
     watcher: OnceLock<Watcher>,
+    /// Started on the first readiness wait: one evaluation per name, shared by its waiters.
+    ready_hub: OnceLock<crate::ready_hub::ReadyHub>,
     /// The directories the watcher watches, by area.
     areas: Vec<(Area, Arc<SafeDir>)>,
     /// Blocking flock waits (locks, leaderships, the events lock): one thread per file.
@@ -135,6 +137,7 @@ impl Volume {
                 stop,
                 options,
                 watcher: OnceLock::new(),
+                ready_hub: OnceLock::new(),
                 areas,
                 flocks: FlockWaits::with_limit(max_lock_waits),
             }),
@@ -214,6 +217,23 @@ impl Volume {
 
     /// The watcher, started on first use (it needs the runtime: always called from async
     /// code).
+    /// A volume around `inner`, writing as `identity` (for tasks that hold it weakly).
+    pub(crate) fn from_parts(inner: Arc<Inner>, identity: Arc<Identity>) -> Volume {
+        Volume { inner, identity }
+    }
+
+    /// The identity, shared.
+    pub(crate) fn clone_identity(&self) -> Arc<Identity> {
+        self.identity.clone()
+    }
+
+    /// The readiness hub, started on first use.
+    pub(crate) fn ready_hub(&self) -> &crate::ready_hub::ReadyHub {
+        self.inner
+            .ready_hub
+            .get_or_init(|| crate::ready_hub::ReadyHub::start(self))
+    }
+
     pub(crate) fn watcher(&self) -> &Watcher {
         self.inner
             .watcher

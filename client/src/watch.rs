@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use podsignal_proto::layout;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
@@ -78,10 +78,23 @@ impl Area {
 /// Per-area change counters.
 pub(crate) type Generations = [u64; AREAS];
 
+/// One change, for subscribers that keep per-name state (the readiness hub): the file that
+/// changed in an area, or `None` when anything in it may have (an overflow, a re-watch).
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) area: Area,
+    pub(crate) file: Option<Arc<str>>,
+}
+
+/// How many changes a slow per-name subscriber may fall behind before it is told to
+/// re-check everything (`RecvError::Lagged`).
+const CHANGE_BACKLOG: usize = 1024;
+
 /// The watcher: a task reading inotify and bumping counters. Dropping it stops the task.
 #[derive(Debug)]
 pub(crate) struct Watcher {
     tx: watch::Sender<Generations>,
+    changes: broadcast::Sender<Change>,
     task: Option<tokio::task::AbortHandle>,
     rescan: Duration,
     stats: Arc<Counters>,
@@ -103,7 +116,8 @@ pub struct WatchStats {
     /// Whether inotify watches every directory (false: some or all waiters rely on the
     /// rescan alone).
     pub watching: bool,
-    /// Times a waiter re-checked because the rescan interval passed without an inotify event.
+    /// Re-checks because the rescan interval passed (readiness waiters share one per
+    /// interval; other waiters count one each).
     pub rescans: u64,
     /// Times the inotify queue overflowed (each wakes every waiter).
     pub overflows: u64,
@@ -143,6 +157,7 @@ struct Watching {
     /// Per area: the watch, and the (device, inode) of the directory it is on.
     current: [Option<(WatchDescriptor, u64, u64)>; AREAS],
     tx: watch::Sender<Generations>,
+    changes: broadcast::Sender<Change>,
     stats: Arc<Counters>,
     /// Per area: a failure to watch it was logged (once, until a watch succeeds again).
     warned: [bool; AREAS],
@@ -205,14 +220,27 @@ impl Watching {
         self.stats
             .degraded
             .store(self.current.iter().any(Option::is_none), Ordering::Relaxed);
+        self.bump(area, None);
+    }
+
+    /// Wakes `area`'s waiters, and tells per-name subscribers which file changed.
+    fn bump(&self, area: Area, file: Option<&str>) {
         self.tx.send_modify(|g| g[area as usize] += 1);
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(Change {
+                area,
+                file: file.map(Arc::from),
+            });
+        }
     }
 
     fn handle(&mut self, event: inotify::Event<std::ffi::OsString>) {
         if event.mask.contains(EventMask::Q_OVERFLOW) {
             tracing::debug!("inotify queue overflow: waking every waiter");
             self.stats.overflows.fetch_add(1, Ordering::Relaxed);
-            self.tx.send_modify(|g| g.iter_mut().for_each(|n| *n += 1));
+            for area in Area::ALL {
+                self.bump(area, None);
+            }
             return;
         }
         let Some(area) = self.by_wd.get(&event.wd).copied() else {
@@ -244,7 +272,7 @@ impl Watching {
         {
             self.rewatch(sub);
         }
-        self.tx.send_modify(|g| g[area as usize] += 1);
+        self.bump(area, name);
     }
 }
 
@@ -252,8 +280,9 @@ impl Watcher {
     /// Starts watching `dirs`. If inotify is unavailable, logs why and relies on the rescan.
     pub(crate) fn start(dirs: Vec<(Area, Arc<SafeDir>)>, rescan: Duration) -> Watcher {
         let (tx, _) = watch::channel([0; AREAS]);
+        let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
         let stats = Arc::new(Counters::default());
-        let task = match Self::spawn(dirs, tx.clone(), stats.clone(), rescan) {
+        let task = match Self::spawn(dirs, tx.clone(), changes.clone(), stats.clone(), rescan) {
             Ok(handle) => Some(handle),
             Err(e) => {
                 tracing::warn!(
@@ -267,15 +296,32 @@ impl Watcher {
         };
         Watcher {
             tx,
+            changes,
             task,
             rescan,
             stats,
         }
     }
 
+    /// Every change from now on, file by file (for per-name subscribers).
+    pub(crate) fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// The rescan interval.
+    pub(crate) fn rescan(&self) -> Duration {
+        self.rescan
+    }
+
+    /// Counts one rescan (for `/metrics`).
+    pub(crate) fn count_rescan(&self) {
+        self.stats.rescans.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn spawn(
         dirs: Vec<(Area, Arc<SafeDir>)>,
         tx: watch::Sender<Generations>,
+        changes: broadcast::Sender<Change>,
         stats: Arc<Counters>,
         rescan: Duration,
     ) -> Result<tokio::task::AbortHandle> {
@@ -292,6 +338,7 @@ impl Watcher {
             by_wd: HashMap::new(),
             current: Default::default(),
             tx,
+            changes,
             stats,
             warned: [false; AREAS],
         };

@@ -194,7 +194,7 @@ pub fn render(state: &AppState) -> String {
     counter(
         &mut o,
         "podsignal_rescans_total",
-        "Times a waiter re-checked because the rescan interval passed without an inotify event.",
+        "Rescans: re-checks because the rescan interval passed (readiness: once per interval for all its waiters).",
         watch.rescans,
     );
     counter(

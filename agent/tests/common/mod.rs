@@ -347,3 +347,26 @@ pub fn podsignal_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
     drop(input);
     child.wait_with_output().expect("podsignal runs")
 }
+
+/// Writes `DIR/sd-notify`, a sender of sd_notify messages (`python3 DIR/sd-notify READY=1
+/// STATUS=up`) that, like systemd-notify from systemd 254 on, stays until `run` answers its
+/// `BARRIER=1`: its message is read while it lives, so its ancestry can be checked. (The
+/// systemd-notify of Debian 12 exits at once, and a loaded machine can reap it before `run`
+/// reads its datagram; outside PID 1 `run` then rightly refuses it.) Returns its path.
+pub fn sd_notify_sender(dir: &Path) -> String {
+    let script = r#"import array, os, socket, sys
+addr = os.environ["NOTIFY_SOCKET"]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto("\n".join(sys.argv[1:]).encode(), addr)
+r, w = os.pipe()
+fds = array.array("i", [w])
+s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())], 0, addr)
+os.close(w)
+os.read(r, 1)
+"#;
+    let path = dir.join("sd-notify");
+    std::fs::write(&path, script).expect("write sd-notify");
+    path.display().to_string()
+}
