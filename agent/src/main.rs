@@ -59,11 +59,19 @@ fn main() -> std::process::ExitCode {
         "warn"
     };
     init_logging(cli.global.log_format, default_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // Servers and supervisors get two workers; a one-shot command (ready, status, wait, ...)
+    // runs on this thread alone: no worker threads to start for a few file operations.
+    let runtime = if cli.command.is_long_running() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("podsignal: cannot start the async runtime: {e}");

@@ -288,6 +288,16 @@ pub struct GuardArgs {
 }
 
 impl Command {
+    /// Whether the subcommand serves or supervises for long (agent, run, lock, leader): it
+    /// gets a multi-threaded runtime; the others run on the main thread alone.
+    pub fn is_long_running(&self) -> bool {
+        match self {
+            Command::Agent(_) | Command::Run(_) | Command::Lock(_) => true,
+            Command::Leader(l) => l.show.is_none(),
+            _ => false,
+        }
+    }
+
     /// Whether the subcommand acts on SIGTERM/SIGINT itself (and forwards signals): then
     /// its signal stream is installed first thing, so that no signal is lost.
     pub fn catches_signals(&self) -> bool {
