@@ -51,18 +51,34 @@ fn rule_ids() -> Vec<String> {
         .collect()
 }
 
+/// How many documents a fixture has (`---` lines between them).
+fn documents_in(file: &str) -> usize {
+    let text = std::fs::read_to_string(root().join(file)).expect("fixture");
+    text.split("\n---\n")
+        .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
+        .count()
+}
+
 #[test]
-fn every_rule_fires_on_its_bad_fixture_and_not_on_its_good_one() {
+fn every_rule_fires_on_each_document_of_its_bad_fixture_and_not_on_its_good_one() {
     let ids = rule_ids();
-    assert!(ids.len() >= 17, "{ids:?}");
+    assert!(ids.len() >= 18, "{ids:?}");
     for id in &ids {
         let dir = format!("tests/lint/{id}");
-        let (code, found, json) = lint_json(&[&format!("{dir}/bad.yaml")]);
-        assert_eq!(code, 1, "{dir}/bad.yaml: {json:#}");
-        assert!(
-            found.contains(id),
-            "{dir}/bad.yaml: {id} not found in {found:?}"
-        );
+        let bad = format!("{dir}/bad.yaml");
+        let (code, found, json) = lint_json(&[&bad]);
+        assert_eq!(code, 1, "{bad}: {json:#}");
+        assert!(found.contains(id), "{bad}: {id} not found in {found:?}");
+        // Each document of bad.yaml is a case of its own (red-team reproductions among them).
+        for n in 1..=documents_in(&bad) {
+            let origin = format!("{bad}#{n}");
+            let hit = json
+                .as_array()
+                .expect("an array")
+                .iter()
+                .any(|f| f["rule"] == id.as_str() && f["document"] == origin.as_str());
+            assert!(hit, "{origin}: {id} not found: {json:#}");
+        }
         let (code, found, json) = lint_json(&[&format!("{dir}/good.yaml")]);
         assert!(!found.contains(id), "{dir}/good.yaml: {id} found: {json:#}");
         assert_eq!(code, 0, "{dir}/good.yaml is not clean: {json:#}");
@@ -102,17 +118,20 @@ fn plain_output_is_one_line_per_finding_in_input_order_with_a_summary_on_stderr(
     assert_eq!(code(&out), 1);
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines.len(), 7, "{text}");
     assert!(lines[0].starts_with(
         "warning prestop-sleep-ordering tests/lint/prestop-sleep-ordering/bad.yaml#1 Pod/prestop spec.containers[1] (proxy): "
     ), "{}", lines[0]);
     assert!(lines[0].ends_with("(docs/patterns.md#prestop-sleep-ordering)"));
     assert!(lines[1].contains("bad.yaml#2 Pod/prestop-too-long spec.containers[0] (web): "));
-    assert!(lines[2].contains("latest-tag/bad.yaml#1 Pod/latest spec.containers[0] (web)"));
-    assert!(lines[3].contains("spec.containers[1] (tools)"));
+    assert!(
+        lines[2].contains("bad.yaml#3 Deployment/d spec.template.spec.containers[1] (proxy): ")
+    );
+    assert!(lines[5].contains("latest-tag/bad.yaml#1 Pod/latest spec.containers[0] (web)"));
+    assert!(lines[6].contains("spec.containers[1] (tools)"));
     assert_eq!(
         stderr(&out).trim(),
-        "podsignal lint: 4 findings (0 error, 4 warning, 0 info) in 3 documents"
+        "podsignal lint: 7 findings (0 error, 7 warning, 0 info) in 4 documents"
     );
 }
 
@@ -395,4 +414,129 @@ fn list_rules_prints_id_severity_and_summary() {
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words[1], "error");
     assert!(words.len() > 4, "{line}");
+}
+
+/// A Pod whose names carry a newline followed by a forged finding, and terminal escapes.
+const HOSTILE_NAMES: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: \"evil\\nerror wait-for-cycle fake.yaml#1 Pod/x\\e]0;pwned\\a\"}
+spec:
+  containers:
+    - {name: \"app\\r\\e[2K\\nerror forged\", image: nginx}
+";
+
+#[test]
+fn plain_output_escapes_control_characters_from_names() {
+    let out = podsignal(&["lint", "-"], Some(HOSTILE_NAMES));
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "one finding, one line: {text:?}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(
+        text.starts_with("warning latest-tag stdin#1 Pod/evil\\nerror wait-for-cycle"),
+        "{text:?}"
+    );
+}
+
+#[test]
+fn a_huge_prestop_sleep_is_a_finding_not_a_panic() {
+    for hook in [
+        "{sleep: {seconds: 18446744073709551615}}",
+        "{exec: {command: [sh, -c, \"sleep 18446744073709551615; sleep 1\"]}}",
+    ] {
+        let pod = format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: p}}
+spec:
+  containers:
+    - name: proxy
+      image: example.com/proxy:1.0.0
+      command: [podsignal, run, --name=proxy, --grace=18446744073709551615s, --, /proxy]
+      lifecycle: {{preStop: {hook}}}
+"
+        );
+        let (code, found, json) = lint_stdin(&pod);
+        assert_eq!(code, 1, "{hook}: {json:#}");
+        assert!(
+            found.contains(&"prestop-sleep-ordering".to_string()),
+            "{hook}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn sarif_uris_are_percent_encoded() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("sarif uri#bad.yaml");
+    std::fs::copy(root().join("tests/lint/latest-tag/bad.yaml"), &file).expect("copy");
+    let out = podsignal(
+        &["lint", "--format", "sarif", file.to_str().expect("utf-8")],
+        None,
+    );
+    let sarif: Value = serde_json::from_slice(&out.stdout).expect("SARIF is JSON");
+    let uri = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        .as_str()
+        .expect("uri")
+        .to_string();
+    assert!(uri.ends_with("/sarif%20uri%23bad.yaml"), "{uri}");
+    assert!(!uri.contains(' ') && !uri.contains('#'), "{uri}");
+}
+
+#[test]
+fn list_items_carry_their_own_annotations() {
+    let list = |list_annotations: &str, item_annotations: &str| {
+        format!(
+            "apiVersion: v1
+kind: List
+metadata: {{annotations: {list_annotations}}}
+items:
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {{name: web, annotations: {item_annotations}}}
+    spec:
+      selector: {{matchLabels: {{app: web}}}}
+      template:
+        metadata: {{labels: {{app: web}}}}
+        spec:
+          securityContext: {{runAsNonRoot: true, runAsUser: 65532}}
+          containers:
+            - {{name: app, image: nginx, resources: {{limits: {{memory: 64Mi}}}}}}
+"
+        )
+    };
+    let (code, found, _) = lint_stdin(&list("{}", "{podsignal.io/lint-ignore: latest-tag}"));
+    assert_eq!((code, found), (0, vec![]), "the item's own lint-ignore");
+    let (_, found, _) = lint_stdin(&list("{podsignal.io/lint-ignore: latest-tag}", "{}"));
+    assert_eq!(found, ["latest-tag"], "the List's metadata is no item's");
+    let (_, found, json) = lint_stdin(&list("{}", "{podsignal.io/lint-ignore: latest-tagg}"));
+    assert_eq!(found, ["unknown-lint-ignore", "latest-tag"]);
+    assert_eq!(
+        json[0]["path"], "items[0].metadata.annotations",
+        "where the typo is"
+    );
+}
+
+#[test]
+fn a_quit_call_stops_only_the_sidecar_serving_its_port() {
+    // etl POSTs istio's 15020/quitquitquit: istio-proxy stops, cloud-sql-proxy does not.
+    let (_, _, json) = lint_json(&["tests/lint/job-sidecar-never-exits/bad.yaml"]);
+    let paths: Vec<&str> = json
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter(|f| f["rule"] == "job-sidecar-never-exits")
+        .map(|f| f["path"].as_str().expect("path"))
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("(cloud-sql-proxy)")),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.ends_with("(istio-proxy)")),
+        "{paths:?}"
+    );
 }

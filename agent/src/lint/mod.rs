@@ -2,12 +2,17 @@
 //!
 //! - this file: documents in, findings out; `podsignal.io/lint-ignore`;
 //! - `pod`: the pod view every rule reads (containers, roles, parsed `podsignal run` flags);
+//! - `invocation`: a `podsignal` command line, its flags and names; `shell`: commands and
+//!   `sh -c` scripts as words; `known`: mesh proxies and sidecars known by name or image;
 //! - `rules/`: the rules, one small function each, and their registry;
 //! - `report`: plain, JSON and SARIF output.
 
+mod invocation;
+mod known;
 mod pod;
 pub mod report;
 pub mod rules;
+mod shell;
 
 use crate::cli::Severity;
 use crate::manifest::{Document, workloads};
@@ -61,7 +66,9 @@ pub fn lint(documents: &[Document]) -> Result<Vec<Finding>, String> {
             let Some(template) = doc.value.pointer(&workload.pointer) else {
                 continue;
             };
-            let pod = Pod::new(&doc.value, &workload, template);
+            // Inside a List, the item is the object: its metadata, not the List's.
+            let object = doc.value.pointer(&workload.object).unwrap_or(&doc.value);
+            let pod = Pod::new(object, &workload, template);
             let mut hits = lint_pod(&pod);
             hits.sort_by_key(|(_, hit)| hit.order);
             findings.extend(hits.into_iter().map(|(rule, hit)| Finding {
@@ -82,11 +89,9 @@ fn lint_pod(pod: &Pod) -> Vec<(&'static Rule, Hit)> {
     let ignored: Vec<(&str, String)> = pod
         .annotations
         .iter()
-        .filter(|(k, _)| k == "lint-ignore")
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(|id| (id, pod.workload.path("/metadata/annotations")))
+        .filter(|(k, _, _)| k == "lint-ignore")
+        .flat_map(|(_, v, path)| v.split(',').map(move |id| (id.trim(), path.clone())))
+        .filter(|(id, _)| !id.is_empty())
         .collect();
     let mut hits = Vec::new();
     for rule in RULES {

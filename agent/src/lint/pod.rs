@@ -7,6 +7,9 @@ use std::time::Duration;
 use podsignal_proto::{Condition, ReadyProbe};
 use serde_json::Value;
 
+use super::invocation::Invocation;
+pub use super::invocation::is_podsignal_binary;
+use super::known;
 use crate::inject::settings::PREFIX;
 use crate::manifest::Workload;
 
@@ -19,81 +22,6 @@ pub enum Kind {
     Native,
     /// A regular container (`spec.containers`).
     Regular,
-}
-
-/// A `podsignal` command line: `podsignal [GLOBAL] SUBCOMMAND [FLAGS] [POSITIONAL] [-- CMD]`.
-#[derive(Debug, Clone, Default)]
-pub struct Invocation {
-    /// The subcommand (`run`, `install`, `agent`, ...).
-    pub subcommand: String,
-    /// Every `--flag value` / `--flag=value` (bare flags have an empty value), in order.
-    pub flags: Vec<(String, String)>,
-    /// Words that are not flags, after the subcommand.
-    pub positional: Vec<String>,
-}
-
-/// Flags of podsignal's subcommands that take no value.
-const BARE_FLAGS: &[&str] = &[
-    "any",
-    "drain",
-    "pgroup",
-    "durable",
-    "hold",
-    "allow-remote",
-    "wait",
-    "json",
-    "generate-token",
-    "unready",
-    "no-wait",
-    "uninject",
-    "dry-run",
-    "help",
-    "version",
-];
-
-impl Invocation {
-    /// Parses the words after the binary.
-    fn parse(words: &[String]) -> Invocation {
-        let mut inv = Invocation::default();
-        let mut words = words.iter();
-        while let Some(word) = words.next() {
-            if word == "--" {
-                break;
-            }
-            if let Some(flag) = word.strip_prefix("--") {
-                let (name, value) = match flag.split_once('=') {
-                    Some((n, v)) => (n.to_string(), v.to_string()),
-                    None if BARE_FLAGS.contains(&flag) => (flag.to_string(), String::new()),
-                    None => (flag.to_string(), words.next().cloned().unwrap_or_default()),
-                };
-                inv.flags.push((name, value));
-            } else if inv.subcommand.is_empty() {
-                inv.subcommand = word.clone();
-            } else {
-                inv.positional.push(word.clone());
-            }
-        }
-        inv
-    }
-
-    /// Every value of `--name` (repeated flags, comma lists split).
-    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.flags
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    }
-
-    /// The last value of `--name`.
-    pub fn value(&self, name: &str) -> Option<&str> {
-        self.flags
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 /// `podsignal run`'s flags, parsed with the protocol's own parsers (values that do not
@@ -134,7 +62,11 @@ pub struct Container<'a> {
     pub argv: Vec<String>,
     /// The `podsignal` invocation, when the container's command is podsignal.
     pub podsignal: Option<Invocation>,
-    /// `podsignal run`'s flags, when the container's command is `podsignal run`.
+    /// Every podsignal command line in its command: the command itself, and those of its
+    /// `sh -c` scripts (`exec podsignal run ...`, `podsignal stop proxy`).
+    pub calls: Vec<Invocation>,
+    /// `podsignal run`'s flags, when the container's command is `podsignal run` or a
+    /// script that runs it.
     pub run: Option<Run>,
 }
 
@@ -187,16 +119,10 @@ impl Container<'_> {
         {
             names.push(n.clone());
         }
-        let text = self.text();
-        let words: Vec<&str> = text.split_whitespace().collect();
-        for (i, w) in words.iter().enumerate() {
-            if is_podsignal_binary(w)
-                && words.get(i + 1) == Some(&"ready")
-                && let Some(n) = words[i + 2..].iter().find(|w| !w.starts_with('-'))
-            {
-                names.push(unquote(n));
-            }
+        for call in self.calls.iter().filter(|c| c.subcommand == "ready") {
+            names.extend(call.positional.iter().take(1).cloned());
         }
+        let text = self.text();
         for part in text.split("/v1/readiness/").skip(1) {
             let name: String = part
                 .chars()
@@ -235,6 +161,10 @@ impl Container<'_> {
     /// default 127.0.0.1:7781); none for a unix socket or a non-loopback address.
     pub fn agent_port(&self) -> Option<u16> {
         let inv = self.runs("agent")?;
+        if inv.value("allow-remote").is_some() {
+            // Bound where --listen says, for the kubelet too (/readyz needs no token).
+            return None;
+        }
         let listen = inv
             .value("listen")
             .or_else(|| self.env("PODSIGNAL_LISTEN"))
@@ -244,11 +174,55 @@ impl Container<'_> {
         is_loopback(host).then(|| port.parse().ok()).flatten()
     }
 
-    /// The whole `podsignal` word, if this container runs a podsignal subcommand.
+    /// A regular container from its definition alone, for unit tests.
+    #[cfg(test)]
+    pub fn for_test(value: &Value) -> Container<'_> {
+        container(value, Kind::Regular, "spec.containers[0]".to_string())
+    }
+
+    /// The `podsignal SUBCOMMAND` command line, if its command or one of its scripts runs it.
     pub fn runs(&self, subcommand: &str) -> Option<&Invocation> {
-        self.podsignal
-            .as_ref()
-            .filter(|inv| inv.subcommand == subcommand)
+        self.calls.iter().find(|inv| inv.subcommand == subcommand)
+    }
+
+    /// The mesh proxy it is, if an injector's (`istio-proxy`, `linkerd-proxy`).
+    pub fn mesh(&self) -> Option<&'static known::Mesh> {
+        known::mesh(&self.name, self.value)
+    }
+
+    /// Whether its name or image is a mesh proxy's, a proxy's, an exporter's or a log
+    /// shipper's: it serves the app next to it.
+    pub fn looks_like_sidecar(&self) -> bool {
+        self.mesh().is_some() || known::looks_like_sidecar(&self.name, self.value)
+    }
+
+    /// Whether it has a server's shape: it declares containerPorts, or it looks like a
+    /// sidecar.
+    pub fn looks_like_server(&self) -> bool {
+        self.value["ports"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+            || self.looks_like_sidecar()
+    }
+
+    /// The ports a call can stop it on: those it serves, its mesh's admin ports, and
+    /// cloud-sql-proxy's `--quitquitquit` admin port (`--admin-port`, 9091).
+    pub fn stop_ports(&self) -> Vec<u16> {
+        let mut ports = self.serves();
+        ports.extend(self.mesh().into_iter().flat_map(|m| m.ports));
+        if self.argv.iter().any(|w| w == "--quitquitquit") {
+            let admin = self
+                .argv
+                .iter()
+                .find_map(|w| w.strip_prefix("--admin-port="))
+                .or_else(|| {
+                    let at = self.argv.iter().position(|w| w == "--admin-port")?;
+                    self.argv.get(at + 1).map(String::as_str)
+                })
+                .and_then(|p| p.parse().ok());
+            ports.push(admin.unwrap_or(9091));
+        }
+        ports
     }
 }
 
@@ -266,10 +240,6 @@ pub fn is_loopback(host: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
-fn unquote(word: &str) -> String {
-    word.trim_matches(|c| c == '"' || c == '\'').to_string()
-}
-
 /// A pod template and its containers.
 #[derive(Debug)]
 pub struct Pod<'a> {
@@ -277,8 +247,9 @@ pub struct Pod<'a> {
     pub workload: &'a Workload,
     /// The template's `spec`.
     pub spec: &'a Value,
-    /// The template's and the object's `podsignal.io/` annotations (template wins).
-    pub annotations: Vec<(String, String)>,
+    /// The template's and the object's `podsignal.io/` annotations (template wins): key,
+    /// value, and where (`spec.template.metadata.annotations`).
+    pub annotations: Vec<(String, String, String)>,
     /// Init containers (native sidecars among them), then regular containers: the order
     /// of the manifest.
     pub containers: Vec<Container<'a>>,
@@ -287,16 +258,26 @@ pub struct Pod<'a> {
 }
 
 impl<'a> Pod<'a> {
-    /// The view of `template` (the object holding `metadata` and `spec`) inside `object`.
+    /// The view of `template` (the object holding `metadata` and `spec`) inside `object`
+    /// (the workload itself: a List's item, not the List).
     pub fn new(object: &'a Value, workload: &'a Workload, template: &'a Value) -> Pod<'a> {
         let spec = &template["spec"];
         let mut annotations = Vec::new();
         // For a Pod the template is the object: read its metadata once.
-        let object_meta = (!workload.pointer.is_empty()).then(|| &object["metadata"]);
-        for meta in std::iter::once(&template["metadata"]).chain(object_meta) {
+        let object_meta = (workload.object != workload.pointer).then(|| {
+            (
+                &object["metadata"],
+                workload.object_path("/metadata/annotations"),
+            )
+        });
+        let template_meta = (
+            &template["metadata"],
+            workload.path("/metadata/annotations"),
+        );
+        for (meta, path) in std::iter::once(template_meta).chain(object_meta) {
             for (k, v) in meta["annotations"].as_object().into_iter().flatten() {
                 if let (Some(key), Some(v)) = (k.strip_prefix(PREFIX), v.as_str()) {
-                    annotations.push((key.to_string(), v.to_string()));
+                    annotations.push((key.to_string(), v.to_string(), path.clone()));
                 }
             }
         }
@@ -332,8 +313,8 @@ impl<'a> Pod<'a> {
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations
             .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, _)| v.as_str())
     }
 
     /// The names listed in `podsignal.io/KEY` (comma-separated).
@@ -406,6 +387,7 @@ fn container<'a>(value: &'a Value, kind: Kind, path: String) -> Container<'a> {
         .first()
         .filter(|w| is_podsignal_binary(w))
         .map(|_| Invocation::parse(&argv[1..]));
+    let calls = Invocation::all_in(&argv);
     let mut c = Container {
         path: format!("{path} ({name})"),
         name,
@@ -413,19 +395,11 @@ fn container<'a>(value: &'a Value, kind: Kind, path: String) -> Container<'a> {
         kind,
         argv,
         podsignal,
+        calls,
         run: None,
     };
-    c.run = c
-        .podsignal
-        .as_ref()
-        .filter(|inv| inv.subcommand == "run")
-        .map(|inv| run_flags(inv, &c));
+    c.run = c.runs("run").map(|inv| run_flags(inv, &c));
     c
-}
-
-/// `podsignal` or a path ending in `/podsignal`.
-pub fn is_podsignal_binary(word: &str) -> bool {
-    word == "podsignal" || word.ends_with("/podsignal")
 }
 
 /// An image named `podsignal` (any registry, tag or digest): its entrypoint is podsignal.
@@ -459,27 +433,5 @@ fn run_flags(inv: &Invocation, c: &Container) -> Run {
             .value("grace")
             .and_then(|v| podsignal_proto::parse_duration(v).ok())
             .unwrap_or(Duration::from_secs(10)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
-    }
-
-    #[test]
-    fn flags_are_read_in_both_spellings() {
-        let inv = Invocation::parse(&words(
-            "--access group run --name app --wait-for=a,b --wait-for c --drain --grace 5s -- ./x --y",
-        ));
-        assert_eq!(inv.subcommand, "run");
-        assert_eq!(inv.values("wait-for").collect::<Vec<_>>(), ["a", "b", "c"]);
-        assert_eq!(inv.value("access"), Some("group"));
-        assert_eq!(inv.value("drain"), Some(""));
-        assert_eq!(inv.value("grace"), Some("5s"));
-        assert!(inv.positional.is_empty());
     }
 }

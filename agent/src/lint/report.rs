@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use super::{Finding, RULES, severity_name};
 use crate::cli::Severity;
+use crate::manifest::printable;
 
 /// The project's home, for SARIF's `informationUri` and each rule's `helpUri`.
 const REPOSITORY: &str = "https://github.com/podsignal/podsignal";
@@ -19,13 +20,15 @@ fn help_uri(id: &str) -> String {
     format!("{REPOSITORY}/blob/main/{}", docs_link(id))
 }
 
-/// `SEVERITY RULE FILE#N Kind/name PATH: advice (docs/patterns.md#RULE)`, one per line.
+/// `SEVERITY RULE FILE#N Kind/name PATH: advice (docs/patterns.md#RULE)`, one per line:
+/// control characters from the input (a newline or a terminal escape in a name) are
+/// escaped, so one finding stays one line and nothing reaches the terminal as a command.
 pub fn plain(findings: &[Finding]) -> String {
     findings
         .iter()
         .map(|f| {
-            format!(
-                "{} {} {} {} {}: {} ({})\n",
+            let line = format!(
+                "{} {} {} {} {}: {} ({})",
                 severity_name(f.rule.severity),
                 f.rule.id,
                 f.document,
@@ -33,7 +36,21 @@ pub fn plain(findings: &[Finding]) -> String {
                 f.path,
                 f.message,
                 docs_link(f.rule.id)
-            )
+            );
+            format!("{}\n", printable(&line))
+        })
+        .collect()
+}
+
+/// A file path as a relative URI reference (RFC 3986): every byte but the unreserved
+/// characters and `/` percent-encoded, so `a b#c.yaml` is not read as a fragment.
+fn uri(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            other => format!("%{other:02X}"),
         })
         .collect()
 }
@@ -109,7 +126,7 @@ pub fn sarif(findings: &[Finding]) -> String {
                 "message": {"text": format!("{} ({})", f.message, docs_link(f.rule.id))},
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": {"uri": f.file()},
+                        "artifactLocation": {"uri": uri(f.file())},
                         "region": {"startLine": 1},
                     },
                     "logicalLocations": [{
@@ -154,4 +171,19 @@ fn pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_are_percent_encoded_but_keep_slashes() {
+        assert_eq!(
+            uri("robust/sarif uri#bad.yaml"),
+            "robust/sarif%20uri%23bad.yaml"
+        );
+        assert_eq!(uri("tests/lint/a-b_c.~1.yaml"), "tests/lint/a-b_c.~1.yaml");
+        assert_eq!(uri("é%?"), "%C3%A9%25%3F");
+    }
 }

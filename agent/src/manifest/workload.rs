@@ -12,6 +12,9 @@ pub struct Workload {
     /// JSON pointer to the template, the object holding `metadata` and `spec` (`""` for a
     /// Pod, `/spec/template` for a Deployment, `/items/2/spec/template` inside a List).
     pub pointer: String,
+    /// JSON pointer to the object itself (`""`, or `/items/2` inside a List): its own
+    /// metadata, not the List's.
+    pub object: String,
 }
 
 /// The kinds podsignal works on, their API group and where their pod template is.
@@ -49,6 +52,12 @@ impl Workload {
     /// A field of the template as a dotted path for messages (`spec.template.spec.containers[1]`).
     pub fn path(&self, below: &str) -> String {
         dotted(&format!("{}{below}", self.pointer))
+    }
+
+    /// A field of the object itself as a dotted path (`metadata.annotations`,
+    /// `items[2].metadata.annotations`).
+    pub fn object_path(&self, below: &str) -> String {
+        dotted(&format!("{}{below}", self.object))
     }
 }
 
@@ -89,6 +98,7 @@ fn walk(object: &Value, at: &str, found: &mut Vec<Workload>) -> Result<(), Strin
         kind: kind.to_string(),
         name,
         pointer: format!("{at}{template}"),
+        object: at.to_string(),
     };
     let containers = object.pointer(&format!("{template}/spec/containers"));
     if !matches!(containers, Some(Value::Array(_))) {
@@ -156,6 +166,12 @@ mod tests {
                 "/items/2/spec/jobTemplate/spec/template"
             ]
         );
+        let objects: Vec<_> = workloads(&list)
+            .expect("list")
+            .into_iter()
+            .map(|w| w.object)
+            .collect();
+        assert_eq!(objects, ["/items/1", "/items/2"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! severity and one-line summary. docs/patterns.md has a section per rule, its anchor the id.
 //!
 //! - `startup`: polling loops, unordered localhost calls, dangling and cyclic `--wait-for`,
-//!   native sidecars others wait on without a startupProbe;
+//!   init containers waiting for later ones, native sidecars others wait on without a
+//!   startupProbe;
 //! - `jobs`: sidecars that keep a Job running or fail it;
 //! - `shutdown`: preStop sleeps, stop signals `run` does not treat as a stop;
 //! - `security`: shared volumes with mixed UIDs, sidecar limits and privileges, image tags,
@@ -60,8 +61,14 @@ pub static RULES: &[Rule] = &[
     Rule {
         id: "wait-for-dangling",
         severity: Severity::Error,
-        summary: "a --wait-for names a readiness or exit:NAME no container of the Pod publishes",
+        summary: "a --wait-for, --exit-with, --stop-after or podsignal wait names a readiness or exit:NAME no container of the Pod publishes",
         check: startup::dangling_wait_for,
+    },
+    Rule {
+        id: "init-waits-for-later",
+        severity: Severity::Error,
+        summary: "an init container (or a native sidecar with a startupProbe) waits for what only a later container provides: the Pod never starts",
+        check: startup::init_waits_for_later,
     },
     Rule {
         id: "wait-for-cycle",
@@ -138,13 +145,13 @@ pub static RULES: &[Rule] = &[
     Rule {
         id: "httpget-probe-on-agent",
         severity: Severity::Error,
-        summary: "an httpGet probe targets the podsignal agent, which listens on loopback only: it always fails",
+        summary: "an httpGet probe targets a podsignal agent of the Pod listening on loopback only: it always fails",
         check: probes::agent_probe,
     },
     Rule {
         id: "pod-as-vm",
         severity: Severity::Warning,
-        summary: "more than 4 regular containers, or 3+ containers serving ports with no ordering between them",
+        summary: "more than 4 regular containers, or 3+ containers serving ports with no ordering between them (sidecars aside)",
         check: shape::pod_as_vm,
     },
     Rule {

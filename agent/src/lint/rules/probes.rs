@@ -71,17 +71,14 @@ fn port_number(c: &Container, port: &Value) -> Option<u64> {
     }
 }
 
-/// The agent's default port.
-const AGENT_PORT: u16 = 7781;
-
-/// `httpget-probe-on-agent`.
+/// `httpget-probe-on-agent`: only ports a `podsignal agent` of this Pod listens on, on
+/// loopback (no `--allow-remote`).
 pub fn agent_probe(pod: &Pod) -> Vec<Hit> {
-    let mut agent_ports: Vec<u16> = pod
+    let agent_ports: Vec<u16> = pod
         .containers
         .iter()
         .filter_map(|c| c.agent_port())
         .collect();
-    agent_ports.push(AGENT_PORT);
     let mut hits = Vec::new();
     for (i, c) in pod.containers.iter().enumerate() {
         for probe in PROBES {

@@ -126,13 +126,22 @@ fn tag(image: &str) -> Option<&str> {
     last.split_once(':').map(|(_, t)| t)
 }
 
-/// `latest-tag`.
+/// `latest-tag`. A template placeholder (`$(IMAGE)`, `${IMAGE}`, `{{ .Values.image }}`)
+/// is no image yet.
 pub fn latest_tag(pod: &Pod) -> Vec<Hit> {
+    let protocol = if pod.containers.iter().any(|c| !c.calls.is_empty()) {
+        ", and podsignal's protocol between them too"
+    } else {
+        ""
+    };
     pod.containers
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            let image = c.value["image"].as_str().filter(|s| !s.is_empty())?;
+            let image = c.value["image"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .filter(|s| !["$(", "${", "{{"].iter().any(|p| s.contains(p)))?;
             let why = match tag(image) {
                 None => "has no tag (:latest)",
                 Some("latest") => "is :latest",
@@ -142,7 +151,7 @@ pub fn latest_tag(pod: &Pod) -> Vec<Hit> {
                 i,
                 c,
                 format!(
-                    "image {image:?} {why}: containers of one Pod may run different versions after a restart, and podsignal's protocol between them too; pin a tag or a digest"
+                    "image {image:?} {why}: containers of one Pod may run different versions after a restart{protocol}; pin a tag or a digest"
                 ),
             ))
         })

@@ -3,17 +3,19 @@
 use crate::lint::Hit;
 use crate::lint::pod::{Kind, Pod};
 
-/// More regular containers than this is a VM, not a Pod.
+/// More regular containers than this (sidecars left out) is a VM, not a Pod.
 const MAX_CONTAINERS: usize = 4;
 /// This many containers serving ports, none waiting for another, are unrelated services.
 const UNRELATED_SERVERS: usize = 3;
 
 /// `pod-as-vm`.
 pub fn pod_as_vm(pod: &Pod) -> Vec<Hit> {
+    // A mesh proxy, an exporter or a log shipper serves the container next to it: it
+    // belongs with it and is no service of its own.
     let regular: Vec<_> = pod
         .containers
         .iter()
-        .filter(|c| c.kind == Kind::Regular)
+        .filter(|c| c.kind == Kind::Regular && !pod.is_sidecar(c) && !c.looks_like_sidecar())
         .collect();
     let servers: Vec<&str> = regular
         .iter()

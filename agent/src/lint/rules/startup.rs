@@ -1,11 +1,13 @@
 //! Startup ordering: polling loops, unordered localhost calls, dangling and cyclic
-//! `--wait-for`, native sidecars waited on without a startupProbe.
+//! `--wait-for`, init containers waiting for what only starts after them, native sidecars
+//! waited on without a startupProbe.
 
 use podsignal_proto::Condition;
 
 use super::on;
 use crate::lint::Hit;
-use crate::lint::pod::{Container, Kind, Pod, is_podsignal_binary, local_port};
+use crate::lint::pod::{Container, Kind, Pod, local_port};
+use crate::lint::shell;
 
 /// Commands that probe a dependency when they sit in a loop's condition or body.
 const PROBES: &[&str] = &[
@@ -14,34 +16,34 @@ const PROBES: &[&str] = &[
     "nc",
     "ncat",
     "pg_isready",
+    "psql",
+    "mysql",
     "mysqladmin",
     "nslookup",
     "getent",
     "redis-cli",
     "grpc_health_probe",
+    "kubectl",
 ];
 
-/// A shell script as words, with `;`, newlines, `&`, `|` and parentheses as separators.
-fn shell_words(text: &str) -> Vec<String> {
-    text.replace(['\n', ';', '&', '|', '(', ')'], " ; ")
-        .split_whitespace()
-        .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string())
-        .collect()
-}
+/// Tools whose whole job is to wait for a dependency.
+const WAIT_TOOLS: &[&str] = &["wait-for-it", "dockerize", "wait4x", "wait-for"];
 
-/// The probe command among `words` (`curl`, `test -f`, ...), if any.
+/// The probe command among `words` (`curl`, `test -f`, `[ ! -f`, `/dev/tcp`, ...), if any.
 fn probe_in(words: &[String]) -> Option<String> {
     for (i, w) in words.iter().enumerate() {
         let base = w.rsplit('/').next().unwrap_or(w);
         if PROBES.contains(&base) {
             return Some(base.to_string());
         }
-        let file_test = matches!(base, "test" | "[")
-            && words
-                .get(i + 1)
-                .is_some_and(|f| matches!(f.as_str(), "-f" | "-e" | "-S" | "-s"));
-        if file_test {
-            return Some(format!("{base} {}", words[i + 1]));
+        if w.starts_with("/dev/tcp/") || w.starts_with("/dev/udp/") {
+            return Some("/dev/tcp".to_string());
+        }
+        if matches!(base, "test" | "[" | "[[") {
+            let operand = words[i + 1..].iter().find(|f| *f != "!");
+            if let Some(f) = operand.filter(|f| matches!(f.as_str(), "-f" | "-e" | "-S" | "-s")) {
+                return Some(format!("{base} {f}"));
+            }
         }
     }
     None
@@ -49,7 +51,7 @@ fn probe_in(words: &[String]) -> Option<String> {
 
 /// What in `text` waits for a dependency by polling, in a few words.
 fn polling(text: &str) -> Option<String> {
-    let words = shell_words(text);
+    let words = shell::words(text);
     for (i, w) in words.iter().enumerate() {
         if !matches!(w.as_str(), "while" | "until" | "for") {
             continue;
@@ -72,7 +74,7 @@ fn polling(text: &str) -> Option<String> {
         }
         let condition = &words[i + 1..at_do];
         let body = &words[at_do + 1..end.min(words.len())];
-        if !body.iter().any(|t| t == "sleep") {
+        if !body.iter().any(|t| t == "sleep" || t == "usleep") {
             continue;
         }
         if w != "for"
@@ -88,16 +90,22 @@ fn polling(text: &str) -> Option<String> {
     }
     if let Some(tool) = words.iter().find(|w| {
         let base = w.rsplit('/').next().unwrap_or(w);
-        base.starts_with("wait-for-it") || base == "dockerize"
+        let base = base.strip_suffix(".sh").unwrap_or(base);
+        WAIT_TOOLS.contains(&base)
     }) {
         return Some(format!("`{tool}`"));
     }
-    let curl_retry = words
-        .iter()
-        .skip_while(|w| !w.ends_with("curl"))
-        .take_while(|w| *w != ";")
-        .any(|w| w.starts_with("--retry"));
-    curl_retry.then(|| "`curl --retry`".to_string())
+    for (tool, flag) in [("curl", "--retry"), ("wget", "--tries")] {
+        let retries = words
+            .iter()
+            .skip_while(|w| !w.ends_with(tool))
+            .take_while(|w| *w != ";")
+            .any(|w| w.starts_with(flag) || (tool == "wget" && w == "-t"));
+        if retries {
+            return Some(format!("`{tool} {flag}`"));
+        }
+    }
+    None
 }
 
 /// `shell-polling-loop`.
@@ -134,9 +142,10 @@ fn localhost_ports(text: &str) -> Vec<u16> {
     ports
 }
 
-/// Whether `waiter` waits for `target` before it starts: a `--wait-for` on its readiness or
-/// port, a `podsignal wait` naming it, or a native sidecar gated by a startupProbe.
-fn waits_for(waiter: &Container, target: &Container, port: u16) -> bool {
+/// Whether `waiter` waits for `target` before it starts: a `--wait-for` (or a script's
+/// `podsignal wait`) on its readiness or on any port it serves (waiting on an admin port
+/// counts for the others), or a native sidecar gated by a startupProbe.
+fn waits_for(waiter: &Container, target: &Container) -> bool {
     if target.kind == Kind::Native
         && target.value.get("startupProbe").is_some()
         && waiter.kind == Kind::Regular
@@ -144,20 +153,30 @@ fn waits_for(waiter: &Container, target: &Container, port: u16) -> bool {
         return true;
     }
     let names = target.publishes();
-    let by_flag = waiter.run.as_ref().is_some_and(|r| {
-        r.wait_for.iter().any(|c| match c {
-            Condition::Ready(n) => names.iter().any(|p| p == n.as_str()),
-            other => local_port(other) == Some(port),
-        })
-    });
-    let text = waiter.text();
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let by_wait = words
-        .windows(2)
-        .any(|p| is_podsignal_binary(p[0]) && p[1] == "wait")
-        && (names.iter().any(|n| words.contains(&n.as_str()))
-            || text.contains(&format!(":{port}")));
-    by_flag || by_wait
+    let ports = target.serves();
+    waits(waiter).iter().any(|(_, c)| match c {
+        Condition::Ready(n) => names.iter().any(|p| p == n.as_str()),
+        other => local_port(other).is_some_and(|p| ports.contains(&p)),
+    })
+}
+
+/// What a container waits for before it starts, with the flag that says so: its `run
+/// --wait-for`, and the conditions of the `podsignal wait` in its scripts (those with a
+/// shell variable are left out).
+fn waits(c: &Container) -> Vec<(&'static str, Condition)> {
+    let flags = c
+        .run
+        .iter()
+        .flat_map(|r| r.wait_for.iter().cloned().map(|w| ("--wait-for", w)));
+    let scripts = c
+        .calls
+        .iter()
+        .filter(|call| call.subcommand == "wait")
+        .flat_map(|call| &call.positional)
+        .filter(|w| !w.contains('$'))
+        .filter_map(|w| Condition::parse(w).ok())
+        .map(|w| ("podsignal wait", w));
+    flags.chain(scripts).collect()
 }
 
 /// `localhost-port-without-ordering`.
@@ -173,7 +192,7 @@ pub fn unordered_localhost(pod: &Pod) -> Vec<Hit> {
                 .long_running()
                 .find(|(bi, b)| *bi != ai && b.serves().contains(&port));
             let Some((_, b)) = server else { continue };
-            if waits_for(a, b, port) {
+            if waits_for(a, b) {
                 continue;
             }
             let cond = b
@@ -181,11 +200,19 @@ pub fn unordered_localhost(pod: &Pod) -> Vec<Hit> {
                 .first()
                 .cloned()
                 .unwrap_or(format!("tcp:{port}"));
+            let fix = if a.run.is_some() {
+                format!("add `--wait-for {cond}` to its `podsignal run`")
+            } else {
+                format!(
+                    "run it as `podsignal run --wait-for {cond} -- ...` (`podsignal inject --sidecar {}` writes both sides)",
+                    b.name
+                )
+            };
             hits.push(on(
                 ai,
                 a,
                 format!(
-                    "calls localhost:{port}, served by container {:?}, with nothing making it wait: its first calls race the server's start; add `--wait-for {cond}` to its `podsignal run`",
+                    "calls localhost:{port}, served by container {:?}, with nothing making it wait: its first calls race the server's start; {fix}",
                     b.name
                 ),
             ));
@@ -217,24 +244,81 @@ fn satisfied_by(pod: &Pod, c: &Condition) -> Option<Vec<usize>> {
     }
 }
 
+/// Every readiness or exit condition a container waits for or acts on, with its flag:
+/// `--wait-for`, `--exit-with`, `--stop-after` and a script's `podsignal wait`.
+fn conditions(c: &Container) -> Vec<(&'static str, Condition)> {
+    let mut all = waits(c);
+    if let Some(run) = &c.run {
+        all.extend(run.exit_with.iter().cloned().map(|w| ("--exit-with", w)));
+        all.extend(run.stop_after.iter().cloned().map(|w| ("--stop-after", w)));
+    }
+    all
+}
+
 /// `wait-for-dangling`.
 pub fn dangling_wait_for(pod: &Pod) -> Vec<Hit> {
     let mut hits = Vec::new();
     for (i, c) in pod.containers.iter().enumerate() {
-        for cond in c.run.iter().flat_map(|r| &r.wait_for) {
-            if satisfied_by(pod, cond).is_some_and(|by| by.is_empty()) {
-                let what = match cond {
-                    Condition::Exit { .. } => "runs `podsignal run --name` with that name",
-                    _ => "publishes it (`run --name` with `--ready-when`, `podsignal ready`)",
+        for (flag, cond) in conditions(c) {
+            if satisfied_by(pod, &cond).is_some_and(|by| by.is_empty()) {
+                let what = match &cond {
+                    Condition::Exit { name, .. } => format!(
+                        "runs `podsignal run --name {name}`, so no exit record is ever written"
+                    ),
+                    _ => "publishes it (`run --name` with `--ready-when`, `podsignal ready`)"
+                        .to_string(),
                 };
                 hits.push(on(
                     i,
                     c,
                     format!(
-                        "--wait-for {cond}: no container of this Pod {what}, so it waits until --timeout (or forever): fix the name or add the publisher"
+                        "{flag} {cond}: no container of this Pod {what}, and it waits until --timeout (or forever): fix the name, or add the publisher (`podsignal inject` wraps every container in `podsignal run --name NAME`)"
                     ),
                 ));
             }
+        }
+    }
+    hits
+}
+
+/// `init-waits-for-later`: an init container (or a native sidecar with a startupProbe)
+/// waits for what only a later init container or a regular container provides; those
+/// start only after it has completed (or started), so it never does.
+pub fn init_waits_for_later(pod: &Pod) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (i, c) in pod.containers.iter().enumerate() {
+        let blocks = match c.kind {
+            Kind::Init => true,
+            Kind::Native => c.value.get("startupProbe").is_some(),
+            Kind::Regular => false,
+        };
+        if !blocks {
+            continue;
+        }
+        for (flag, cond) in waits(c) {
+            let Some(by) = satisfied_by(pod, &cond) else {
+                continue;
+            };
+            if by.is_empty() || by.iter().any(|&b| b <= i) {
+                continue;
+            }
+            let names: Vec<&str> = by
+                .iter()
+                .map(|&b| pod.containers[b].name.as_str())
+                .collect();
+            let gate = if c.kind == Kind::Init {
+                "the containers after an init container start only once it has completed"
+            } else {
+                "the containers after a native sidecar with a startupProbe start only once the probe passes"
+            };
+            hits.push(on(
+                i,
+                c,
+                format!(
+                    "{flag} {cond}: only {} provides it, and {gate}: the Pod never starts; move the wait into a later container, or make the provider an earlier (native sidecar) init container",
+                    names.join(", ")
+                ),
+            ));
         }
     }
     hits
@@ -248,11 +332,9 @@ fn wait_edges(pod: &Pod) -> Vec<Vec<usize>> {
             if c.kind == Kind::Init {
                 return Vec::new();
             }
-            let mut to: Vec<usize> = c
-                .run
+            let mut to: Vec<usize> = waits(c)
                 .iter()
-                .flat_map(|r| &r.wait_for)
-                .filter_map(|cond| satisfied_by(pod, cond))
+                .filter_map(|(_, cond)| satisfied_by(pod, cond))
                 .flatten()
                 .filter(|t| pod.containers[*t].kind != Kind::Init)
                 .collect();
@@ -353,6 +435,17 @@ mod tests {
             "while true; do [ -f /shared/ready ] && break; sleep 1; done",
             "./wait-for-it.sh db:5432 -- ./app",
             "curl --retry 10 --retry-connrefused http://db/ && ./app",
+            // Red-team misses: negated and bash tests, database clients, /dev/tcp, wget
+            // retries, wait4x, usleep.
+            "while [ ! -f /shared/ready ]; do sleep 1; done",
+            "until [[ -f /shared/ready ]]; do sleep 1; done",
+            "until psql -h db -c 'select 1'; do sleep 2; done",
+            "until mysql -h db -e \"select 1\"; do sleep 1; done",
+            "until redis-cli -h cache ping; do sleep 1; done",
+            "until echo > /dev/tcp/db/5432; do sleep 1; done; exec ./app",
+            "wget --tries=30 --retry-connrefused -qO- http://db:8080/ && exec ./app",
+            "wait4x tcp db:5432 -- ./app",
+            "until nc -z db 5432; do usleep 500000; done",
         ] {
             assert!(polling(script).is_some(), "{script}");
         }
@@ -361,6 +454,7 @@ mod tests {
             "while :; do podsignal wait flaky --timeout=60s || continue; curl -fsS http://127.0.0.1:8080/; done",
             "for f in *.sql; do psql -f $f; done",
             "curl -fsS http://db/ && sleep 1",
+            "exec podsignal run --wait-for=db --ready-when=file:/tmp/wait-for-x -- ./app",
         ] {
             assert_eq!(polling(script), None, "{script}");
         }
