@@ -145,14 +145,15 @@ pub trait Coordinator: Clone + Send + Sync + 'static {
     fn list_readiness(&self) -> impl Future<Output = Result<Vec<Readiness>>> + Send;
 
     /// Waits until every name (or one, with [`WaitMode::Any`]) is ready (`want`), or not
-    /// ready; `timeout: None` waits forever. On timeout the error names each unmet name.
+    /// ready; `timeout: None` waits forever. Returns the evaluations the wait ended on, one
+    /// per name in order (no second read). On timeout the error names each unmet name.
     fn wait_readiness(
         &self,
         names: &[Name],
         mode: WaitMode,
         want: bool,
         timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Vec<Readiness>>> + Send;
 
     // ---- locks and leaders ----
 
@@ -298,7 +299,8 @@ pub trait Coordinator: Clone + Send + Sync + 'static {
         mode: WaitMode,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<()>> + Send {
-        self.wait_readiness(names, mode, true, timeout)
+        let wait = self.wait_readiness(names, mode, true, timeout);
+        async move { wait.await.map(drop) }
     }
 
     /// Waits until every name (or one) is not ready: absent, unready, or its holder gone.
@@ -308,7 +310,8 @@ pub trait Coordinator: Clone + Send + Sync + 'static {
         mode: WaitMode,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<()>> + Send {
-        self.wait_readiness(names, mode, false, timeout)
+        let wait = self.wait_readiness(names, mode, false, timeout);
+        async move { wait.await.map(drop) }
     }
 
     /// Acquires lock `name`, waiting up to `timeout` (`None`: forever).

@@ -343,7 +343,7 @@ impl Volume {
         mode: WaitMode,
         want: bool,
         timeout: Option<std::time::Duration>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Readiness>> {
         let started = tokio::time::Instant::now();
         let deadline = timeout.map(|t| crate::deadline_after(started, t));
         let hub = self.ready_hub();
@@ -354,7 +354,7 @@ impl Volume {
                 .map(|rx| rx.borrow_and_update().clone())
                 .collect();
             let pending = match verdict(&states, mode, want) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(states),
                 Err(pending) => pending,
             };
             let changed = futures_util::future::select_all(
@@ -370,10 +370,13 @@ impl Volume {
             } else {
                 // One last look, first hand: it may have become true at the deadline.
                 let states: Vec<Readiness> = names.iter().map(|n| self.readiness_now(n)).collect();
-                return verdict(&states, mode, want).map_err(|last| Error::Timeout {
-                    after: started.elapsed(),
-                    pending: if last.is_empty() { pending } else { last },
-                });
+                return match verdict(&states, mode, want) {
+                    Ok(()) => Ok(states),
+                    Err(last) => Err(Error::Timeout {
+                        after: started.elapsed(),
+                        pending: if last.is_empty() { pending } else { last },
+                    }),
+                };
             }
         }
     }

@@ -299,7 +299,7 @@ impl Coordinator for Volume {
         mode: WaitMode,
         want: bool,
         timeout: Option<Duration>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Readiness>> {
         self.wait_readiness_now(names, mode, want, timeout).await
     }
 

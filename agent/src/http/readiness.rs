@@ -197,8 +197,10 @@ async fn list(
             .map(|r| r.name)
             .collect(),
     };
+    // A long-poll answers with the evaluations its wait ended on: ten thousand waiters
+    // woken by one change read nothing more.
     if let Some(wait) = wait {
-        wait_for(&state, &names, q.mode, q.state, wait).await?;
+        return Ok(Json(wait_for(&state, &names, q.mode, q.state, wait).await?));
     }
     let mut out = Vec::with_capacity(names.len());
     for n in &names {
@@ -214,7 +216,7 @@ async fn show(
 ) -> Result<Json<Readiness>, ApiError> {
     let name = parse_name("readiness", &name)?;
     if let Some(wait) = state.wait_param(q.wait) {
-        wait_for(
+        let mut ended_on = wait_for(
             &state,
             std::slice::from_ref(&name),
             Mode::All,
@@ -222,6 +224,9 @@ async fn show(
             wait,
         )
         .await?;
+        if let Some(one) = ended_on.pop() {
+            return Ok(Json(one));
+        }
     }
     Ok(Json(state.volume().readiness(&name).await?))
 }
@@ -232,7 +237,7 @@ async fn wait_for(
     mode: Mode,
     want: Want,
     wait: std::time::Duration,
-) -> Result<(), ApiError> {
+) -> Result<Vec<Readiness>, ApiError> {
     let mode = match mode {
         Mode::All => WaitMode::All,
         Mode::Any => WaitMode::Any,

@@ -213,19 +213,17 @@ impl Coordinator for AgentClient {
         mode: WaitMode,
         want: bool,
         timeout: Option<Duration>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Readiness>> {
         let list = names.iter().map(Name::as_str).collect::<Vec<_>>().join(",");
         let mode = match mode {
             WaitMode::All => "all",
             WaitMode::Any => "any",
         };
         let state = if want { "ready" } else { "unready" };
-        let _: Vec<Readiness> = self
-            .long_poll(timeout, |wait| {
-                format!("/v1/readiness?names={list}&mode={mode}&state={state}&wait={wait}")
-            })
-            .await?;
-        Ok(())
+        self.long_poll(timeout, |wait| {
+            format!("/v1/readiness?names={list}&mode={mode}&state={state}&wait={wait}")
+        })
+        .await
     }
 
     async fn acquire(&self, scope: Scope, name: &Name, wait: Wait) -> Result<AgentHold> {
