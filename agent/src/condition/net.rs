@@ -1,31 +1,65 @@
-//! Sockets as `/proc/net/tcp` and `/proc/net/tcp6` list them: who listens on a port, and how
-//! many connections are established on a port (for `--drain-ports`). Reading these files
-//! opens no connection, so probing leaves no trace in the server's logs. The files list the
-//! sockets of this network namespace: in a Pod, every container's.
+//! TCP sockets of this network namespace (in a Pod, every container's): who listens on a
+//! port, asked of the kernel over netlink ([`super::sock_diag`]) or, where netlink cannot
+//! answer, read from `/proc/net/tcp{,6}` ([`super::proc_net`]); how many connections are
+//! established on a port (for `--drain-ports`); and connecting, for remote `tcp:` targets
+//! and HTTP. Looking a listener up opens no connection, so nothing shows in the server's logs.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpStream;
 
-const TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
-const LISTEN: &str = "0A";
-const ESTABLISHED: &str = "01";
+use super::{proc_net, sock_diag};
 
-/// True when `/proc/net/tcp` can be read (else local ports are probed by connecting).
-pub fn proc_net_readable() -> bool {
-    Path::new(TABLES[0]).exists()
+/// `TCP_ESTABLISHED` in the kernel's `tcp_states.h`.
+pub const TCP_ESTABLISHED: u8 = 1;
+/// `TCP_LISTEN` in the kernel's `tcp_states.h`.
+pub const TCP_LISTEN: u8 = 10;
+
+/// A TCP socket as the kernel lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSocket {
+    /// Its local address and port.
+    pub local: SocketAddr,
+    /// Its state (`TCP_LISTEN`, `TCP_ESTABLISHED`, ...).
+    pub state: u8,
+}
+
+/// True when listeners can be looked up without connecting: netlink answers, or
+/// `/proc/net/tcp` can be read (else local ports are probed by connecting).
+pub fn listeners_visible() -> bool {
+    static VISIBLE: OnceLock<bool> = OnceLock::new();
+    *VISIBLE.get_or_init(|| sock_diag::listeners_on(0).is_ok() || proc_net::readable())
 }
 
 /// True if some socket listens on `port` on a loopback or wildcard address.
 pub fn is_listening(port: u16) -> bool {
-    sockets().any(|s| s.state == LISTEN && s.port == port && (s.wildcard || s.loopback))
+    listeners_on(port).iter().any(|s| {
+        s.state == TCP_LISTEN
+            && s.local.port() == port
+            && podsignal_proto::is_loopback_or_wildcard(s.local.ip())
+    })
+}
+
+/// The sockets listening on `port`, from netlink; from `/proc/net/tcp{,6}` if it fails.
+fn listeners_on(port: u16) -> Vec<TcpSocket> {
+    static FELL_BACK: AtomicBool = AtomicBool::new(false);
+    match sock_diag::listeners_on(port) {
+        Ok(found) => found,
+        Err(e) => {
+            if !FELL_BACK.swap(true, Ordering::Relaxed) {
+                tracing::debug!("netlink sock_diag: {e}; reading /proc/net/tcp{{,6}} instead");
+            }
+            proc_net::sockets().collect()
+        }
+    }
 }
 
 /// How many connections are established with `port` as their local port.
 pub fn established_on(ports: &[u16]) -> usize {
-    sockets()
-        .filter(|s| s.state == ESTABLISHED && ports.contains(&s.port))
+    proc_net::sockets()
+        .filter(|s| s.state == TCP_ESTABLISHED && ports.contains(&s.local.port()))
         .count()
 }
 
@@ -78,75 +112,30 @@ fn cannot_resolve(host: &str, e: &std::io::Error) -> String {
     format!("cannot resolve {host}: {why}{hint}")
 }
 
-struct Socket {
-    port: u16,
-    state: String,
-    wildcard: bool,
-    loopback: bool,
-}
-
-fn sockets() -> impl Iterator<Item = Socket> {
-    TABLES
-        .iter()
-        .filter_map(|t| std::fs::read_to_string(t).ok())
-        .flat_map(|text| {
-            text.lines()
-                .skip(1)
-                .filter_map(parse_line)
-                .collect::<Vec<_>>()
-        })
-}
-
-/// `  0: 0100007F:1F90 00000000:0000 0A ...`: local address (hex, in the kernel's byte
-/// order per 32-bit word), port (hex), remote address, state.
-fn parse_line(line: &str) -> Option<Socket> {
-    let mut fields = line.split_whitespace();
-    let local = fields.nth(1)?;
-    let state = fields.nth(1)?.to_owned();
-    let (addr, port) = local.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let wildcard = addr.bytes().all(|b| b == b'0');
-    let loopback = match addr.len() {
-        // IPv4 127.x.x.x: the first octet is the last byte of the little-endian word.
-        8 => addr.ends_with("7F"),
-        // IPv6 ::1, or ::ffff:127.x.x.x.
-        32 => {
-            addr == "00000000000000000000000001000000"
-                || (addr.starts_with("0000000000000000FFFF0000") && addr.ends_with("7F"))
-        }
-        _ => false,
-    };
-    Some(Socket {
-        port,
-        state,
-        wildcard,
-        loopback,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_kernel_lines() {
-        let s = parse_line("   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0").unwrap();
-        assert_eq!(
-            (s.port, s.state.as_str(), s.loopback, s.wildcard),
-            (8080, "0A", true, false)
-        );
-        let s = parse_line("   1: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 0").unwrap();
-        assert!(s.wildcard && s.port == 80);
-        let s = parse_line("   2: 0500000A:0050 00000000:0000 0A 0").unwrap();
-        assert!(!s.wildcard && !s.loopback);
+    fn sees_real_listeners_of_both_families_and_only_while_they_listen() {
+        for loopback in ["127.0.0.1:0", "[::1]:0"] {
+            let l = std::net::TcpListener::bind(loopback).unwrap();
+            let port = l.local_addr().unwrap().port();
+            assert!(is_listening(port), "{loopback}");
+            drop(l);
+            assert!(!is_listening(port), "{loopback}");
+        }
     }
 
     #[test]
-    fn sees_a_real_listener() {
+    fn a_connection_is_not_a_listener() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        assert!(is_listening(port));
+        let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_accepted, _) = l.accept().unwrap();
+        assert!(!is_listening(conn.local_addr().unwrap().port()));
         drop(l);
         assert!(!is_listening(port));
+        assert_eq!(established_on(&[port]), 1);
     }
 }

@@ -27,7 +27,7 @@ mod tcp;
 
 pub use http::{HttpCheck, StatusMatch};
 use tcp::split_host_port;
-pub use tcp::{TcpTarget, loopback_addresses};
+pub use tcp::{TcpTarget, is_loopback_host, is_loopback_or_wildcard, loopback_addresses};
 
 /// One condition of the grammar in the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +210,32 @@ mod tests {
         assert_eq!(loopback_addresses("ip6-loopback"), Some(vec![v6]));
         assert_eq!(loopback_addresses("localhost.example"), None);
         assert_eq!(loopback_addresses("db"), None);
+    }
+
+    #[test]
+    fn loopback_hosts_are_this_network_namespace() {
+        for local in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "::",
+            "localhost",
+            "LOCALHOST.",
+            "ip6-loopback",
+        ] {
+            assert!(is_loopback_host(local), "{local}");
+        }
+        for remote in [
+            "10.0.0.1",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+            "db",
+            "127.example",
+        ] {
+            assert!(!is_loopback_host(remote), "{remote}");
+        }
     }
 
     #[test]

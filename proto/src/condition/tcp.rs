@@ -13,13 +13,31 @@ pub struct TcpTarget {
 
 impl TcpTarget {
     /// True when the host is this pod's own network namespace (loopback or wildcard), so a
-    /// listening socket can be seen in `/proc/net/tcp` without connecting.
+    /// listening socket can be seen by asking the kernel, without connecting.
     pub fn is_local(&self) -> bool {
-        matches!(
-            self.host.as_str(),
-            "localhost" | "::1" | "0.0.0.0" | "::" | "ip6-localhost"
-        ) || self.host.starts_with("127.")
+        is_loopback_host(&self.host)
     }
+}
+
+/// True when `host` names this network namespace: a loopback name ([`loopback_addresses`])
+/// or an address [`is_loopback_or_wildcard`].
+pub fn is_loopback_host(host: &str) -> bool {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => is_loopback_or_wildcard(ip),
+        Err(_) => loopback_addresses(host).is_some(),
+    }
+}
+
+/// True for a loopback address (127.0.0.0/8, `::1`, `::ffff:127.x.x.x`) or a wildcard one
+/// (`0.0.0.0`, `::`): connecting to it reaches this host, and a socket bound to it accepts
+/// connections to a loopback address.
+pub fn is_loopback_or_wildcard(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    ip.is_loopback() || ip.is_unspecified()
 }
 
 /// The addresses of a loopback host name, known without a resolver: `localhost` is
