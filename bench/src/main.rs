@@ -4,16 +4,22 @@
 //! process). Benchmarks are programs, not tests: `bench/run.sh` runs them all and writes
 //! BENCHMARKS.md.
 //!
-//! Where things live: `waiters` (many long-poll waiters on one server), `floor_server` (the
+//! Where things live: `waiters` (many long-poll waiters on one server), `wake` (readiness and
+//! lock latency, writer → waiter in another process; CLI and shell baselines), `child` (the
+//! waiter and holder processes those spawn), `cost` (the agent's idle cost, request cost,
+//! start time), `floor_server` (the
 //! minimal axum long-poll server), `servers` (starting the agent and the floor as processes;
 //! a raw HTTP/1.1 client), `procfs` (RSS and CPU time from /proc), `report` (statistics and
 //! the JSON results).
 
+mod child;
+mod cost;
 mod floor_server;
 mod procfs;
 mod report;
 mod servers;
 mod waiters;
+mod wake;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -37,6 +43,27 @@ struct Common {
     /// Write the results as JSON here (bench/run.sh turns them into BENCHMARKS.md).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Fewer trials and shorter periods (a smoke run; figures are rougher).
+    #[arg(long)]
+    quick: bool,
+}
+
+impl Common {
+    fn trials(&self) -> wake::Trials {
+        if self.quick {
+            wake::Trials {
+                fast: 100,
+                process: 20,
+                poll: 10,
+            }
+        } else {
+            wake::Trials {
+                fast: 1000,
+                process: 1000,
+                poll: 100,
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -53,6 +80,60 @@ enum Command {
         idle_secs: u64,
         #[command(flatten)]
         common: Common,
+    },
+    /// Readiness wake, writer → waiter in another process: raw inotify, library, HTTP.
+    Readiness {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The CLI path (`podsignal ready` → `podsignal wait`) next to inotifywait, shell loops
+    /// and a 1 s HTTP poll; the floor is spawning a tiny static process.
+    Cli {
+        /// A tiny static program that exits 0 at once (the spawn floor).
+        #[arg(long, default_value = "/bin/busybox")]
+        tiny: PathBuf,
+        /// Trials with a process per trial (default: 1000, quick 20).
+        #[arg(long)]
+        trials: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Lock hand-off and holder death: raw flock, library, CLI vs flock(1).
+    Locks {
+        /// Trials with a process per trial (default: 1000, quick 20).
+        #[arg(long)]
+        trials: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The agent's cost: idle RSS and CPU, a GET's round trip, wrk, start → serving, size.
+    Cost {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// (Used by the benchmarks.) Wait once per stdin line; print the wake-up stamp.
+    Waiter {
+        /// How to wait.
+        #[arg(long, value_enum)]
+        mode: child::WaiterMode,
+        /// The directory to wait in.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The server to long-poll (HOST:PORT), for --mode http.
+        #[arg(long)]
+        addr: Option<String>,
+    },
+    /// (Used by the benchmarks.) Take a lock, print `held`, wait to be killed.
+    Holder {
+        /// How to hold.
+        #[arg(long, value_enum)]
+        mode: child::HolderMode,
+        /// The directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The lock's name.
+        #[arg(long)]
+        name: String,
     },
     /// Serve the floor: a minimal axum long-poll server (used by the other benchmarks).
     FloorServer {
@@ -94,6 +175,52 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::FloorServer { listen } => floor_server::run(&listen),
+        Command::Waiter { mode, dir, addr } => child::waiter(mode, dir, addr),
+        Command::Holder { mode, dir, name } => child::holder(mode, dir, name),
+        Command::Readiness { common } => {
+            check_binary(&common)?;
+            let rt = runtime()?;
+            wake::readiness(&rt, &common.podsignal, common.trials())?.write(common.json.as_deref())
+        }
+        Command::Cli {
+            tiny,
+            trials,
+            common,
+        } => {
+            check_binary(&common)?;
+            let mut t = common.trials();
+            t.process = trials.unwrap_or(t.process);
+            let rt = runtime()?;
+            wake::cli(&rt, &common.podsignal, &tiny, t)?.write(common.json.as_deref())
+        }
+        Command::Locks { trials, common } => {
+            check_binary(&common)?;
+            let mut t = common.trials();
+            t.process = trials.unwrap_or(t.process);
+            let rt = runtime()?;
+            wake::locks(&rt, &common.podsignal, t)?.write(common.json.as_deref())
+        }
+        Command::Cost { common } => {
+            check_binary(&common)?;
+            let sizes = if common.quick {
+                cost::Sizes {
+                    idle: Duration::from_secs(10),
+                    wrk: Duration::from_secs(3),
+                    requests: 200,
+                    starts: 5,
+                }
+            } else {
+                cost::Sizes {
+                    idle: Duration::from_secs(60),
+                    wrk: Duration::from_secs(10),
+                    requests: 2000,
+                    starts: 20,
+                }
+            };
+            runtime()?
+                .block_on(cost::run(&common.podsignal, sizes))?
+                .write(common.json.as_deref())
+        }
         Command::Machine => {
             println!("{}", procfs::machine());
             Ok(())

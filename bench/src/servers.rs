@@ -252,3 +252,77 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str) -> Result<(u16,
     let body = read_body(&mut stream, &mut buf, head_len).await?;
     Ok((status, body))
 }
+
+/// A blocking keep-alive HTTP/1.1 connection (for the latency benchmarks, whose writers and
+/// waiters are plain loops).
+pub struct SyncConn {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl SyncConn {
+    /// Connects to `addr` (HOST:PORT).
+    pub fn connect(addr: &str) -> Result<SyncConn> {
+        let stream =
+            std::net::TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        Ok(SyncConn {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends one request (with a JSON body if given) and reads the whole response: status
+    /// and body. Only `Content-Length` bodies (every answer but a stream's).
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        json: Option<&str>,
+    ) -> Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let body = json.unwrap_or("");
+        let content_type = if json.is_some() {
+            "Content-Type: application/json\r\n"
+        } else {
+            ""
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(req.as_bytes())?;
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        let head_len = loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                bail!("connection closed before a response head");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_len]).to_ascii_lowercase();
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context("no status in the response head")?;
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        while self.buf.len() < head_len + len {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                bail!("connection closed inside a body");
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = String::from_utf8_lossy(&self.buf[head_len..head_len + len]).into_owned();
+        Ok((status, body))
+    }
+}

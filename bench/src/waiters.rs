@@ -29,6 +29,8 @@ pub struct Measured {
     pub first: Duration,
     /// From the trigger to the last answer.
     pub last: Duration,
+    /// How long the trigger took (the `podsignal ready` process, or the POST).
+    pub trigger: Duration,
     /// Every client's answer time from the trigger, ms.
     pub answers_ms: Vec<f64>,
 }
@@ -105,6 +107,7 @@ pub async fn measure(kind: Kind, podsignal: &Path, n: usize, idle: Duration) -> 
             }
         }
     }
+    let trigger_took = trigger.elapsed();
     let mut answers_ms = Vec::with_capacity(n);
     for client in clients {
         let (status, at) = client.await??;
@@ -122,6 +125,7 @@ pub async fn measure(kind: Kind, podsignal: &Path, n: usize, idle: Duration) -> 
         cpu_idle,
         first: Duration::from_secs_f64(first / 1000.0),
         last: Duration::from_secs_f64(last / 1000.0),
+        trigger: trigger_took,
         answers_ms,
     })
 }
@@ -174,11 +178,13 @@ pub async fn run(podsignal: &Path, ns: &[usize], idle: Duration) -> Result<Repor
                 podsignal: Some(la),
                 baselines: vec![],
                 note: format!(
-                    "answers: agent {}, floor {}; first answer: agent {:.1}, floor {:.1}; agent made ready by the `podsignal ready` process, floor by a POST",
+                    "answers: agent {}, floor {}; first answer: agent {:.1}, floor {:.1}; agent made ready by the `podsignal ready db` process (ran {:.1} ms), floor by a POST ({:.1} ms)",
                     Summary::of(&agent.answers_ms),
                     Summary::of(&floor.answers_ms),
                     ms(agent.first),
-                    ms(floor.first)
+                    ms(floor.first),
+                    ms(agent.trigger),
+                    ms(floor.trigger)
                 ),
             },
             Row {
