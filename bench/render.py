@@ -2,15 +2,15 @@
 """Turn the JSON results of podsignal-bench into BENCHMARKS.md and PNG plots (bench/run.sh)."""
 import argparse, datetime, glob, json, math, os
 
-ORDER = ["waiters", "readiness", "cli", "locks", "cost"]
+ORDER = ["waiters", "readiness", "cli", "locks", "events", "cost"]
 
 MISSING = """\
 ## Not measured yet
 
-- **SSE wake** (a readiness change seen on `/v1/events/stream`): readiness changes publish no
-  event, so there is no like-for-like SSE readiness path to time.
-- **Events throughput**: events/s with 8 publishers delivered to 8 watchers, and the p99
-  delivery latency.
+- **SSE readiness wake**: readiness changes publish no event, so the SSE row times a
+  published event (`POST /v1/events` → `/v1/events/stream`), not a readiness change.
+- **Events over HTTP** (`/v1/events/stream` SSE, `?wait=` long-polls): the events rows above
+  use the library on the shared directory.
 - **CLI holder death** (`kill -9` of a `podsignal lock` holder): the lock is freed only once
   the command and everything it started are gone, so the row needs the whole process group
   killed; the library and raw-flock holder-death rows are above.

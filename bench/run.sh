@@ -52,7 +52,7 @@ trap 'rm -rf "$out"' EXIT
 # 10k waiters need 10k descriptors in the client and as many in the agent.
 ulimit -n "$(ulimit -Hn)"
 
-if [ ${#quick[@]} -gt 0 ]; then ns=10,1000 idle=5 probe_rounds=3; else ns=10,1000,10000 idle=10 probe_rounds=20; fi
+if [ ${#quick[@]} -gt 0 ]; then ns=10,1000 idle=5 probe_rounds=3; else ns=10,1000,10000 idle=10 probe_rounds=10; fi
 
 step "many long-poll waiters ($ns)"
 "$bench" waiters --podsignal "$ps" --n "$ns" --idle-secs "$idle" --json "$out/waiters.json"
@@ -62,6 +62,8 @@ step "the CLI path and the shell baselines"
 "$bench" cli --podsignal "$ps" --tiny "$tiny" "${quick[@]}" --json "$out/cli.json"
 step "locks: hand-off and holder death"
 "$bench" locks --podsignal "$ps" "${quick[@]}" --json "$out/locks.json"
+step "events: 8 publishers → 8 watchers"
+"$bench" events "${quick[@]}" --json "$out/events.json"
 step "agent cost"
 "$bench" cost --podsignal "$ps" "${quick[@]}" --json "$out/cost.json"
 step "probes: run --wait-for tcp:/http:// (bench/wait-latency.sh $probe_rounds)"

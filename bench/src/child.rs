@@ -26,6 +26,8 @@ pub enum WaiterMode {
     Lib,
     /// `GET /v1/readiness/r{i}?wait=60s` on one keep-alive connection to --addr.
     Http,
+    /// The agent's Server-Sent Events stream at --addr: woken by the next `data:` line.
+    Sse,
     /// Raw `flock(LOCK_EX)` on `{dir}/l{i}` (floor).
     Flock,
     /// podsignal-client `Volume::lock(l{i})`.
@@ -118,6 +120,29 @@ pub fn waiter(mode: WaiterMode, dir: PathBuf, addr: Option<String>) -> Result<()
                         Ok::<(), anyhow::Error>(())
                     }
                 })?;
+            }
+        }
+        WaiterMode::Sse => {
+            use std::io::Read;
+            let addr = addr.context("--addr is required with --mode sse")?;
+            let mut stream = std::net::TcpStream::connect(&addr)?;
+            stream
+                .write_all(crate::servers::request_head("GET", "/v1/events/stream").as_bytes())?;
+            let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+            for line in lines.by_ref() {
+                line?;
+                loop {
+                    if let Some(at) = buf.windows(5).position(|w| w == b"data:") {
+                        buf.drain(..at + 5);
+                        break;
+                    }
+                    let n = stream.read(&mut chunk)?;
+                    if n == 0 {
+                        bail!("the event stream ended");
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                stamp(&mut out)?;
             }
         }
         WaiterMode::Http => {

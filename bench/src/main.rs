@@ -7,13 +7,14 @@
 //! Where things live: `waiters` (many long-poll waiters on one server), `wake` (readiness and
 //! lock latency, writer → waiter in another process; CLI and shell baselines), `child` (the
 //! waiter and holder processes those spawn), `cost` (the agent's idle cost, request cost,
-//! start time), `floor_server` (the
+//! start time), `events` (publishers → watchers), `floor_server` (the
 //! minimal axum long-poll server), `servers` (starting the agent and the floor as processes;
 //! a raw HTTP/1.1 client), `procfs` (RSS and CPU time from /proc), `report` (statistics and
 //! the JSON results).
 
 mod child;
 mod cost;
+mod events;
 mod floor_server;
 mod procfs;
 mod report;
@@ -111,6 +112,38 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Events: 8 publisher processes → 8 watcher processes; events/s and delivery latency.
+    Events {
+        /// Events per publisher (default 1000, quick 200).
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// (Used by the benchmarks.) Follow the event log; print latencies once all arrived.
+    EventsWatch {
+        /// The shared directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The floor: raw lines in one file, followed with inotify.
+        #[arg(long)]
+        raw: bool,
+        /// How many events to wait for.
+        #[arg(long)]
+        expect: u64,
+    },
+    /// (Used by the benchmarks.) Publish stamped events as fast as possible.
+    EventsPublish {
+        /// The shared directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The floor: raw lines appended to one file.
+        #[arg(long)]
+        raw: bool,
+        /// How many events.
+        #[arg(long)]
+        count: u64,
+    },
     /// (Used by the benchmarks.) Wait once per stdin line; print the wake-up stamp.
     Waiter {
         /// How to wait.
@@ -175,6 +208,12 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::FloorServer { listen } => floor_server::run(&listen),
+        Command::Events { count, common } => {
+            let count = count.unwrap_or(if common.quick { 200 } else { 1000 });
+            events::run(count)?.write(common.json.as_deref())
+        }
+        Command::EventsWatch { dir, raw, expect } => events::watch(&dir, raw, expect),
+        Command::EventsPublish { dir, raw, count } => events::publish(&dir, raw, count),
         Command::Waiter { mode, dir, addr } => child::waiter(mode, dir, addr),
         Command::Holder { mode, dir, name } => child::holder(mode, dir, name),
         Command::Readiness { common } => {

@@ -283,6 +283,23 @@ pub fn readiness(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials)
         })?;
         http.push(samples);
     }
+
+    // Server-Sent Events: a POST /v1/events on one connection, the stream on another.
+    let server = rt.block_on(Server::start(Kind::Agent, podsignal, 64))?;
+    let addr = server.addr.to_string();
+    let mut w = Waiter::spawn(WaiterMode::Sse, Path::new("."), Some(&addr))?;
+    let mut writer = SyncConn::connect(&addr)?;
+    let sse = rounds(n, &mut w, always, |i| {
+        let body = format!(r#"{{"kind":"bench","data":{{"i":{i}}}}}"#);
+        let t0 = now_ns();
+        let (status, answer) = writer.request("POST", "/v1/events", Some(&body))?;
+        if status != 201 {
+            bail!("POST /v1/events: {status} {answer}");
+        }
+        Ok(t0)
+    })?;
+    drop(w);
+    drop(server);
     latency_row(
         &mut report,
         "readiness-wake",
@@ -293,6 +310,14 @@ pub fn readiness(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials)
             ("agent: PUT → HTTP long-poll", &http[0]),
         ],
         &[("floor server: POST → HTTP long-poll", &http[1])],
+    );
+    latency_row(
+        &mut report,
+        "sse-wake",
+        "event published over HTTP → Server-Sent Events reader in another process",
+        Some(("floor server: POST → HTTP long-poll", &http[1])),
+        &[("agent: POST /v1/events → /v1/events/stream", &sse)],
+        &[],
     );
     Ok(report)
 }
