@@ -11,9 +11,6 @@ MISSING = """\
   published event (`POST /v1/events` → `/v1/events/stream`), not a readiness change.
 - **Events over HTTP** (`/v1/events/stream` SSE, `?wait=` long-polls): the events rows above
   use the library on the shared directory.
-- **CLI holder death** (`kill -9` of a `podsignal lock` holder): the lock is freed only once
-  the command and everything it started are gone, so the row needs the whole process group
-  killed; the library and raw-flock holder-death rows are above.
 - **Startup ordering** beyond the probe wake (`podsignal run --wait-for NAME` of a chain of
   containers).
 """

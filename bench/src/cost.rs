@@ -183,7 +183,7 @@ pub async fn run(podsignal: &Path, sizes: Sizes) -> Result<Report> {
         floor: None,
         podsignal: Some(mib(size)),
         baselines: vec![],
-        note: format!("{}", podsignal.display()),
+        note: "the release build under test (LTO, opt-level s, stripped)".into(),
     });
     for (k, kind) in kinds.into_iter().enumerate() {
         report.series.push(Series {

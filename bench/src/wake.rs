@@ -504,6 +504,9 @@ pub fn locks(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials) -> 
     // Hand-off, CLI: the holder runs `sh -c 'echo held; read x'`; closing its stdin ends it.
     let mut handoff_cli = Vec::new();
     let mut handoff_flock1 = Vec::new();
+    let mut death_cli_holder = Vec::new();
+    let mut death_cli_group = Vec::new();
+    let mut death_flock1_group = Vec::new();
     for i in 0..trials.process {
         let name = format!("c{i}");
         let ps = |args: &[&str]| {
@@ -513,13 +516,39 @@ pub fn locks(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials) -> 
         };
         let holder = ps(&["lock", &name, "--", "sh", "-c", "echo held; read x"]);
         let waiter = ps(&["lock", &name, "--", "true"]);
-        handoff_cli.push(cli_handoff(holder, waiter)?);
+        handoff_cli.push(cli_handoff(holder, waiter, End::Release)?);
+        let holder = ps(&[
+            "lock",
+            &format!("d{i}"),
+            "--",
+            "sh",
+            "-c",
+            "echo held; read x",
+        ]);
+        let waiter = ps(&["lock", &format!("d{i}"), "--", "true"]);
+        death_cli_holder.push(cli_handoff(holder, waiter, End::KillHolder)?);
+        let holder = ps(&[
+            "lock",
+            &format!("g{i}"),
+            "--",
+            "sh",
+            "-c",
+            "echo held; read x",
+        ]);
+        let waiter = ps(&["lock", &format!("g{i}"), "--", "true"]);
+        death_cli_group.push(cli_handoff(holder, waiter, End::KillGroup)?);
         let file = raw.path().join(format!("f{i}"));
         let mut holder = Command::new("flock");
         holder.arg(&file).args(["sh", "-c", "echo held; read x"]);
         let mut waiter = Command::new("flock");
         waiter.arg(&file).arg("true");
-        handoff_flock1.push(cli_handoff(holder, waiter)?);
+        handoff_flock1.push(cli_handoff(holder, waiter, End::Release)?);
+        let file = raw.path().join(format!("g{i}"));
+        let mut holder = Command::new("flock");
+        holder.arg(&file).args(["sh", "-c", "echo held; read x"]);
+        let mut waiter = Command::new("flock");
+        waiter.arg(&file).arg("true");
+        death_flock1_group.push(cli_handoff(holder, waiter, End::KillGroup)?);
     }
 
     // Holder death: a holder process is SIGKILLed; the waiter takes the lock.
@@ -586,13 +615,41 @@ pub fn locks(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials) -> 
         &[("library", &death[1])],
         &[],
     );
+    latency_row(
+        &mut report,
+        "lock-death-cli",
+        "lock holder death, CLI: kill -9 → waiter's command has run",
+        None,
+        &[
+            ("kill -9 the podsignal lock process group", &death_cli_group),
+            (
+                "kill -9 the podsignal lock process only (its command dies by PDEATHSIG)",
+                &death_cli_holder,
+            ),
+        ],
+        &[("kill -9 the flock(1) process group", &death_flock1_group)],
+    );
     Ok(report)
 }
 
-/// CLI hand-off: start the holder, wait for its `held`, start the waiter, wait until it is
-/// blocked, close the holder's stdin (its command ends) and time until the waiter exits.
-fn cli_handoff(mut holder: Command, mut waiter: Command) -> Result<f64> {
+/// How a CLI holder stops holding.
+#[derive(Clone, Copy)]
+enum End {
+    /// Its command ends (stdin closed).
+    Release,
+    /// `kill -9` of the holder process only.
+    KillHolder,
+    /// `kill -9` of the holder's whole process group (the container dies).
+    KillGroup,
+}
+
+/// CLI hand-off: start the holder (its own process group), wait for its `held`, start the
+/// waiter, wait until it is blocked, end the holder as `end` says and time until the waiter
+/// exits.
+fn cli_handoff(mut holder: Command, mut waiter: Command, end: End) -> Result<f64> {
+    use std::os::unix::process::CommandExt;
     let mut h = holder
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -607,8 +664,13 @@ fn cli_handoff(mut holder: Command, mut waiter: Command) -> Result<f64> {
         bail!("{waiter:?} did not block on the lock within 5 s");
     }
     let stdin = h.stdin.take();
+    let pid = rustix::process::Pid::from_raw(h.id() as i32).context("holder pid")?;
     let t0 = Instant::now();
-    drop(stdin);
+    match end {
+        End::Release => drop(stdin),
+        End::KillHolder => rustix::process::kill_process(pid, rustix::process::Signal::KILL)?,
+        End::KillGroup => rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)?,
+    }
     let status = w.wait()?;
     let elapsed = t0.elapsed();
     h.wait()?;
