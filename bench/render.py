@@ -132,6 +132,13 @@ def main():
         f"Written by `{a.command}` on {now}; machine: {a.machine}. "
         "Every row is from that one run; rerun the command to refresh the whole file.",
         "",
+        "Run it: `bash bench/run.sh` (the full suite, ~12 min on 2 cores), `--quick` (~2 min), "
+        "`--no-write` (CI's smoke run: leaves this file alone). One benchmark alone: "
+        "`cargo build --release --bin podsignal --bin podsignal-bench && ulimit -n $(ulimit -Hn) && "
+        "target/release/podsignal-bench waiters --n 10000 --podsignal target/release/podsignal` "
+        "(`podsignal-bench --help` lists them: waiters, readiness, cli, locks, events, cost). "
+        "Not measured yet: see the end of this file.",
+        "",
         "| figure | unit | floor | podsignal | baselines | ratio | notes |",
         "|---|---|---|---|---|---|---|",
     ]
