@@ -16,13 +16,8 @@
 #     PODSIGNAL_BEFORE=path  also measure this one (e.g. a release build of an older commit)
 set -euo pipefail
 rounds=${1:-30}
-cd "$(dirname "$0")/.."
-if [ -z "${PODSIGNAL_BIN:-}" ]; then
-  cargo build --release -q --bin podsignal
-  PODSIGNAL_BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/podsignal
-fi
-export PODSIGNAL_DIR=$(mktemp -d)
-trap 'rm -rf "$PODSIGNAL_DIR"' EXIT
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 python3 - "$rounds" "$PODSIGNAL_BIN" ${PODSIGNAL_BEFORE:+"$PODSIGNAL_BEFORE"} <<'PY'
 import http.server, os, random, socket, subprocess, sys, tempfile, threading, time

@@ -8,13 +8,8 @@
 #   bench/wait-latency.sh [ROUNDS]        (PODSIGNAL_BIN=path/to/podsignal to skip the build)
 set -euo pipefail
 rounds=${1:-20}
-cd "$(dirname "$0")/.."
-if [ -z "${PODSIGNAL_BIN:-}" ]; then
-  cargo build --release -q --bin podsignal
-  PODSIGNAL_BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/podsignal
-fi
-export PODSIGNAL_DIR=$(mktemp -d)
-trap 'rm -rf "$PODSIGNAL_DIR"' EXIT
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # One round: start the waiter, start a server after a random delay, and print
 # (waiter returned) - (server listening) in ms, both stamped by the same clock.

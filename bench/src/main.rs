@@ -16,6 +16,7 @@ mod child;
 mod cost;
 mod events;
 mod floor_server;
+mod locks;
 mod procfs;
 mod report;
 mod servers;
@@ -237,7 +238,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut t = common.trials();
             t.process = trials.unwrap_or(t.process);
             let rt = runtime()?;
-            wake::locks(&rt, &common.podsignal, t)?.write(common.json.as_deref())
+            locks::locks(&rt, &common.podsignal, t)?.write(common.json.as_deref())
         }
         Command::Cost { common } => {
             check_binary(&common)?;

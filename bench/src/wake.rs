@@ -2,13 +2,13 @@
 //! woken. Readiness (floor: a rename seen by raw inotify; the library; HTTP long-polls on the
 //! agent and on the floor server), the CLI (`podsignal ready` → `podsignal wait` exits, next
 //! to `inotifywait` and the shell loops people write), and locks (hand-off and holder death;
-//! floor: raw flock; the library; the CLI next to `flock(1)`).
+//! floor: raw flock; the library; the CLI next to `flock(1)`, in [`crate::locks`]).
 //!
 //! Long-lived waiters stamp their wake-up with `CLOCK_MONOTONIC` ([`crate::child`]); the
 //! writer stamps just before its first syscall. Per-trial processes are timed by this
 //! process, from just before the writer is spawned to the waiter's exit.
 
-use crate::child::{HolderMode, WaiterMode, lock_file, now_ns};
+use crate::child::{WaiterMode, now_ns};
 use crate::report::{Report, Row, Series, Summary};
 use crate::servers::{Kind, Server, SyncConn};
 use anyhow::{Context, Result, bail};
@@ -50,14 +50,14 @@ impl Jitter {
 }
 
 /// A long-lived waiter process (`podsignal-bench waiter`).
-struct Waiter {
+pub(crate) struct Waiter {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
 
 impl Waiter {
-    fn spawn(mode: WaiterMode, dir: &Path, addr: Option<&str>) -> Result<Waiter> {
+    pub(crate) fn spawn(mode: WaiterMode, dir: &Path, addr: Option<&str>) -> Result<Waiter> {
         let mode = clap::ValueEnum::to_possible_value(&mode)
             .context("mode name")?
             .get_name()
@@ -81,13 +81,13 @@ impl Waiter {
         })
     }
 
-    fn go(&mut self, i: impl std::fmt::Display) -> Result<()> {
+    pub(crate) fn go(&mut self, i: impl std::fmt::Display) -> Result<()> {
         writeln!(self.stdin, "{i}")?;
         self.stdin.flush()?;
         Ok(())
     }
 
-    fn woken_at(&mut self) -> Result<u64> {
+    pub(crate) fn woken_at(&mut self) -> Result<u64> {
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("the waiter exited: {:?}", self.child.wait()?);
@@ -104,7 +104,7 @@ impl Drop for Waiter {
 }
 
 /// Whether `pid` is blocked in `flock(2)` (a `->` line of `/proc/locks`).
-fn blocked_on_lock(pid: u32) -> bool {
+pub(crate) fn blocked_on_lock(pid: u32) -> bool {
     let pid = pid.to_string();
     std::fs::read_to_string("/proc/locks").is_ok_and(|t| {
         t.lines().any(|l| {
@@ -126,7 +126,7 @@ fn has_inotify_watch(pid: u32) -> bool {
 }
 
 /// Polls (every 200 µs) until `ready()` or `within` passes; says which.
-fn poll_until(within: Duration, mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn poll_until(within: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < within {
         if ready() {
@@ -139,7 +139,7 @@ fn poll_until(within: Duration, mut ready: impl FnMut() -> bool) -> bool {
 
 /// The arming pause: long enough for a woken waiter to have looped and started its next
 /// wait, jittered.
-fn arm(jitter: &mut Jitter) {
+pub(crate) fn arm(jitter: &mut Jitter) {
     std::thread::sleep(Duration::from_millis(5) + jitter.upto(Duration::from_millis(5)));
 }
 
@@ -168,7 +168,7 @@ fn always(_: &Waiter) -> bool {
     true
 }
 
-fn locked_out(w: &Waiter) -> bool {
+pub(crate) fn locked_out(w: &Waiter) -> bool {
     blocked_on_lock(w.child.id())
 }
 
@@ -186,7 +186,7 @@ fn brief(samples: &[f64]) -> String {
 
 /// Adds latency rows (p50 in the table; n, p99 and max in the note) and their samples:
 /// one row per podsignal path, the floor and the baselines on the first.
-fn latency_row(
+pub(crate) fn latency_row(
     report: &mut Report,
     plot: &str,
     figure: &str,
@@ -356,7 +356,7 @@ fn process_trial(
     Ok(elapsed.as_secs_f64() * 1000.0)
 }
 
-fn sh(script: &str) -> Command {
+pub(crate) fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
     c.args(["-c", script]);
     c
@@ -456,226 +456,4 @@ pub fn cli(
         ],
     );
     Ok(report)
-}
-
-/// Lock hand-off (the holder releases) and holder death (SIGKILL), waiter in another
-/// process.
-pub fn locks(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials) -> Result<Report> {
-    let mut report = Report::new("locks");
-    use rustix::fs::{FlockOperation, flock};
-
-    // Hand-off, floor: raw flock here, raw flock in the waiter.
-    let raw = tempfile::tempdir()?;
-    let mut w = Waiter::spawn(WaiterMode::Flock, raw.path(), None)?;
-    let mut jitter = Jitter::new();
-    let mut handoff_floor = Vec::new();
-    for i in 0..trials.fast {
-        let file = lock_file(raw.path(), &format!("l{i}"))?;
-        flock(&file, FlockOperation::LockExclusive)?;
-        w.go(i)?;
-        arm(&mut jitter);
-        if !poll_until(Duration::from_secs(2), || locked_out(&w)) {
-            bail!("the raw flock waiter did not block");
-        }
-        let t0 = now_ns();
-        flock(&file, FlockOperation::Unlock)?;
-        handoff_floor.push(w.woken_at()? as f64 / 1e6 - t0 as f64 / 1e6);
-    }
-    drop(w);
-
-    // Hand-off, library.
-    let dir = tempfile::tempdir()?;
-    let volume = rt.block_on(Volume::open(dir.path(), VolumeOptions::default()))?;
-    let mut w = Waiter::spawn(WaiterMode::LibLock, dir.path(), None)?;
-    let mut handoff_lib = Vec::new();
-    for i in 0..trials.fast {
-        let guard = rt.block_on(volume.lock(&format!("l{i}").parse()?, None))?;
-        w.go(i)?;
-        arm(&mut jitter);
-        if !poll_until(Duration::from_secs(2), || locked_out(&w)) {
-            bail!("the library lock waiter did not block in flock");
-        }
-        let t0 = now_ns();
-        drop(guard);
-        handoff_lib.push(w.woken_at()? as f64 / 1e6 - t0 as f64 / 1e6);
-    }
-    drop(w);
-
-    // Hand-off, CLI: the holder runs `sh -c 'echo held; read x'`; closing its stdin ends it.
-    let mut handoff_cli = Vec::new();
-    let mut handoff_flock1 = Vec::new();
-    let mut death_cli_holder = Vec::new();
-    let mut death_cli_group = Vec::new();
-    let mut death_flock1_group = Vec::new();
-    for i in 0..trials.process {
-        let name = format!("c{i}");
-        let ps = |args: &[&str]| {
-            let mut c = Command::new(podsignal);
-            c.arg("--dir").arg(dir.path()).args(args);
-            c
-        };
-        let holder = ps(&["lock", &name, "--", "sh", "-c", "echo held; read x"]);
-        let waiter = ps(&["lock", &name, "--", "true"]);
-        handoff_cli.push(cli_handoff(holder, waiter, End::Release)?);
-        let holder = ps(&[
-            "lock",
-            &format!("d{i}"),
-            "--",
-            "sh",
-            "-c",
-            "echo held; read x",
-        ]);
-        let waiter = ps(&["lock", &format!("d{i}"), "--", "true"]);
-        death_cli_holder.push(cli_handoff(holder, waiter, End::KillHolder)?);
-        let holder = ps(&[
-            "lock",
-            &format!("g{i}"),
-            "--",
-            "sh",
-            "-c",
-            "echo held; read x",
-        ]);
-        let waiter = ps(&["lock", &format!("g{i}"), "--", "true"]);
-        death_cli_group.push(cli_handoff(holder, waiter, End::KillGroup)?);
-        let file = raw.path().join(format!("f{i}"));
-        let mut holder = Command::new("flock");
-        holder.arg(&file).args(["sh", "-c", "echo held; read x"]);
-        let mut waiter = Command::new("flock");
-        waiter.arg(&file).arg("true");
-        handoff_flock1.push(cli_handoff(holder, waiter, End::Release)?);
-        let file = raw.path().join(format!("g{i}"));
-        let mut holder = Command::new("flock");
-        holder.arg(&file).args(["sh", "-c", "echo held; read x"]);
-        let mut waiter = Command::new("flock");
-        waiter.arg(&file).arg("true");
-        death_flock1_group.push(cli_handoff(holder, waiter, End::KillGroup)?);
-    }
-
-    // Holder death: a holder process is SIGKILLed; the waiter takes the lock.
-    let mut death = [Vec::new(), Vec::new()];
-    for (k, (hmode, wmode, d)) in [
-        (HolderMode::Flock, WaiterMode::Flock, raw.path()),
-        (HolderMode::Lib, WaiterMode::LibLock, dir.path()),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut w = Waiter::spawn(wmode, d, None)?;
-        for i in 0..trials.process {
-            // The waiter locks "l" + its line: the holder takes "lk{i}", the waiter gets "k{i}".
-            let name = format!("lk{i}");
-            let mode = clap::ValueEnum::to_possible_value(&hmode)
-                .context("mode")?
-                .get_name()
-                .to_string();
-            let mut holder = Command::new(std::env::current_exe()?)
-                .args(["holder", "--mode", &mode, "--dir"])
-                .arg(d)
-                .args(["--name", &name])
-                .stdout(Stdio::piped())
-                .spawn()?;
-            let mut line = String::new();
-            BufReader::new(holder.stdout.take().context("holder stdout")?).read_line(&mut line)?;
-            if line.trim() != "held" {
-                bail!("holder: {line:?}");
-            }
-            w.go(format!("k{i}"))?;
-            arm(&mut jitter);
-            if !poll_until(Duration::from_secs(2), || locked_out(&w)) {
-                bail!("the waiter did not block behind the holder");
-            }
-            let t0 = now_ns();
-            holder.kill()?;
-            death[k].push(w.woken_at()? as f64 / 1e6 - t0 as f64 / 1e6);
-            holder.wait()?;
-        }
-    }
-
-    latency_row(
-        &mut report,
-        "lock-handoff",
-        "lock hand-off: holder releases → waiter in another process holds",
-        Some(("floor: raw flock", &handoff_floor)),
-        &[("library (LockGuard dropped → Volume::lock)", &handoff_lib)],
-        &[],
-    );
-    latency_row(
-        &mut report,
-        "lock-handoff-cli",
-        "lock hand-off, CLI: holder's command ends → waiter's command has run",
-        None,
-        &[("podsignal lock", &handoff_cli)],
-        &[("flock(1)", &handoff_flock1)],
-    );
-    latency_row(
-        &mut report,
-        "lock-death",
-        "lock holder death: kill -9 holder → waiter holds",
-        Some(("floor: raw flock", &death[0])),
-        &[("library", &death[1])],
-        &[],
-    );
-    latency_row(
-        &mut report,
-        "lock-death-cli",
-        "lock holder death, CLI: kill -9 → waiter's command has run",
-        None,
-        &[
-            ("kill -9 the podsignal lock process group", &death_cli_group),
-            (
-                "kill -9 the podsignal lock process only (its command dies by PDEATHSIG)",
-                &death_cli_holder,
-            ),
-        ],
-        &[("kill -9 the flock(1) process group", &death_flock1_group)],
-    );
-    Ok(report)
-}
-
-/// How a CLI holder stops holding.
-#[derive(Clone, Copy)]
-enum End {
-    /// Its command ends (stdin closed).
-    Release,
-    /// `kill -9` of the holder process only.
-    KillHolder,
-    /// `kill -9` of the holder's whole process group (the container dies).
-    KillGroup,
-}
-
-/// CLI hand-off: start the holder (its own process group), wait for its `held`, start the
-/// waiter, wait until it is blocked, end the holder as `end` says and time until the waiter
-/// exits.
-fn cli_handoff(mut holder: Command, mut waiter: Command, end: End) -> Result<f64> {
-    use std::os::unix::process::CommandExt;
-    let mut h = holder
-        .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(h.stdout.take().context("holder stdout")?).read_line(&mut line)?;
-    if line.trim() != "held" {
-        bail!("{holder:?}: {line:?}");
-    }
-    let mut w = waiter.stdout(Stdio::null()).spawn()?;
-    if !poll_until(Duration::from_secs(5), || blocked_on_lock(w.id())) {
-        let _ = (h.kill(), w.kill());
-        bail!("{waiter:?} did not block on the lock within 5 s");
-    }
-    let stdin = h.stdin.take();
-    let pid = rustix::process::Pid::from_raw(h.id() as i32).context("holder pid")?;
-    let t0 = Instant::now();
-    match end {
-        End::Release => drop(stdin),
-        End::KillHolder => rustix::process::kill_process(pid, rustix::process::Signal::KILL)?,
-        End::KillGroup => rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)?,
-    }
-    let status = w.wait()?;
-    let elapsed = t0.elapsed();
-    h.wait()?;
-    if !status.success() {
-        bail!("{waiter:?}: {status}");
-    }
-    Ok(elapsed.as_secs_f64() * 1000.0)
 }

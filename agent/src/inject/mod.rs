@@ -185,11 +185,13 @@ fn uses_podsignal_by_hand(template: &Value) -> Option<String> {
                 ));
             }
         }
-        let runs = |v: &Value| {
-            v.as_str()
-                .is_some_and(|s| s == "podsignal" || s.ends_with("/podsignal"))
-        };
-        if c["command"].get(0).is_some_and(runs) {
+        // command + args, read the way lint reads them (also `sh -c "... podsignal run ..."`).
+        let argv: Vec<String> = ["command", "args"]
+            .iter()
+            .flat_map(|k| c[*k].as_array().into_iter().flatten())
+            .filter_map(|w| w.as_str().map(String::from))
+            .collect();
+        if !crate::lint::invocation::Invocation::all_in(&argv).is_empty() {
             return Some(format!(
                 "already uses podsignal (container {name:?} runs it)"
             ));

@@ -7,7 +7,7 @@
 //! - `rules/`: the rules, one small function each, and their registry;
 //! - `report`: plain, JSON and SARIF output.
 
-mod invocation;
+pub(crate) mod invocation;
 mod known;
 mod pod;
 pub mod report;
