@@ -44,8 +44,14 @@ pub fn is_listening(port: u16) -> bool {
 
 /// The sockets listening on `port`, from netlink; from `/proc/net/tcp{,6}` if it fails.
 fn listeners_on(port: u16) -> Vec<TcpSocket> {
+    sockets_on(port, TCP_LISTEN)
+}
+
+/// The sockets in `state` on local `port` from netlink (which filters by both); where it
+/// cannot answer, every socket in `/proc/net/tcp{,6}` (callers check port and state).
+fn sockets_on(port: u16, state: u8) -> Vec<TcpSocket> {
     static FELL_BACK: AtomicBool = AtomicBool::new(false);
-    match sock_diag::listeners_on(port) {
+    match sock_diag::sockets_on(port, state) {
         Ok(found) => found,
         Err(e) => {
             if !FELL_BACK.swap(true, Ordering::Relaxed) {
@@ -56,11 +62,17 @@ fn listeners_on(port: u16) -> Vec<TcpSocket> {
     }
 }
 
-/// How many connections are established with `port` as their local port.
+/// How many connections are established with one of `ports` as their local port.
 pub fn established_on(ports: &[u16]) -> usize {
-    proc_net::sockets()
-        .filter(|s| s.state == TCP_ESTABLISHED && ports.contains(&s.local.port()))
-        .count()
+    ports
+        .iter()
+        .map(|&port| {
+            sockets_on(port, TCP_ESTABLISHED)
+                .iter()
+                .filter(|s| s.state == TCP_ESTABLISHED && s.local.port() == port)
+                .count()
+        })
+        .sum()
 }
 
 /// Connects to `host:port`. IP addresses and loopback names (`localhost`, ...) need no
@@ -127,15 +139,19 @@ mod tests {
         }
     }
 
+    /// Counted while `l` listens: once it is closed, another test of this process may bind
+    /// its port (with `SO_REUSEADDR`, beside the accepted socket) and add connections to it.
     #[test]
     fn a_connection_is_not_a_listener() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (_accepted, _) = l.accept().unwrap();
+        let (accepted, _) = l.accept().unwrap();
         assert!(!is_listening(conn.local_addr().unwrap().port()));
+        assert_eq!(established_on(&[port]), 1);
+        drop((conn, accepted));
+        assert_eq!(established_on(&[port]), 0);
         drop(l);
         assert!(!is_listening(port));
-        assert_eq!(established_on(&[port]), 1);
     }
 }

@@ -1,7 +1,7 @@
 //! `/proc/net/tcp` and `/proc/net/tcp6`: every TCP socket of this network namespace (in a
 //! Pod, every container's), as text. Reading them costs time in proportion to the number of
-//! connections, so listeners are asked of netlink first (`sock_diag`); these files are the
-//! fallback, and what `--drain-ports` counts established connections in.
+//! connections, so sockets are asked of netlink first (`sock_diag`); these files are the
+//! fallback where netlink cannot answer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;

@@ -1,9 +1,10 @@
-//! Who listens on a TCP port, asked of the kernel over netlink (`NETLINK_SOCK_DIAG`, what
-//! `ss` uses): one dump of the LISTEN sockets for IPv4 and one for IPv6. Asked for LISTEN
-//! only, the kernel walks its table of listeners and never the established connections, so
-//! the cost does not grow with the connections a busy proxy holds (`/proc/net/tcp` formats
-//! every one of them as text, on every read). The request also names the port, which the
-//! kernel uses to skip other listeners; the replies are checked again here anyway.
+//! The TCP sockets on a local port in one state, asked of the kernel over netlink
+//! (`NETLINK_SOCK_DIAG`, what `ss` uses): one dump for IPv4 and one for IPv6. Asked for
+//! LISTEN only, the kernel walks its table of listeners and never the established
+//! connections, so the cost does not grow with the connections a busy proxy holds
+//! (`/proc/net/tcp` formats every one of them as text, on every read). The request also
+//! names the port, which the kernel uses to skip other sockets before formatting them; the
+//! replies are checked again by the caller anyway.
 //!
 //! The messages are built and read by hand, every field bounds-checked; the layouts are
 //! those of `linux/netlink.h`, `linux/sock_diag.h` and `linux/inet_diag.h`.
@@ -16,6 +17,8 @@ use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::sockopt::{Timeout, set_socket_timeout};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
+#[cfg(test)]
+use super::net::TCP_ESTABLISHED;
 use super::net::{TCP_LISTEN, TcpSocket};
 
 /// `struct nlmsghdr`: length, type, flags, sequence number, port id.
@@ -41,8 +44,15 @@ const RECEIVE_BUFFER: usize = 32 * 1024;
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The TCP sockets listening on `port`, IPv4 and IPv6 (a dual-stack `[::]` socket is
-/// IPv6). `Err` when netlink cannot answer: no such protocol, a seccomp filter, ...
+/// IPv6); every listener when `port` is 0. `Err` when netlink cannot answer: no such
+/// protocol, a seccomp filter, ...
 pub fn listeners_on(port: u16) -> io::Result<Vec<TcpSocket>> {
+    sockets_on(port, TCP_LISTEN)
+}
+
+/// The TCP sockets in `state` (`TCP_LISTEN`, `TCP_ESTABLISHED`, ...) whose local port is
+/// `port` (any port when 0), IPv4 and IPv6.
+pub fn sockets_on(port: u16, state: u8) -> io::Result<Vec<TcpSocket>> {
     let fd = rustix::net::socket_with(
         AddressFamily::NETLINK,
         SocketType::RAW,
@@ -56,7 +66,7 @@ pub fn listeners_on(port: u16) -> io::Result<Vec<TcpSocket>> {
     for (seq, family) in [(1, AF_INET), (2, AF_INET6)] {
         rustix::net::sendto(
             &fd,
-            &request(family, port, seq),
+            &request(family, port, state, seq),
             SendFlags::empty(),
             &kernel,
         )?;
@@ -73,9 +83,9 @@ pub fn listeners_on(port: u16) -> io::Result<Vec<TcpSocket>> {
     Ok(found)
 }
 
-/// A `SOCK_DIAG_BY_FAMILY` dump request for the TCP sockets of `family` listening on
-/// `port`.
-fn request(family: u8, port: u16, seq: u32) -> [u8; HEADER_LEN + REQUEST_LEN] {
+/// A `SOCK_DIAG_BY_FAMILY` dump request for the TCP sockets of `family` in `state` on
+/// local `port`.
+fn request(family: u8, port: u16, state: u8, seq: u32) -> [u8; HEADER_LEN + REQUEST_LEN] {
     let mut m = [0u8; HEADER_LEN + REQUEST_LEN];
     m[0..4].copy_from_slice(&((HEADER_LEN + REQUEST_LEN) as u32).to_ne_bytes());
     m[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -86,7 +96,7 @@ fn request(family: u8, port: u16, seq: u32) -> [u8; HEADER_LEN + REQUEST_LEN] {
     r[0] = family;
     r[1] = IPPROTO_TCP;
     // No extensions (r[2]), padding (r[3]).
-    r[4..8].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    r[4..8].copy_from_slice(&(1u32 << state).to_ne_bytes());
     r[8..10].copy_from_slice(&port.to_be_bytes());
     m
 }
@@ -191,7 +201,7 @@ mod tests {
 
     #[test]
     fn the_request_asks_for_tcp_listeners_on_the_port() {
-        let m = request(AF_INET6, 8080, 7);
+        let m = request(AF_INET6, 8080, TCP_LISTEN, 7);
         assert_eq!(u32::from_ne_bytes(m[0..4].try_into().unwrap()), 72);
         assert_eq!(u16::from_ne_bytes(m[4..6].try_into().unwrap()), 20);
         assert_eq!(u16::from_ne_bytes(m[6..8].try_into().unwrap()), 0x301);
@@ -265,11 +275,23 @@ mod tests {
     fn the_kernel_lists_a_real_listener_and_not_its_connections() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let _conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (accepted, _) = l.accept().unwrap();
         let found = listeners_on(port).expect("NETLINK_SOCK_DIAG answers");
         assert_eq!(
             found.iter().map(|s| s.local).collect::<Vec<_>>(),
             [l.local_addr().unwrap()]
         );
+        // While `l` listens, no other socket can take its port: the one established socket
+        // with it as local port is the accepted one (the client's local port is another).
+        let established = sockets_on(port, TCP_ESTABLISHED).unwrap();
+        assert_eq!(
+            established.iter().map(|s| s.local).collect::<Vec<_>>(),
+            [accepted.local_addr().unwrap()]
+        );
+        assert!(established.iter().all(|s| s.state == TCP_ESTABLISHED));
+        drop((conn, accepted));
+        let closed = sockets_on(port, TCP_ESTABLISHED).unwrap();
+        assert!(closed.is_empty(), "{closed:?}");
     }
 }
