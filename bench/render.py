@@ -79,8 +79,8 @@ def plots(reports, outdir):
             for s in series:
                 ax.plot(s["x"], s["values"], marker="o", label=s["label"])
             ax.set_xscale("log")
-            ax.set_xlabel("waiters")
-            ax.set_ylabel("MiB" if "rss" in plot else "ms")
+            ax.set_xlabel(series[0].get("x_label") or "waiters")
+            ax.set_ylabel(series[0].get("y_label") or ("MiB" if "rss" in plot else "ms"))
         else:
             for s in series:
                 v = sorted(x for x in s["values"] if x > 0)

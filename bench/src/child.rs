@@ -126,8 +126,10 @@ pub fn waiter(mode: WaiterMode, dir: PathBuf, addr: Option<String>) -> Result<()
             use std::io::Read;
             let addr = addr.context("--addr is required with --mode sse")?;
             let mut stream = std::net::TcpStream::connect(&addr)?;
-            stream
-                .write_all(crate::servers::request_head("GET", "/v1/events/stream").as_bytes())?;
+            // From the first event: one published before this stream is set up (a loaded
+            // machine, a slow start) is delivered, not missed, and each line reads the next.
+            let head = crate::servers::request_head("GET", "/v1/events/stream?since=0");
+            stream.write_all(head.as_bytes())?;
             let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
             for line in lines.by_ref() {
                 line?;

@@ -191,6 +191,7 @@ pub async fn run(podsignal: &Path, sizes: Sizes) -> Result<Report> {
             label: kind.label().into(),
             values: trips[k].clone(),
             x: vec![],
+            ..Default::default()
         });
     }
     Ok(report)

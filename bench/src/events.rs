@@ -252,6 +252,7 @@ pub fn run(count: u64) -> Result<Report> {
             label: label.into(),
             values,
             x: vec![],
+            ..Default::default()
         });
     }
     Ok(report)

@@ -7,7 +7,8 @@
 //! Where things live: `waiters` (many long-poll waiters on one server), `wake` (readiness and
 //! lock latency, writer → waiter in another process; CLI and shell baselines), `child` (the
 //! waiter and holder processes those spawn), `cost` (the agent's idle cost, request cost,
-//! start time), `events` (publishers → watchers), `floor_server` (the
+//! start time), `events` (publishers → watchers), `scaling` (costs as records grow),
+//! `floor_server` (the
 //! minimal axum long-poll server), `servers` (starting the agent and the floor as processes;
 //! a raw HTTP/1.1 client), `procfs` (RSS and CPU time from /proc), `report` (statistics and
 //! the JSON results).
@@ -19,6 +20,7 @@ mod floor_server;
 mod locks;
 mod procfs;
 mod report;
+mod scaling;
 mod servers;
 mod waiters;
 mod wake;
@@ -80,6 +82,16 @@ enum Command {
         /// How long to measure CPU time with everyone waiting, in seconds.
         #[arg(long, default_value_t = 10)]
         idle_secs: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// With 10, 1k, 10k readiness records: a write, a wake, `status`, the idle agent.
+    ///
+    ///   $ podsignal-bench scaling --records 10,1000,10000
+    Scaling {
+        /// How many records; separate with commas for several runs.
+        #[arg(long, value_delimiter = ',', default_value = "10,1000,10000")]
+        records: Vec<usize>,
         #[command(flatten)]
         common: Common,
     },
@@ -260,6 +272,24 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?
                 .block_on(cost::run(&common.podsignal, sizes))?
                 .write(common.json.as_deref())
+        }
+        Command::Scaling { records, common } => {
+            check_binary(&common)?;
+            let sizes = if common.quick {
+                scaling::Sizes {
+                    trials: 50,
+                    status_runs: 5,
+                    idle: Duration::from_secs(2),
+                }
+            } else {
+                scaling::Sizes {
+                    trials: 300,
+                    status_runs: 20,
+                    idle: Duration::from_secs(10),
+                }
+            };
+            let rt = runtime()?;
+            scaling::run(&rt, &common.podsignal, &records, sizes)?.write(common.json.as_deref())
         }
         Command::Machine => {
             println!("{}", procfs::machine());

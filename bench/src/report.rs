@@ -25,7 +25,7 @@ pub struct Row {
 }
 
 /// A named list of samples (latencies in ms, or points of a curve), for the plots.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, Default)]
 pub struct Series {
     /// The plot this series belongs to.
     pub plot: String,
@@ -35,6 +35,10 @@ pub struct Series {
     pub values: Vec<f64>,
     /// The x values of a curve; empty for a distribution.
     pub x: Vec<f64>,
+    /// A curve's axis labels (empty: "waiters" and the plot's unit).
+    pub x_label: String,
+    /// See `x_label`.
+    pub y_label: String,
 }
 
 /// Everything one benchmark produced.

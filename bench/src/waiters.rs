@@ -203,6 +203,7 @@ pub async fn run(podsignal: &Path, ns: &[usize], idle: Duration) -> Result<Repor
                 label: label.into(),
                 values: m.answers_ms.clone(),
                 x: vec![],
+                ..Default::default()
             });
             rss_curve[i].push(mib(m.rss_waiting));
             last_curve[i].push(ms(m.last));
@@ -215,12 +216,14 @@ pub async fn run(podsignal: &Path, ns: &[usize], idle: Duration) -> Result<Repor
             label: kind.label().into(),
             values: rss_curve[i].clone(),
             x: xs.clone(),
+            ..Default::default()
         });
         report.series.push(Series {
             plot: "waiters-last-answer".into(),
             label: kind.label().into(),
             values: last_curve[i].clone(),
             x: xs.clone(),
+            ..Default::default()
         });
     }
     Ok(report)

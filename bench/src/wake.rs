@@ -145,7 +145,7 @@ pub(crate) fn arm(jitter: &mut Jitter) {
 
 /// Runs `trials` rounds against a long-lived waiter: `go(i)`, arm, `act(i)` (returns its
 /// start stamp), read the waiter's stamp. Latencies in ms.
-fn rounds(
+pub(crate) fn rounds(
     trials: usize,
     waiter: &mut Waiter,
     mut ready: impl FnMut(&Waiter) -> bool,
@@ -164,7 +164,7 @@ fn rounds(
     Ok(out)
 }
 
-fn always(_: &Waiter) -> bool {
+pub(crate) fn always(_: &Waiter) -> bool {
     true
 }
 
@@ -202,6 +202,7 @@ pub(crate) fn latency_row(
             label: label.to_string(),
             values: samples.to_vec(),
             x: vec![],
+            ..Default::default()
         });
     }
     for (i, (label, samples)) in podsignal.iter().enumerate() {
@@ -323,7 +324,7 @@ pub fn readiness(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials)
 }
 
 /// Runs `cmd` to its end; fails unless it succeeds.
-fn run_ok(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run_ok(cmd: &mut Command) -> Result<()> {
     let status = cmd.stdout(Stdio::null()).status()?;
     if !status.success() {
         bail!("{cmd:?}: {status}");

@@ -32,7 +32,7 @@ impl Volume {
         let dir = &self.inner.exits;
         let file = layout::exit_file(&record.name);
         let bytes = encode(record).map_err(|e| Error::record(dir.path_of(&file), e))?;
-        dir.write_atomic(&file, &bytes, self.write_options(), false, &|_| false)
+        dir.write_atomic(&file, &bytes, self.write_options(), false)
     }
 
     /// A container starts: it has not exited, and stop requests were for an earlier run.

@@ -88,13 +88,8 @@ impl Drop for LockGuard {
             let written = encode(&h)
                 .map_err(|e| Error::record(self.dir.path_of(&file), e))
                 .and_then(|bytes| {
-                    self.dir.write_atomic(
-                        &file,
-                        &bytes,
-                        self.volume.write_options(),
-                        false,
-                        &|_| false,
-                    )
+                    self.dir
+                        .write_atomic(&file, &bytes, self.volume.write_options(), false)
                 });
             if let Err(e) = written {
                 tracing::debug!(
@@ -234,9 +229,7 @@ impl Volume {
         };
         let holder_file = layout::holder_file(name);
         let bytes = encode(&holder).map_err(|e| Error::record(dir.path_of(&holder_file), e))?;
-        dir.write_atomic(&holder_file, &bytes, self.write_options(), false, &|_| {
-            false
-        })?;
+        dir.write_atomic(&holder_file, &bytes, self.write_options(), false)?;
         Ok(Some(LockGuard {
             dir,
             volume: self.clone(),
@@ -285,7 +278,6 @@ impl Volume {
             next.to_counter().as_bytes(),
             self.write_options(),
             true,
-            &|_| false,
         )?;
         write_lock_file_token(locked, next);
         Ok(next)

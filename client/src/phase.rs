@@ -76,7 +76,6 @@ impl Volume {
                 &bytes,
                 volume.write_options(),
                 false,
-                &|_| false,
                 &mut || log.append(phase_kind(), data.take()).map(|_| ()),
             )?;
             Ok(record)

@@ -258,9 +258,7 @@ impl Volume {
         let file = layout::readiness_file(name);
         let dir = &self.inner.ready;
         let bytes = encode(&record).map_err(|e| Error::record(dir.path_of(&file), e))?;
-        dir.write_atomic(&file, &bytes, self.write_options(), false, &|f| {
-            layout::liveness_id_of(f, name).is_some()
-        })
+        dir.write_atomic(&file, &bytes, self.write_options(), false)
     }
 
     pub(crate) fn read_readiness_record(&self, name: &Name) -> Result<Option<ReadinessRecord>> {

@@ -29,7 +29,7 @@ impl Volume {
         let dir = &self.inner.stop;
         let file = layout::stop_file(name);
         let bytes = encode(&request).map_err(|e| Error::record(dir.path_of(&file), e))?;
-        dir.write_atomic(&file, &bytes, self.write_options(), false, &|_| false)?;
+        dir.write_atomic(&file, &bytes, self.write_options(), false)?;
         Ok(request)
     }
 

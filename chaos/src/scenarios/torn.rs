@@ -32,8 +32,9 @@ const WRITERS: usize = 4;
 /// The least kill window: a writer is killed at a random point between its start and the
 /// time writers take to finish here (3-8 ms alone, more under this load).
 const MIN_KILL_WINDOW: Duration = Duration::from_millis(5);
-/// Dead-process files one record may have at once: a writer sweeps its record's debris before
-/// it makes a temporary file, so each thread leaves at most one temporary and one liveness.
+/// Dead-process files one record may have at once: each writer process sweeps the directory's
+/// debris at its first write, before it makes a temporary file, so each thread leaves at most
+/// one temporary and one liveness.
 const DEBRIS_PER_RECORD: usize = 2 * WRITERS;
 /// The counts of the table, in order ([`Shared::counts`]).
 const COUNTS: &str = "writers started,killed -9,finished,records checked,event lines checked,\

@@ -15,13 +15,17 @@
 //! **Debris.** A writer holds an exclusive flock on its temporary file from creation to
 //! rename, and a holder on its liveness file for as long as it holds. A file of either kind
 //! whose flock can be taken is therefore debris of a dead process: [`SafeDir::sweep`] removes
-//! it, so that a crash loop leaves a bounded number of files behind.
+//! it, so that a crash loop leaves a bounded number of files behind. Finding debris means
+//! listing the directory, so a process sweeps at its first write to a directory and then at
+//! most every [`write::SWEEP_EVERY`], never on every write: a write costs the same with ten
+//! records or ten thousand.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -89,6 +93,9 @@ pub(crate) struct SafeDir {
     /// The descriptor in use (`None`: a subdirectory not opened yet, because it could not
     /// be when the volume was opened). A std lock: held only to clone or replace the `Arc`.
     open: RwLock<Option<Arc<OpenDir>>>,
+    /// When this process last swept the directory's debris (`None`: never): a sweep lists
+    /// the whole directory, so writes sweep at most every [`write::SWEEP_EVERY`].
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 /// An opened directory and its identity.
@@ -120,6 +127,7 @@ impl SafeDir {
             path: path.to_owned(),
             access,
             open: RwLock::new(Some(Arc::new(open))),
+            last_sweep: Mutex::new(None),
         }))
     }
 
@@ -139,6 +147,7 @@ impl SafeDir {
             path,
             access: parent.access,
             open: RwLock::new(open),
+            last_sweep: Mutex::new(None),
         })
     }
 

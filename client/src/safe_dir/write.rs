@@ -12,6 +12,11 @@ use super::{Access, OpenDir, SafeDir, WriteOptions, errno_to_io};
 use crate::error::{Error, Result};
 use crate::identity;
 
+/// How often, at most, a process sweeps a directory's debris (at a write; its first write
+/// to a directory always sweeps). Each process that starts sweeps, so a crash loop leaves
+/// a bounded number of files; a long-lived writer removes what others left within this.
+pub(crate) const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a writer waits for the directory's write lock before it writes anyway.
 const WRITE_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -59,17 +64,16 @@ impl SafeDir {
     }
 
     /// Writes `bytes` to `name` atomically: temporary file (flocked while it is written),
-    /// (fsync), rename, (fsync dir). First removes debris of this record (temporary files of
-    /// dead writers, and files `also` matches that are debris too).
+    /// (fsync), rename, (fsync dir). First removes the directory's debris if a sweep is due
+    /// ([`SafeDir::sweep_if_due`]).
     pub(crate) fn write_atomic(
         &self,
         name: &str,
         bytes: &[u8],
         opts: WriteOptions,
         fsync: bool,
-        also: &dyn Fn(&str) -> bool,
     ) -> Result<()> {
-        self.write_atomic_after(name, bytes, opts, fsync, also, &mut || Ok(()))
+        self.write_atomic_after(name, bytes, opts, fsync, &mut || Ok(()))
     }
 
     /// [`write_atomic`](Self::write_atomic), running `first` once the new record is written
@@ -82,7 +86,6 @@ impl SafeDir {
         bytes: &[u8],
         opts: WriteOptions,
         fsync: bool,
-        also: &dyn Fn(&str) -> bool,
         first: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
         let max = podsignal_proto::MAX_RECORD_BYTES;
@@ -93,7 +96,7 @@ impl SafeDir {
                 limit: max,
             });
         }
-        self.sweep(&|f| layout::temp_file_target(f) == Some(name) || also(f));
+        self.sweep_if_due();
         let mut first = Some(first);
         // A sweeper can take a new temporary file for debris in the instant between its
         // creation and its flock, and remove it: then the rename finds nothing. Again, with a
@@ -191,10 +194,29 @@ impl SafeDir {
         Ok(file)
     }
 
-    /// Removes the files `belongs` matches whose flock can be taken: debris of dead writers
-    /// (temporary files) and holders (liveness files). Problems are logged, not returned: a
-    /// sweep is housekeeping and never fails the write it precedes.
-    pub(crate) fn sweep(&self, belongs: &dyn Fn(&str) -> bool) {
+    /// Sweeps ([`sweep`](Self::sweep)) if this process has not swept this directory in the
+    /// last [`SWEEP_EVERY`].
+    pub(crate) fn sweep_if_due(&self) {
+        let due = match self.last_sweep.lock() {
+            Ok(mut last) => {
+                let due = last.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+                if due {
+                    *last = Some(std::time::Instant::now());
+                }
+                due
+            }
+            Err(_) => true,
+        };
+        if due {
+            self.sweep();
+        }
+    }
+
+    /// Removes the temporary and liveness files whose flock can be taken: debris of dead
+    /// writers and holders. Problems are logged, not returned: a sweep is housekeeping and
+    /// never fails the write it precedes.
+    pub(crate) fn sweep(&self) {
+        let belongs = |f: &str| layout::is_temp_file(f) || layout::liveness_owner(f).is_some();
         let names = match self.list() {
             Ok(n) => n,
             Err(e) => {
@@ -299,5 +321,34 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(calls, 1);
+    }
+
+    /// The first write of a process sweeps the directory's debris, whatever record it
+    /// writes; later writes do not list the directory again until [`SWEEP_EVERY`] has passed;
+    /// a file whose flock is held is never taken.
+    #[test]
+    fn writes_sweep_dead_files_at_first_and_then_only_every_sweep_period() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SafeDir::open_root(tmp.path(), Access::Owner).unwrap();
+        let plant = |name: &str| std::fs::write(tmp.path().join(name), b"{").unwrap();
+        let exists = |name: &str| tmp.path().join(name).exists();
+        plant(".a.json.1.1.tmp"); // a dead writer's temporary file of another record
+        plant("a.0123456789abcdef.live"); // a dead holder's liveness file
+        let held = ".b.json.2.2.tmp";
+        plant(held);
+        let holder = File::open(tmp.path().join(held)).unwrap();
+        holder.lock().unwrap();
+        let opts = WriteOptions::default();
+        dir.write_atomic("b.json", b"{}", opts, false).unwrap();
+        assert!(!exists(".a.json.1.1.tmp") && !exists("a.0123456789abcdef.live"));
+        assert!(exists(held), "a held file is never debris");
+
+        plant(".c.json.3.3.tmp");
+        dir.write_atomic("b.json", b"{}", opts, false).unwrap();
+        assert!(exists(".c.json.3.3.tmp"), "swept less than SWEEP_EVERY ago");
+        *dir.last_sweep.lock().unwrap() = std::time::Instant::now().checked_sub(SWEEP_EVERY);
+        dir.write_atomic("b.json", b"{}", opts, false).unwrap();
+        assert!(!exists(".c.json.3.3.tmp"), "a sweep is due again");
+        assert!(exists(held));
     }
 }
