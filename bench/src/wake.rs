@@ -390,11 +390,20 @@ pub fn cli(
     }
 
     let mut cli = Vec::new();
+    let mut ordering = Vec::new();
     let mut inotifywait = Vec::new();
     for i in 0..trials.process {
         let name = format!("c{i}");
         cli.push(process_trial(
             ps(&["wait", &name, "--timeout", "60s"]),
+            has_inotify_watch,
+            pause(&mut jitter),
+            ps(&["ready", &name]),
+        )?);
+        // Startup ordering: the wrapped command starts once its dependency is ready.
+        let name = format!("s{i}");
+        ordering.push(process_trial(
+            ps(&["run", "--wait-for", &name, "--", "true"]),
             has_inotify_watch,
             pause(&mut jitter),
             ps(&["ready", &name]),
@@ -448,7 +457,13 @@ pub fn cli(
         "cli-wake",
         "CLI readiness: writer process → waiting process exits",
         Some(("floor: spawn a tiny static process to its exit", &spawn)),
-        &[("podsignal ready → podsignal wait", &cli)],
+        &[
+            ("podsignal ready → podsignal wait", &cli),
+            (
+                "startup ordering: podsignal ready → `podsignal run --wait-for` has run its command",
+                &ordering,
+            ),
+        ],
         &[
             ("touch → inotifywait", &inotifywait),
             ("touch → `until [ -f F ]; do sleep 1; done`", &until_1s),
