@@ -50,36 +50,38 @@ pub struct EventPage {
 }
 
 impl Volume {
-    /// The events flock, waited for on the flock thread (cancel-safe), checked to be the file
-    /// at its path: a neighbour who replaced it must not split publishers in two.
-    async fn events_lock(&self) -> Result<File> {
-        let dir = &self.inner.events;
+    /// Runs `f` holding the events flock, so that what it writes is ordered with events:
+    /// on the blocking pool if the lock is free, else on the lock file's flock thread the
+    /// moment it is ([`Volume::with_flock`]). The lock is checked to be the file at its path
+    /// (a neighbour who replaced it must not split publishers in two). Waiting can be
+    /// abandoned (drop the future); once `f` runs it completes.
+    pub(crate) async fn with_events_lock<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&EventLog<'_>) -> Result<T> + Send + 'static,
+    {
+        let mut f = f;
         loop {
-            let file = self.flock(dir, layout::EVENTS_LOCK_FILE).await?;
-            if dir.is_current(layout::EVENTS_LOCK_FILE, &file)? {
-                return Ok(file);
+            let volume = self.clone();
+            let outcome = self
+                .with_flock(&self.inner.events, layout::EVENTS_LOCK_FILE, move |lock| {
+                    let dir = &volume.inner.events;
+                    if !dir.is_current(layout::EVENTS_LOCK_FILE, &lock)? {
+                        return Ok(Err(f)); // replaced meanwhile: again, on the file now there
+                    }
+                    let result = f(&EventLog {
+                        volume: &volume,
+                        dir,
+                    });
+                    drop(lock); // unlocked after the write
+                    result.map(Ok)
+                })
+                .await?;
+            match outcome {
+                Ok(t) => return Ok(t),
+                Err(back) => f = back,
             }
         }
-    }
-
-    /// Runs `f` holding the events flock, on the blocking pool, so that what it writes is
-    /// ordered with events. Waiting for the flock can be abandoned (drop the future); once
-    /// `f` runs it completes.
-    pub(crate) async fn with_events_lock<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&EventLog<'_>) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let lock = self.events_lock().await?;
-        let volume = self.clone();
-        crate::blocking(move || {
-            let result = f(&EventLog {
-                volume: &volume,
-                dir: &volume.inner.events,
-            });
-            drop(lock); // unlocked after the write
-            result
-        })
-        .await
     }
 
     pub(crate) async fn publish_now(
@@ -357,8 +359,11 @@ fn last_seq_in(dir: &SafeDir, segment: EventSegment) -> Result<u64> {
         .metadata()
         .map_err(|e| Error::io("cannot stat", dir.path_of(&name), e))?
         .len();
+    // Most events are small: the last 4 KiB nearly always hold a whole line; else two of
+    // the largest events; else the whole segment.
+    let near = 4096.min(len);
     let tail = (2 * MAX_EVENT_BYTES as u64).min(len);
-    for start in [len - tail, 0] {
+    for start in [len - near, len - tail, 0] {
         file.seek(SeekFrom::Start(start))
             .map_err(|e| Error::io("cannot read", dir.path_of(&name), e))?;
         let mut buf = Vec::new();

@@ -7,6 +7,12 @@
 //! file, blocks in `flock(LOCK_EX)`, and hands the locked descriptor to the first waiter that
 //! is still waiting (FIFO); if none is, it closes it at once, which unlocks. A waiter that
 //! gives up just drops its receiver: nothing else to undo. The thread ends when nobody waits.
+//!
+//! A waiter can also leave a job ([`FlockWaits::run_locked`]): the thread runs it with the
+//! lock held and unlocks right after, instead of handing the descriptor to the async side
+//! and waiting for it to come back. Under contention the lock is then held for the job
+//! alone, not for the job plus two thread hand-offs (the event log's appends, which every
+//! publisher serialises on, are such jobs).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -22,7 +28,62 @@ use crate::volume::Volume;
 /// belongs to an open file description).
 pub(crate) type Opener = Arc<dyn Fn() -> Result<File> + Send + Sync>;
 
-type Waiter = oneshot::Sender<Result<File>>;
+/// A waiter in a lock file's queue.
+enum Waiter {
+    /// Wants the locked descriptor.
+    Take(oneshot::Sender<Result<File>>),
+    /// Wants its job run with the lock held (see [`FlockWaits::run_locked`]).
+    Run(Box<dyn LockedJob>),
+}
+
+impl Waiter {
+    fn is_closed(&self) -> bool {
+        match self {
+            Waiter::Take(tx) => tx.is_closed(),
+            Waiter::Run(job) => job.abandoned(),
+        }
+    }
+
+    /// Gives the waiter the lock (or the error locking met). `Err` gives it back: the waiter
+    /// gave up meanwhile, the next one gets it.
+    fn give(self, locked: Result<File>) -> std::result::Result<(), Result<File>> {
+        match self {
+            Waiter::Take(tx) => tx.send(locked),
+            Waiter::Run(job) => job.run(locked),
+        }
+    }
+}
+
+/// A job run on the flock thread with the lock held: a closure and where its result goes.
+trait LockedJob: Send {
+    /// True once the caller stopped waiting for the result.
+    fn abandoned(&self) -> bool;
+    /// Runs the job with `locked` (unlocking when done), unless the caller gave up: then
+    /// `Err(locked)`, for the next waiter.
+    fn run(self: Box<Self>, locked: Result<File>) -> std::result::Result<(), Result<File>>;
+}
+
+struct Job<T, F> {
+    f: F,
+    tx: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send, F: FnOnce(File) -> Result<T> + Send> LockedJob for Job<T, F> {
+    fn abandoned(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn run(self: Box<Self>, locked: Result<File>) -> std::result::Result<(), Result<File>> {
+        if self.tx.is_closed() {
+            return Err(locked);
+        }
+        let result = locked.and_then(self.f);
+        // The caller may have gone meanwhile: the job ran all the same, as a blocking task
+        // would have.
+        let _ = self.tx.send(result);
+        Ok(())
+    }
+}
 
 /// Every lock file this process waits for, each with its queue of waiters.
 #[derive(Default)]
@@ -58,6 +119,26 @@ impl FlockWaits {
     /// file has no thread yet and the limit of threads is reached.
     pub(crate) async fn lock(&self, key: &str, open: Opener) -> Result<File> {
         let (tx, rx) = oneshot::channel();
+        self.enqueue(key, open, Waiter::Take(tx))?;
+        rx.await.map_err(|_| thread_ended(key))?
+    }
+
+    /// Runs `f` on the lock file's thread with the flock held (the descriptor is `f`'s; the
+    /// lock ends when it is dropped). Dropping the future before `f` starts abandons it; once
+    /// started it completes. Same limit as [`lock`](Self::lock).
+    pub(crate) async fn run_locked<T: Send + 'static>(
+        &self,
+        key: &str,
+        open: Opener,
+        f: impl FnOnce(File) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(key, open, Waiter::Run(Box::new(Job { f, tx })))?;
+        rx.await.map_err(|_| thread_ended(key))?
+    }
+
+    /// Queues `waiter` for the lock file `key`, starting its thread if it has none.
+    fn enqueue(&self, key: &str, open: Opener, tx: Waiter) -> Result<()> {
         let start_thread = {
             let mut queues = self
                 .queues
@@ -93,13 +174,7 @@ impl FlockWaits {
                 return Err(Error::io("cannot start a thread to wait for", key, e));
             }
         }
-        rx.await.map_err(|_| {
-            Error::io(
-                "cannot lock",
-                key,
-                std::io::Error::other("the flock thread ended"),
-            )
-        })?
+        Ok(())
     }
 
     /// How many lock files have a waiting thread (for tests and metrics).
@@ -132,7 +207,44 @@ impl Volume {
     }
 }
 
-/// The thread of one lock file: lock, hand over, until nobody waits.
+fn thread_ended(key: &str) -> Error {
+    Error::io(
+        "cannot lock",
+        key,
+        std::io::Error::other("the flock thread ended"),
+    )
+}
+
+impl Volume {
+    /// Runs `f` with an exclusive flock on `file` in `dir` (the descriptor is `f`'s; the lock
+    /// ends when it is dropped): on the blocking pool at once if the lock is free, else on
+    /// the lock file's flock thread as soon as it is ([`FlockWaits::run_locked`]).
+    /// Cancel-safe until `f` starts.
+    pub(crate) async fn with_flock<T: Send + 'static>(
+        &self,
+        dir: &Arc<SafeDir>,
+        file: &str,
+        f: impl FnOnce(File) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let first = dir.open_lockable(file, self.access())?;
+        match first.try_lock() {
+            Ok(()) => return crate::blocking(move || f(first)).await,
+            Err(std::fs::TryLockError::WouldBlock) => drop(first),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("cannot lock", dir.path_of(file), e));
+            }
+        }
+        let access = self.access();
+        let open: Opener = {
+            let (dir, file) = (dir.clone(), file.to_owned());
+            Arc::new(move || dir.open_lockable(&file, access))
+        };
+        let key = dir.path_of(file).display().to_string();
+        self.inner.flocks.run_locked(&key, open, f).await
+    }
+}
+
+/// The thread of one lock file: lock, hand over (or run the job), until nobody waits.
 fn serve(
     queues: &Mutex<HashMap<String, VecDeque<Waiter>>>,
     key: &str,
@@ -164,7 +276,7 @@ fn serve(
             else {
                 break; // nobody left: dropping `r` closes the file, which unlocks
             };
-            if let Err(back) = waiter.send(r) {
+            if let Err(back) = waiter.give(r) {
                 result = Some(back); // that waiter gave up meanwhile: the next one
             }
         }
@@ -249,5 +361,54 @@ mod tests {
         let other = opener(path)().unwrap();
         assert!(other.try_lock().is_err(), "held by the patient waiter");
         drop(got);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_run_with_the_lock_held_and_abandoned_ones_never_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.lock");
+        let key = path.display().to_string();
+        let holder = opener(path.clone())().unwrap();
+        holder.lock().unwrap();
+        let waits = Arc::new(FlockWaits::default());
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let job = |i: u32| {
+            let (ran, path) = (ran.clone(), path.clone());
+            move |locked: File| {
+                // Held while the job runs: another descriptor cannot take it.
+                let other = opener(path)().unwrap();
+                assert!(other.try_lock().is_err(), "job {i} runs with the lock held");
+                ran.lock().unwrap().push(i);
+                drop(locked);
+                Ok(i)
+            }
+        };
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(10),
+            waits.run_locked(&key, opener(path.clone()), job(0)),
+        );
+        assert!(abandoned.await.is_err(), "the lock is held");
+        let patient: Vec<_> = (1..=2)
+            .map(|i| {
+                let (w, k, p, j) = (waits.clone(), key.clone(), path.clone(), job(i));
+                tokio::spawn(async move { w.run_locked(&k, opener(p), j).await })
+            })
+            .collect();
+        drop(holder);
+        for (i, task) in (1..=2).zip(patient) {
+            let got = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("the job ran")
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, i);
+        }
+        let mut ran = ran.lock().unwrap().clone();
+        ran.sort();
+        assert_eq!(ran, [1, 2], "the abandoned job never ran");
+        assert!(
+            opener(path)().unwrap().try_lock().is_ok(),
+            "unlocked after the jobs"
+        );
     }
 }
