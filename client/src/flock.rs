@@ -4,15 +4,16 @@
 //! per wait would outlive every abandoned wait (a timeout, a client gone) until the lock is
 //! free: hundreds of timed-out waits on a held lock would be hundreds of threads. Instead
 //! there is at most **one thread per lock file** with waiters in this process. It opens the
-//! file, blocks in `flock(LOCK_EX)`, and hands the locked descriptor to the first waiter that
-//! is still waiting (FIFO); if none is, it closes it at once, which unlocks. A waiter that
-//! gives up just drops its receiver: nothing else to undo. The thread ends when nobody waits.
+//! file, blocks in `flock(LOCK_EX)`, and runs the job of the first waiter still waiting
+//! (FIFO) with the locked descriptor; if none is, it closes it at once, which unlocks. A
+//! waiter that gives up just drops its receiver: nothing else to undo. The thread ends when
+//! nobody waits.
 //!
-//! A waiter can also leave a job ([`FlockWaits::run_locked`]): the thread runs it with the
-//! lock held and unlocks right after, instead of handing the descriptor to the async side
-//! and waiting for it to come back. Under contention the lock is then held for the job
-//! alone, not for the job plus two thread hand-offs (the event log's appends, which every
-//! publisher serialises on, are such jobs).
+//! The job runs right where the lock was taken ([`FlockWaits::run_locked`]): granting a lock
+//! (fence, holder record) or appending an event happens on that thread, not after handing
+//! the descriptor to the async side and a blocking task, so under contention the lock is
+//! held for the work alone, not for the work plus two thread hand-offs. A job that wants the
+//! descriptor itself returns it (`Ok`).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -28,31 +29,8 @@ use crate::volume::Volume;
 /// belongs to an open file description).
 pub(crate) type Opener = Arc<dyn Fn() -> Result<File> + Send + Sync>;
 
-/// A waiter in a lock file's queue.
-enum Waiter {
-    /// Wants the locked descriptor.
-    Take(oneshot::Sender<Result<File>>),
-    /// Wants its job run with the lock held (see [`FlockWaits::run_locked`]).
-    Run(Box<dyn LockedJob>),
-}
-
-impl Waiter {
-    fn is_closed(&self) -> bool {
-        match self {
-            Waiter::Take(tx) => tx.is_closed(),
-            Waiter::Run(job) => job.abandoned(),
-        }
-    }
-
-    /// Gives the waiter the lock (or the error locking met). `Err` gives it back: the waiter
-    /// gave up meanwhile, the next one gets it.
-    fn give(self, locked: Result<File>) -> std::result::Result<(), Result<File>> {
-        match self {
-            Waiter::Take(tx) => tx.send(locked),
-            Waiter::Run(job) => job.run(locked),
-        }
-    }
-}
+/// A waiter in a lock file's queue: its job, run with the lock held.
+type Waiter = Box<dyn LockedJob>;
 
 /// A job run on the flock thread with the lock held: a closure and where its result goes.
 trait LockedJob: Send {
@@ -114,15 +92,6 @@ impl FlockWaits {
         }
     }
 
-    /// Waits for an exclusive flock on the file `open` opens, identified by `key` (its path).
-    /// Cancel-safe: dropping the future abandons the wait. [`Error::TooManyWaits`] when the
-    /// file has no thread yet and the limit of threads is reached.
-    pub(crate) async fn lock(&self, key: &str, open: Opener) -> Result<File> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(key, open, Waiter::Take(tx))?;
-        rx.await.map_err(|_| thread_ended(key))?
-    }
-
     /// Runs `f` on the lock file's thread with the flock held (the descriptor is `f`'s; the
     /// lock ends when it is dropped). Dropping the future before `f` starts abandons it; once
     /// started it completes. Same limit as [`lock`](Self::lock).
@@ -133,7 +102,7 @@ impl FlockWaits {
         f: impl FnOnce(File) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(key, open, Waiter::Run(Box::new(Job { f, tx })))?;
+        self.enqueue(key, open, Box::new(Job { f, tx }))?;
         rx.await.map_err(|_| thread_ended(key))?
     }
 
@@ -181,29 +150,6 @@ impl FlockWaits {
     #[cfg(test)]
     pub(crate) fn threads(&self) -> usize {
         self.queues.lock().map(|q| q.len()).unwrap_or(0)
-    }
-}
-
-impl Volume {
-    /// An exclusive flock on `file` in `dir`: at once if it is free, else waited for on the
-    /// flock thread of that file. Cancel-safe.
-    pub(crate) async fn flock(&self, dir: &Arc<SafeDir>, file: &str) -> Result<File> {
-        let f = dir.open_lockable(file, self.access())?;
-        match f.try_lock() {
-            Ok(()) => return Ok(f),
-            Err(std::fs::TryLockError::WouldBlock) => drop(f),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("cannot lock", dir.path_of(file), e));
-            }
-        }
-        let access = self.access();
-        let open: Opener = {
-            let (dir, file) = (dir.clone(), file.to_owned());
-            Arc::new(move || dir.open_lockable(&file, access))
-        };
-        let key = dir.path_of(file).display().to_string();
-        tracing::info!("waiting for the flock on {key}");
-        self.inner.flocks.lock(&key, open).await
     }
 }
 
@@ -256,7 +202,7 @@ fn serve(
         {
             let Ok(mut map) = queues.lock() else { return };
             let q = map.entry(key.to_owned()).or_default();
-            q.retain(|w| !w.is_closed());
+            q.retain(|w| !w.abandoned());
             if q.is_empty() {
                 map.remove(key);
                 return;
@@ -276,7 +222,7 @@ fn serve(
             else {
                 break; // nobody left: dropping `r` closes the file, which unlocks
             };
-            if let Err(back) = waiter.give(r) {
+            if let Err(back) = waiter.run(r) {
                 result = Some(back); // that waiter gave up meanwhile: the next one
             }
         }
@@ -311,14 +257,14 @@ mod tests {
         for _ in 0..300 {
             let r = tokio::time::timeout(
                 Duration::from_millis(1),
-                waits.lock(&key, opener(path.clone())),
+                waits.run_locked(&key, opener(path.clone()), Ok),
             )
             .await;
             assert!(r.is_err(), "the lock is held");
         }
         assert_eq!(waits.threads(), 1, "one thread for one lock file");
         let other = tmp.path().join("y.lock");
-        let refused = waits.lock("y", opener(other)).await;
+        let refused = waits.run_locked("y", opener(other), Ok).await;
         assert!(
             matches!(refused, Err(Error::TooManyWaits { limit: 1 })),
             "a second lock file is over the limit: {refused:?}"
@@ -346,11 +292,11 @@ mod tests {
         let waits = Arc::new(FlockWaits::default());
         let gave_up = tokio::time::timeout(
             Duration::from_millis(10),
-            waits.lock(&key, opener(path.clone())),
+            waits.run_locked(&key, opener(path.clone()), Ok),
         );
         let w = waits.clone();
         let (k, p) = (key.clone(), path.clone());
-        let patient = tokio::spawn(async move { w.lock(&k, opener(p)).await });
+        let patient = tokio::spawn(async move { w.run_locked(&k, opener(p), Ok).await });
         assert!(gave_up.await.is_err());
         drop(holder);
         let got = tokio::time::timeout(Duration::from_secs(5), patient)

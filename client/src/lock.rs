@@ -173,8 +173,14 @@ impl Volume {
                     }
                 }
                 Wait::Timeout(_) | Wait::Forever => {
-                    let waiting = self.flock(&dir, &lock_file);
-                    match deadline {
+                    // Checked and granted where the flock is taken (the flock thread when
+                    // it must be waited for): the fence is fsynced there too.
+                    let volume = self.clone();
+                    let (dir2, name2) = (dir.clone(), name.clone());
+                    let waiting = self.with_flock(&dir, &lock_file, move |file| {
+                        volume.grant(dir2, &name2, file)
+                    });
+                    let granted = match deadline {
                         None => waiting.await?,
                         Some(d) => match tokio::time::timeout_at(d, waiting).await {
                             Ok(r) => r?,
@@ -189,6 +195,10 @@ impl Volume {
                                 });
                             }
                         },
+                    };
+                    match granted {
+                        Some(guard) => return Ok(guard),
+                        None => continue,
                     }
                 }
             };
