@@ -127,7 +127,7 @@ fn remote_listening_needs_allow_remote_and_a_token() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
     let out = std::process::Command::new(http_support::BIN)
         .args([
@@ -140,7 +140,7 @@ fn remote_listening_needs_allow_remote_and_a_token() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
 }
 
