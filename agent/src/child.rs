@@ -115,7 +115,7 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
     let program = spec
         .argv
         .first()
-        .ok_or_else(|| Exit::with(ExitCode::USAGE, "no command given after --"))?
+        .ok_or_else(|| crate::exit::usage("no command given after --"))?
         .clone();
     let mut cmd = Command::new(&program);
     cmd.args(&spec.argv[1..])

@@ -29,14 +29,13 @@ mod reaper;
 mod signals;
 mod supervisor;
 
-use clap::Parser;
 use podsignal_client::{Access, Volume, VolumeOptions};
 
-use crate::cli::{AccessArg, Cli, GlobalOpts, LogFormat};
+use crate::cli::{AccessArg, GlobalOpts, LogFormat};
 use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if let cli::Command::Guard(args) = &cli.command {
         return std::process::ExitCode::from(guard::run(args.pgid).0);
     }
@@ -150,7 +149,7 @@ pub async fn open_transport(
                 identity.source = source;
             }
             let client = podsignal_client::http::AgentClient::with_identity(url, token, identity)
-                .map_err(|e| exit::Exit::with(ExitCode::USAGE, format!("--agent: {e}")))?;
+                .map_err(|e| crate::exit::usage(format!("--agent: {e}")))?;
             Ok(Transport::Agent(client))
         }
         None => Ok(Transport::Volume(open_volume_as(global, source).await?)),

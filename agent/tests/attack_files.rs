@@ -323,3 +323,68 @@ fn a_neighbour_holding_the_ready_directory_lock_slows_writers_but_never_stops_th
     let status = stdout(&pod.run(&["status", "--json"]));
     assert!(status.contains("\"late\""), "{status}");
 }
+
+/// A directory, a FIFO and a symlink planted as records in every area: `status`, `status
+/// --json` and `/v1/status` name each path once under PROBLEMS, never twice.
+#[test]
+fn each_planted_file_is_one_problem_in_every_view_of_status() {
+    let agent = Agent::start(&[]);
+    assert!(agent.cli(&["status"]).status.success(), "create the layout");
+    let mut planted = Vec::new();
+    for area in ["ready", "locks", "leaders", "exits", "stop", "events"] {
+        for (file, plant) in [
+            (
+                "dir.json",
+                (|p: &Path| std::fs::create_dir(p).unwrap()) as fn(&Path),
+            ),
+            ("fifo.json", mkfifo),
+            ("link.json", |p: &Path| symlink("/etc/passwd", p).unwrap()),
+            ("dir.lock", |p: &Path| std::fs::create_dir(p).unwrap()),
+            ("fifo.lock", mkfifo),
+            ("link.lock", |p: &Path| symlink("/etc/passwd", p).unwrap()),
+        ] {
+            let path = agent.dir.join(area).join(file);
+            plant(&path);
+            planted.push(path.display().to_string());
+        }
+    }
+    let human = stdout(&agent.cli(&["status"]));
+    let problems_section = human.split("\nPROBLEMS\n").nth(1).unwrap_or_default();
+    let json: serde_json::Value =
+        serde_json::from_slice(&agent.cli(&["status", "--json"]).stdout).unwrap();
+    let (s, body) = agent.get("/v1/status");
+    assert_eq!(s, 200, "{body}");
+    let http: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for (view, lines) in [
+        (
+            "status",
+            problems_section
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        ),
+        ("status --json", strings(&json["problems"])),
+        ("/v1/status", strings(&http["problems"])),
+    ] {
+        for path in &planted {
+            let n = lines
+                .iter()
+                .filter(|l| l.contains(&format!("{path}:")))
+                .count();
+            assert_eq!(
+                n,
+                1,
+                "{view}: {path} named {n} times:\n{}",
+                lines.join("\n")
+            );
+        }
+    }
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}

@@ -148,3 +148,36 @@ fn bad_event_input_is_a_usage_error() {
     );
     assert!(stderr(&out).contains("limit"), "{}", stderr(&out));
 }
+
+#[test]
+fn watch_timeout_without_count_ends_the_watch_with_0_and_with_count_is_124() {
+    let pod = Pod::new();
+    assert!(pod.run(&["event", "publish", "one"]).status.success());
+    // Reading until --timeout is the whole job: the events, then exit 0.
+    let out = pod.run_within(
+        &["event", "watch", "--since", "0", "--timeout", "300ms"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(parse(&stdout(&out)).len(), 1, "{}", stdout(&out));
+    assert_eq!(stderr(&out), "");
+    // With --count, fewer events by then is a timeout, and the line says how many came.
+    let out = pod.run_within(
+        &[
+            "event",
+            "watch",
+            "--since",
+            "0",
+            "--count",
+            "3",
+            "--timeout",
+            "300ms",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(124));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "podsignal: event watch: timed out after 300ms: 1 of --count 3 events arrived"
+    );
+}

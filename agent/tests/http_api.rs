@@ -127,7 +127,7 @@ fn remote_listening_needs_allow_remote_and_a_token() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
     let out = std::process::Command::new(http_support::BIN)
         .args([
@@ -140,7 +140,7 @@ fn remote_listening_needs_allow_remote_and_a_token() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
 }
 
@@ -306,8 +306,13 @@ fn phase_and_shutdown() {
     let agent = Agent::start(&[]);
     let (s, body) = agent.get("/v1/phase");
     assert_eq!((s, json(&body)["phase"].as_str()), (200, Some("starting")));
-    let (s, _) = agent.json("PUT", "/v1/phase", r#"{"phase":"running"}"#);
-    assert_eq!(s, 200);
+    let (s, put) = agent.json("PUT", "/v1/phase", r#"{"phase":"running"}"#);
+    assert_eq!(s, 200, "{put}");
+    // PUT answers what GET then shows: `{phase, record}`, not the bare record.
+    let (s, get) = agent.get("/v1/phase");
+    assert_eq!((s, json(&put)), (200, json(&get)));
+    assert_eq!(json(&put)["phase"], "running", "{put}");
+    assert_eq!(json(&put)["record"]["phase"], "running", "{put}");
     let (s, body) = agent.json("PUT", "/v1/phase", r#"{"phase":"starting"}"#);
     assert_eq!((s, code(&body).as_str()), (409, "phase_backwards"));
     let (s, body) = agent.json("PUT", "/v1/phase", r#"{"phase":"sideways"}"#);

@@ -382,3 +382,113 @@ fn leader_show_says_when_the_recorded_leader_is_gone_but_its_lock_is_still_held(
         "{status}"
     );
 }
+
+/// A flock(1) holding the lock `status` lists: `flock DIR/locks/NAME.lock CMD` in the
+/// background, with a flag file to know it holds. Killed when dropped.
+struct Flock1(std::process::Child);
+
+impl Flock1 {
+    fn hold(pod: &Pod, name: &str) -> Flock1 {
+        let flag = pod.path(&format!("{name}.flock-holds"));
+        // --no-fork: killing flock(1) must kill the holder, not orphan a child with the lock.
+        let child = Command::new("flock")
+            .arg("--no-fork")
+            .arg(pod.dir.join(format!("locks/{name}.lock")))
+            .args([
+                "sh",
+                "-c",
+                &format!("touch {}; exec sleep 600", flag.display()),
+            ])
+            .spawn()
+            .unwrap();
+        assert!(eventually(Duration::from_secs(10), || flag.exists()));
+        Flock1(child)
+    }
+}
+
+impl Drop for Flock1 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `status` row of lock `name`, split into its columns.
+fn lock_row(pod: &Pod, name: &str) -> (Vec<String>, String) {
+    let out = stdout(&pod.run(&["status"]));
+    let section = out
+        .split("\nLOCK ")
+        .nth(1)
+        .unwrap()
+        .split("\nLEADER")
+        .next()
+        .unwrap();
+    let line = section
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no row for {name}: {out}"))
+        .to_owned();
+    (line.split_whitespace().map(str::to_owned).collect(), line)
+}
+
+#[test]
+fn a_lock_held_outside_podsignal_shows_no_token_of_an_earlier_holder() {
+    let mut pod = Pod::new();
+    // `released`: a podsignal holder took it and let go (token 1), then flock(1) took it.
+    assert!(
+        pod.run(&["lock", "released", "--", "true"])
+            .status
+            .success()
+    );
+    let _released = Flock1::hold(&pod, "released");
+    // `crashed`: its podsignal holder was killed -9 (the record says it still holds), then
+    // flock(1) took the lock it left.
+    let flag = pod.path("crashed-holds");
+    let wrapper = pod.spawn(&[
+        "lock",
+        "crashed",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; exec sleep 600", flag.display()),
+    ]);
+    assert!(eventually(Duration::from_secs(10), || flag.exists()));
+    kill9(wrapper);
+    let mut w = pod.take(wrapper);
+    assert!(wait_exit(&mut w, Duration::from_secs(5)).is_some());
+    // The guard kills the command too; flock(1) gets the lock once it is gone.
+    let _crashed = Flock1::hold(&pod, "crashed");
+    let record = std::fs::read_to_string(pod.dir.join("locks/crashed.holder.json")).unwrap();
+    assert!(
+        !record.contains("released_ms"),
+        "not the case to test: {record}"
+    );
+    for name in ["released", "crashed"] {
+        let (cols, line) = lock_row(&pod, name);
+        assert_eq!(cols[1..3], ["held", "-"], "{line}");
+        assert!(
+            line.contains("outside podsignal (e.g. flock(1)), no token"),
+            "{line}"
+        );
+        assert!(!line.contains("since"), "names an earlier holder: {line}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&pod.run(&["status", "--json"]))).unwrap();
+    for lock in json["locks"].as_array().unwrap() {
+        assert_eq!(lock["held_outside_podsignal"], true, "{lock}");
+    }
+    // A lock podsignal holds shows its holder's token.
+    let flag = pod.path("mine-holds");
+    pod.spawn(&[
+        "lock",
+        "mine",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; exec sleep 600", flag.display()),
+    ]);
+    assert!(eventually(Duration::from_secs(10), || flag.exists()));
+    let (cols, line) = lock_row(&pod, "mine");
+    assert_eq!(cols[1..3], ["held", "1"], "{line}");
+    assert!(line.contains(" since "), "{line}");
+}

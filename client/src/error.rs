@@ -147,6 +147,22 @@ impl Error {
         }
     }
 
+    /// True when the caller's input is what is wrong, found before anything was done: a name,
+    /// a record or an event over its size limit, or what an agent refused as such
+    /// ([`podsignal_proto::api::ErrorCode::is_bad_input`]). The CLI exits 2 (usage) on these.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Name(_) | Error::TooLarge { .. } | Error::EventTooLarge(_) => true,
+            Error::Agent {
+                code: Some(code), ..
+            } => serde_json::from_value::<podsignal_proto::api::ErrorCode>(
+                serde_json::Value::String(code.clone()),
+            )
+            .is_ok_and(|c| c.is_bad_input()),
+            _ => false,
+        }
+    }
+
     /// An error encoding the record at `path`.
     pub(crate) fn record(path: PathBuf, e: RecordError) -> Error {
         match e {

@@ -123,14 +123,20 @@ pub struct LockStatus {
     /// A problem with the files, or with who holds the lock, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Held by a process podsignal did not record: `flock(1)`, or a process that took the
+    /// lock after the recorded holder released it or died. No token is its: `holder` and
+    /// `last_token` are a previous holder's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held_outside_podsignal: bool,
 }
 
 impl LockStatus {
-    /// The recorded holder, if it holds the lock now (held, and the record is not released).
+    /// The recorded holder, if it holds the lock now (held, the record is not released, and
+    /// the flock is not someone else's).
     pub fn current_holder(&self) -> Option<HolderRecord> {
         self.holder
             .clone()
-            .filter(|h| self.held && h.released_ms.is_none())
+            .filter(|h| self.held && !self.held_outside_podsignal && h.released_ms.is_none())
     }
 }
 
@@ -350,6 +356,9 @@ impl Volume {
             .last()
             .max(holder.as_ref().map(|h| h.token))
             .unwrap_or(FencingToken(0));
+        let recorded_holder_holds = holder
+            .as_ref()
+            .is_some_and(|h| h.released_ms.is_none() && !flock_is_elsewhere(h, flock_pid));
         LockStatus {
             name: name.clone(),
             held,
@@ -357,6 +366,7 @@ impl Volume {
             last_token,
             flock_pid,
             problem: (!problems.is_empty()).then(|| problems.join("; ")),
+            held_outside_podsignal: held && !recorded_holder_holds,
         }
     }
 }
@@ -405,26 +415,27 @@ fn flock_owner(file: &File) -> Option<u32> {
     })
 }
 
-/// When the lock is held but not by the process the holder record names, says so: a holder
-/// that died while something it started still holds the lock (an inherited descriptor), or
-/// another process (`flock(1)`) holding it. Pids compare only within one pid namespace: the
-/// check needs the recorded holder's pid to be visible from here.
+/// When the recorded holder is gone but the flock it took is still held, says so: something
+/// it started inherited the descriptor. (A flock some other process took is
+/// [`LockStatus::held_outside_podsignal`].) The check needs the pid to be visible from here.
 fn holder_mismatch(h: &HolderRecord, flock_pid: Option<u32>) -> Option<String> {
-    let me = crate::identity::current();
     let locker = h.via.as_ref().unwrap_or(&h.holder);
     let visible = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
     match flock_pid {
         Some(p) if p == locker.pid && !visible(p) => Some(format!(
             "its recorded holder (pid {p}) is gone, but the lock is still held: a process it started inherited it"
         )),
-        Some(p) if p != locker.pid && locker.hostname == me.hostname && visible(locker.pid) => {
-            Some(format!(
-                "held by pid {p}, not by the recorded holder (pid {})",
-                locker.pid
-            ))
-        }
         _ => None,
     }
+}
+
+/// True when `/proc/locks` names another process than the recorded holder as the flock's
+/// owner: `flock(1)`, or whatever took the lock after the recorded holder died. Only within
+/// one pod (same hostname): pids of other pods' namespaces do not compare.
+fn flock_is_elsewhere(h: &HolderRecord, flock_pid: Option<u32>) -> bool {
+    let locker = h.via.as_ref().unwrap_or(&h.holder);
+    flock_pid
+        .is_some_and(|p| p != locker.pid && locker.hostname == crate::identity::current().hostname)
 }
 
 pub(crate) fn read_holder(dir: &SafeDir, name: &Name) -> Result<Option<HolderRecord>> {

@@ -90,6 +90,19 @@ pub enum ErrorCode {
     Unknown,
 }
 
+impl ErrorCode {
+    /// True when what the caller sent is at fault (a name, a body, or a body or record over a
+    /// size limit): sending it again cannot succeed. The CLI exits 2 (usage) on these, as it
+    /// does when it finds the same input bad before sending it. (`bad_request` is not among
+    /// them: the agent also answers it for failures that are not the caller's.)
+    pub fn is_bad_input(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::BadName | ErrorCode::BadJson | ErrorCode::PayloadTooLarge
+        )
+    }
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

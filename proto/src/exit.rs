@@ -35,7 +35,9 @@ impl ExitCode {
 EXIT CODES:
     0      success
     1      error (the message names the path or name involved)
-    2      usage error (bad flag, name, duration or JSON; a record or event over its size limit)
+    2      usage error: bad input, found before anything was done (a flag, name,
+           duration, URL or JSON; a missing token file; a record or event over its
+           size limit)
     65     event watch: events were lost (rotated away before they could be read)
     75     lock --no-wait: the lock is held by someone else
     124    a --timeout ran out before the condition held

@@ -150,7 +150,11 @@ pub enum EventCommand {
     /// it says so on stderr and exits 65; with --on-gap continue it prints a line
     /// {"lost":{"from":A,"to":B}} instead and goes on.
     ///
-    ///   $ podsignal event watch --since 0 --kind phase --count 1
+    /// --timeout ends the watch: exit 0 (a time-boxed look), or with --count, exit 124 when
+    /// fewer than --count events arrived.
+    ///
+    ///   $ podsignal event watch --since 0 --kind phase --count 1 --timeout 30s
+    ///   $ podsignal event watch --since 0 --timeout 2s > recent.jsonl
     ///   $ podsignal event watch --since 41 --on-gap continue | ./consume
     #[command(verbatim_doc_comment)]
     Watch {
@@ -163,7 +167,8 @@ pub enum EventCommand {
         /// Exit after this many events.
         #[arg(long)]
         count: Option<u64>,
-        /// Exit with 124 if --count events have not arrived after this long.
+        /// Stop watching after this long and exit 0; with --count, exit 124 if fewer than
+        /// --count events arrived by then.
         #[arg(long, value_parser = parse_duration, value_name = "DUR")]
         timeout: Option<Duration>,
         /// When events were lost (rotated away unread): fail (exit 65) or continue (print a

@@ -52,6 +52,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parses the command line, exiting 2 with clap's message on bad usage.
+///
+/// Each command's usage line is fixed to the one its `--help` shows
+/// (`podsignal ready [OPTIONS] <NAME>`): on a missing argument, clap would otherwise write
+/// every option that was given, from the environment too, into the usage line as if it were
+/// required (`podsignal ready --dir <PATH> <NAME>` whenever PODSIGNAL_DIR is set, as in every
+/// injected container).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    command.build();
+    fix_usage(&mut command);
+    let matches = command.get_matches_mut();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// Sets `command`'s usage line, and its subcommands', to the one clap derives from the
+/// definition alone (what `--help` shows).
+fn fix_usage(command: &mut clap::Command) {
+    let usage = command.render_usage().to_string();
+    let line = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_owned();
+    *command = std::mem::take(command).override_usage(line);
+    for sub in command.get_subcommands_mut() {
+        fix_usage(sub);
+    }
+}
+
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalOpts {
@@ -319,5 +346,27 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_lines_do_not_list_the_options_given_as_required() {
+        let mut command = Cli::command();
+        command.build();
+        fix_usage(&mut command);
+        let err = command
+            .try_get_matches_from_mut(["podsignal", "--dir", "/x", "--durable", "ready"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let text = err.render().to_string();
+        assert!(
+            text.contains("Usage: podsignal ready [OPTIONS] <NAME>\n"),
+            "{text}"
+        );
+        let sub = command.find_subcommand_mut("event").unwrap();
+        let publish = sub.find_subcommand_mut("publish").unwrap();
+        assert_eq!(
+            publish.render_usage().to_string(),
+            "Usage: podsignal event publish [OPTIONS] <KIND>"
+        );
     }
 }

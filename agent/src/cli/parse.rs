@@ -21,7 +21,7 @@ pub(super) fn parse_probe(s: &str) -> Result<ReadyProbe, String> {
 }
 
 pub(super) fn parse_http(s: &str) -> Result<HttpCheck, String> {
-    HttpCheck::parse(s).map_err(|e| e.to_string())
+    HttpCheck::parse(s).map_err(|e| e.as_in(podsignal_proto::Grammar::Url).to_string())
 }
 
 pub(super) fn parse_signal(s: &str) -> Result<i32, String> {

@@ -9,7 +9,7 @@ use podsignal_client::{Volume, VolumeOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{AccessArg, AgentArgs, GlobalOpts};
-use crate::exit::ExitCode;
+use crate::exit::{ExitCode, usage};
 use crate::http::{self, AppState, Config, Listener};
 use crate::signals::SignalStream;
 
@@ -26,9 +26,9 @@ pub async fn agent(
     signals: SignalStream,
 ) -> anyhow::Result<ExitCode> {
     if global.agent.is_some() {
-        bail!(
-            "agent serves the shared directory itself; --agent (PODSIGNAL_AGENT) makes no sense here"
-        );
+        return Err(usage(
+            "agent serves the shared directory itself; --agent (PODSIGNAL_AGENT) makes no sense here",
+        ));
     }
     let addr = parse_listen(&args.listen)?;
     let token = match &global.token_file {
@@ -40,14 +40,14 @@ pub async fn agent(
         && !a.ip().is_loopback()
     {
         if !args.allow_remote {
-            bail!(
+            return Err(usage(format!(
                 "refusing to listen on {a}: not a loopback address (use --allow-remote with --token-file to serve beyond this pod's containers)"
-            );
+            )));
         }
         if token.is_none() {
-            bail!(
-                "--allow-remote needs --token-file: a remote listener without a token would let anyone take locks"
-            );
+            return Err(usage(
+                "--allow-remote needs --token-file: a remote listener without a token would let anyone take locks",
+            ));
         }
     }
     let budget = http::Budget::of_this_process();
@@ -127,7 +127,9 @@ async fn watch_signals(mut signals: SignalStream, shutdown: CancellationToken) {
 fn parse_listen(s: &str) -> anyhow::Result<ListenAddr> {
     if let Some(path) = s.strip_prefix("unix:") {
         if path.is_empty() {
-            bail!("--listen unix: needs a path, e.g. unix:/run/podsignal/agent.sock");
+            return Err(usage(
+                "--listen unix: needs a path, e.g. unix:/run/podsignal/agent.sock",
+            ));
         }
         return Ok(ListenAddr::Unix(PathBuf::from(path)));
     }
@@ -135,9 +137,11 @@ fn parse_listen(s: &str) -> anyhow::Result<ListenAddr> {
         Some(port) => format!("127.0.0.1:{port}"),
         None => s.to_owned(),
     };
-    s.parse()
-        .map(ListenAddr::Tcp)
-        .with_context(|| format!("--listen {s:?}: expected HOST:PORT (an IP address) or unix:PATH"))
+    s.parse().map(ListenAddr::Tcp).map_err(|e| {
+        usage(format!(
+            "--listen {s:?}: expected HOST:PORT (an IP address) or unix:PATH: {e}"
+        ))
+    })
 }
 
 async fn bind(addr: &ListenAddr, access: AccessArg) -> anyhow::Result<Listener> {
@@ -187,16 +191,28 @@ async fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot remove stale socket {}", path.display()))
 }
 
-/// Reads a bearer token: the file's contents, trimmed; never logged.
+/// Reads a bearer token: the file's contents, trimmed; never logged. A file that is missing
+/// or holds no token is bad input (exit 2), found before anything is served or sent.
 pub fn read_token(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read token file {}", path.display()))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(usage(format!(
+                "token file {} does not exist (`podsignal agent --token-file {} --generate-token` creates it)",
+                path.display(),
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read token file {}", path.display()));
+        }
+    };
     let token = text.trim();
     if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!(
+        return Err(usage(format!(
             "token file {} must hold one token with no spaces",
             path.display()
-        );
+        )));
     }
     Ok(token.to_owned())
 }

@@ -28,9 +28,10 @@ pub async fn event<C: Coordinator>(
             on_gap,
         } => {
             let mut signals = super::stream(signals)?;
+            // Counted outside the watch, so that a timeout can say how many arrived.
+            let printed = std::cell::Cell::new(0u64);
             let watch = async {
                 let mut stream = c.watch_events(since).await?;
-                let mut printed = 0u64;
                 let mut out = std::io::stdout().lock();
                 if count == Some(0) {
                     return Ok(ExitCode::SUCCESS);
@@ -62,9 +63,9 @@ pub async fn event<C: Coordinator>(
                         return Ok(ExitCode::SUCCESS); // the reader went away (e.g. `| head`)
                     }
                     if !line.starts_with("{\"lost\"") {
-                        printed += 1;
+                        printed.set(printed.get() + 1);
                     }
-                    if count.is_some_and(|c| printed >= c) {
+                    if count.is_some_and(|c| printed.get() >= c) {
                         return Ok(ExitCode::SUCCESS);
                     }
                 }
@@ -73,9 +74,28 @@ pub async fn event<C: Coordinator>(
             let far = std::time::Duration::from_secs(86_400 * 365);
             tokio::select! {
                 r = watch => r,
-                _ = tokio::time::sleep(timeout.unwrap_or(far)) => Err(Exit::with(ExitCode::TIMEOUT, "event watch: timed out before --count events arrived")),
+                _ = tokio::time::sleep(timeout.unwrap_or(far)) => timed_out(count, printed.get(), timeout),
                 _ = signals.termination() => Ok(ExitCode::SUCCESS),
             }
         }
     }
+}
+
+/// The end of `event watch --timeout`: without --count, watching until then is the whole job
+/// (exit 0); with it, fewer than --count events is a timeout (124).
+fn timed_out(
+    count: Option<u64>,
+    printed: u64,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<ExitCode> {
+    let Some(count) = count else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let after = podsignal_proto::format_duration(timeout.unwrap_or_default());
+    Err(Exit::with(
+        ExitCode::TIMEOUT,
+        format!(
+            "event watch: timed out after {after}: {printed} of --count {count} events arrived"
+        ),
+    ))
 }

@@ -1,16 +1,16 @@
 //! `podsignal inject`: manifests in, injected YAML (or a summary) out.
 
 use crate::cli::InjectArgs;
-use crate::exit::{Exit, ExitCode};
+use crate::exit::ExitCode;
 use crate::inject::{self, Key, Options, settings};
 use crate::manifest;
 
 /// Reads every input, injects (or uninjects) every document, and writes them all, or
 /// nothing if one is refused.
 pub fn inject(args: InjectArgs) -> anyhow::Result<ExitCode> {
-    let opts = options(&args).map_err(|m| Exit::with(ExitCode::USAGE, manifest::printable(&m)))?;
+    let opts = options(&args).map_err(|m| crate::exit::usage(manifest::printable(&m)))?;
     let mut documents = manifest::read_inputs(&args.inputs)
-        .map_err(|e| Exit::with(ExitCode::USAGE, manifest::printable(&e.to_string())))?;
+        .map_err(|e| crate::exit::usage(manifest::printable(&e.to_string())))?;
     let mut changes = Vec::new();
     for doc in &mut documents {
         let done = if args.uninject {
@@ -18,9 +18,7 @@ pub fn inject(args: InjectArgs) -> anyhow::Result<ExitCode> {
         } else {
             inject::inject(doc, &opts)
         };
-        changes.extend(
-            done.map_err(|e| Exit::with(ExitCode::USAGE, manifest::printable(&e.to_string())))?,
-        );
+        changes.extend(done.map_err(|e| crate::exit::usage(manifest::printable(&e.to_string())))?);
     }
     if args.dry_run {
         let mut out = String::new();

@@ -18,7 +18,7 @@ pub async fn leader<C: Coordinator>(
     let mut signals = super::stream(signals)?;
     let name = args
         .name
-        .ok_or_else(|| Exit::with(ExitCode::USAGE, "leader needs a NAME"))?;
+        .ok_or_else(|| crate::exit::usage("leader needs a NAME"))?;
     let held = tokio::select! {
         l = c.acquire(Scope::Leader, &name, args.timeout.into()) => l?,
         signo = signals.termination() => {

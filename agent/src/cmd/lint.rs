@@ -1,7 +1,7 @@
 //! `podsignal lint`: manifests in, findings out.
 
 use crate::cli::{LintArgs, LintFormat};
-use crate::exit::{Exit, ExitCode};
+use crate::exit::ExitCode;
 use crate::lint::{self, report};
 use crate::manifest;
 
@@ -13,9 +13,9 @@ pub fn lint(args: LintArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let documents = manifest::read_inputs(&args.inputs)
-        .map_err(|e| Exit::with(ExitCode::USAGE, manifest::printable(&e.to_string())))?;
+        .map_err(|e| crate::exit::usage(manifest::printable(&e.to_string())))?;
     let findings =
-        lint::lint(&documents).map_err(|m| Exit::with(ExitCode::USAGE, manifest::printable(&m)))?;
+        lint::lint(&documents).map_err(|m| crate::exit::usage(manifest::printable(&m)))?;
     let out = match args.format {
         LintFormat::Plain => report::plain(&findings),
         LintFormat::Json => report::json(&findings),

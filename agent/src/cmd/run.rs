@@ -120,12 +120,18 @@ pub async fn run<C: Coordinator>(
 }
 
 fn validate(args: &RunArgs) -> anyhow::Result<()> {
-    let usage = |m: &str| Err(Exit::with(ExitCode::USAGE, m));
+    let usage = |m: &str| Err(crate::exit::usage(m));
     if args.ready_when.is_some() && args.name.is_none() {
         return usage("--ready-when needs --name (whose readiness to publish)");
     }
     if args.watchdog.is_some() && args.ready_when != Some(ReadyProbe::Notify) {
         return usage("--watchdog needs --ready-when notify");
+    }
+    if args.notify_socket.is_some() && args.ready_when != Some(ReadyProbe::Notify) {
+        return usage("--notify-socket needs --ready-when notify");
+    }
+    if args.probe_interval.is_some() && args.ready_when.is_none() {
+        return usage("--probe-interval needs --ready-when (the probe it repeats)");
     }
     if let Some(t) = args.stop_timeout.filter(|t| *t > args.grace) {
         return usage(&format!(
@@ -377,7 +383,7 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let program = args
         .command
         .first()
-        .ok_or_else(|| Exit::with(ExitCode::USAGE, "no command given after --"))?;
+        .ok_or_else(|| crate::exit::usage("no command given after --"))?;
     let e = std::process::Command::new(program)
         .args(&args.command[1..])
         .exec();

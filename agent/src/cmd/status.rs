@@ -127,18 +127,34 @@ pub fn render(st: &Status) -> String {
     o
 }
 
+/// One lock or campaign. TOKEN is the current holder's token; a flock taken outside podsignal
+/// (`flock(1)`) has none, so it shows `-` rather than a previous holder's.
 fn lock_row(l: &LockStatus) -> String {
-    let state = if l.held { "held" } else { "free" };
-    let holder = match &l.holder {
-        Some(h) if l.held && h.released_ms.is_none() => format!(
-            "{} since {}",
-            terminal_safe(&h.holder.describe()),
-            ago(h.acquired_ms)
+    let (state, token, holder) = match (l.held, l.current_holder()) {
+        (true, Some(h)) => (
+            "held",
+            h.token.0.to_string(),
+            format!(
+                "{} since {}",
+                terminal_safe(&h.holder.describe()),
+                ago(h.acquired_ms)
+            ),
         ),
-        Some(_) if l.held => "not podsignal (e.g. flock(1))".to_owned(),
-        Some(h) => format!("last: {}", terminal_safe(&h.holder.label())),
-        None if l.held => "not podsignal (e.g. flock(1))".to_owned(),
-        None => "-".to_owned(),
+        (true, None) => (
+            "held",
+            "-".to_owned(),
+            match l.flock_pid {
+                Some(pid) => format!("pid {pid} outside podsignal (e.g. flock(1)), no token"),
+                None => "a process outside podsignal (e.g. flock(1)), no token".to_owned(),
+            },
+        ),
+        (false, _) => (
+            "free",
+            l.last_token.0.to_string(),
+            l.holder.as_ref().map_or("-".to_owned(), |h| {
+                format!("last: {}", terminal_safe(&h.holder.describe()))
+            }),
+        ),
     };
     let problem = l
         .problem
@@ -149,7 +165,7 @@ fn lock_row(l: &LockStatus) -> String {
         "{:<24} {:<8} {:<8} {holder}{problem}",
         l.name.as_str(),
         state,
-        l.last_token.0
+        token
     )
 }
 

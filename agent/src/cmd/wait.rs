@@ -5,7 +5,7 @@ use std::time::Duration;
 use podsignal_client::{Coordinator, WaitMode};
 
 use crate::cli::WaitArgs;
-use crate::exit::{Exit, ExitCode};
+use crate::exit::ExitCode;
 
 pub async fn wait<C: Coordinator>(
     c: &C,
@@ -20,7 +20,7 @@ pub async fn wait<C: Coordinator>(
     if args.unready {
         let names = args
             .plain_names()
-            .ok_or_else(|| Exit::with(ExitCode::USAGE, "--unready takes readiness NAMEs only"))?;
+            .ok_or_else(|| crate::exit::usage("--unready takes readiness NAMEs only"))?;
         c.wait_unready(&names, mode, args.timeout).await?;
     } else {
         let timing = args.probe.timing(rescan);

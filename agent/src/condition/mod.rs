@@ -91,12 +91,9 @@ impl ProbeTiming {
 pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
     for c in conditions {
         if let Condition::Http(HttpCheck { tls: true, .. }) = c {
-            return Err(Exit::with(
-                ExitCode::USAGE,
-                format!(
-                    "{c}: https:// is not supported (this build has no TLS); probe the plain-HTTP port, or use tcp:HOST:PORT"
-                ),
-            ));
+            return Err(crate::exit::usage(format!(
+                "{c}: https:// is not supported (this build has no TLS); probe the plain-HTTP port, or use tcp:HOST:PORT"
+            )));
         }
     }
     Ok(())

@@ -40,13 +40,15 @@ impl Endpoint {
         if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
             return Err(bad("expected http://HOST:PORT with no path"));
         }
-        let authority = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| !p.contains(']'))
-        {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
+        let authority = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                // Checked here, so that a bad port is bad input, not a failed connection.
+                if host.is_empty() || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                    return Err(bad("expected http://HOST:PORT, PORT 1-65535"));
+                }
+                authority.to_owned()
+            }
+            _ => format!("{authority}:80"),
         };
         Ok(Endpoint::Tcp { authority })
     }
@@ -176,7 +178,17 @@ mod tests {
             Endpoint::parse("unix:/run/a.sock").unwrap(),
             Endpoint::Unix("/run/a.sock".into())
         );
-        for bad in ["https://x:1", "x:1", "http://h:1/v1", "unix:", "http://"] {
+        for bad in [
+            "https://x:1",
+            "x:1",
+            "http://h:1/v1",
+            "unix:",
+            "http://",
+            "http://h:99999",
+            "http://h:0",
+            "http://h:",
+            "http://:80",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

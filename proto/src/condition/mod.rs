@@ -53,16 +53,56 @@ pub enum Condition {
     Unix(String),
 }
 
-/// Why a string is not a condition.
+/// The condition forms, listed once: [`Grammar::Condition`] lists them, [`Grammar::Probe`]
+/// adds its own two.
+macro_rules! condition_forms {
+    () => {
+        "NAME, exit:NAME[=CODE], phase:PHASE, file:PATH, tcp:HOST:PORT, http://..., unix:PATH"
+    };
+}
+
+/// Which grammar rejected an input: its error names it and lists the forms it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grammar {
+    /// A condition ([`Condition::parse`]: `wait`, `--wait-for`, `--exit-with`, ...).
+    Condition,
+    /// A readiness probe ([`ReadyProbe::parse`], `--ready-when`): a condition, `exec:CMD`
+    /// or `notify`.
+    Probe,
+    /// An HTTP URL on its own ([`HttpCheck::parse`] outside a condition, `--pre-stop-http`).
+    Url,
+}
+
+impl Grammar {
+    /// What the input was meant to be, for the message.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Grammar::Condition => "condition",
+            Grammar::Probe => "probe",
+            Grammar::Url => "URL",
+        }
+    }
+
+    /// Every form this grammar accepts.
+    pub fn forms(self) -> &'static str {
+        match self {
+            Grammar::Condition => condition_forms!(),
+            Grammar::Probe => concat!(condition_forms!(), ", exec:CMD, notify"),
+            Grammar::Url => "http://HOST[:PORT]/PATH, https://...",
+        }
+    }
+}
+
+/// Why a string is not a condition (or a probe, or a URL: [`ConditionError::grammar`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid condition {input:?}: {why} (forms: NAME, exit:NAME[=CODE], phase:PHASE, file:PATH, tcp:HOST:PORT, http://..., unix:PATH)"
-)]
+#[error("invalid {} {input:?}: {why} (forms: {})", .grammar.noun(), .grammar.forms())]
 pub struct ConditionError {
     /// The rejected input.
     pub input: String,
     /// What is wrong with it.
     pub why: String,
+    /// What the input was parsed as.
+    pub grammar: Grammar,
 }
 
 impl ConditionError {
@@ -70,7 +110,13 @@ impl ConditionError {
         ConditionError {
             input: input.to_owned(),
             why: why.into(),
+            grammar: Grammar::Condition,
         }
+    }
+
+    /// The same error, told as one in `grammar` (which accepts more, or other, forms).
+    pub fn as_in(self, grammar: Grammar) -> ConditionError {
+        ConditionError { grammar, ..self }
     }
 }
 
@@ -173,11 +219,15 @@ impl ReadyProbe {
         }
         if let Some(cmd) = input.strip_prefix("exec:") {
             if cmd.trim().is_empty() {
-                return Err(ConditionError::new(input, "exec: needs a command"));
+                return Err(
+                    ConditionError::new(input, "exec: needs a command").as_in(Grammar::Probe)
+                );
             }
             return Ok(ReadyProbe::Exec(cmd.to_owned()));
         }
-        Condition::parse(input).map(ReadyProbe::Check)
+        Condition::parse(input)
+            .map(ReadyProbe::Check)
+            .map_err(|e| e.as_in(Grammar::Probe))
     }
 }
 
@@ -326,6 +376,23 @@ mod tests {
             ReadyProbe::Check(Condition::Tcp(_))
         ));
         assert!(ReadyProbe::parse("exec:").is_err());
+        // The error lists every form a probe takes, the two of its own included.
+        let e = ReadyProbe::parse("bogus:1").unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid probe \"bogus:1\": unknown kind"),
+            "{e}"
+        );
+        for form in [
+            "exec:CMD",
+            "notify",
+            "tcp:HOST:PORT",
+            "http://",
+            "file:PATH",
+        ] {
+            assert!(e.contains(form), "{form} missing: {e}");
+        }
+        let e = Condition::parse("bogus:1").unwrap_err().to_string();
+        assert!(!e.contains("exec:") && !e.contains("notify"), "{e}");
     }
 
     fn arb_condition() -> impl Strategy<Value = Condition> {
