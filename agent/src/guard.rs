@@ -81,7 +81,7 @@ pub fn run(pgid: i32) -> ExitCode {
         }
     };
     if !dismissed && rustix::process::kill_process_group(group, Signal::KILL).is_ok() {
-        eprintln!(
+        say!(
             "podsignal: the wrapper of process group {pgid} died before stopping it: sent SIGKILL to the group"
         );
     }

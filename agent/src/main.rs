@@ -11,7 +11,13 @@
 //! - `supervisor/`: `run`'s child supervision: sd_notify, shutdown steps, the state machine.
 //! - `http/`: the agent's HTTP API (`podsignal agent`).
 //! - `manifest`, `inject/`, `lint/`: Kubernetes manifests in, injected YAML or findings out.
-//! - `exit`: exit codes.
+//! - `exit`: exit codes; `stderr`: writing to a stderr that may be gone.
+
+/// `eprintln!` that never panics: a line for stderr, dropped if stderr is gone
+/// ([`stderr`]).
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::stderr::line(format_args!($($arg)*)) };
+}
 
 mod child;
 mod cli;
@@ -27,6 +33,7 @@ mod manifest;
 mod memory;
 mod reaper;
 mod signals;
+mod stderr;
 mod supervisor;
 
 use podsignal_client::{Access, Volume, VolumeOptions};
@@ -44,7 +51,7 @@ fn main() -> std::process::ExitCode {
         match signals::SignalStream::install() {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("podsignal: cannot install signal handlers: {e}");
+                say!("podsignal: cannot install signal handlers: {e}");
                 return std::process::ExitCode::from(ExitCode::ERROR.0);
             }
         }
@@ -73,7 +80,7 @@ fn main() -> std::process::ExitCode {
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("podsignal: cannot start the async runtime: {e}");
+            say!("podsignal: cannot start the async runtime: {e}");
             return std::process::ExitCode::from(ExitCode::ERROR.0);
         }
     };
@@ -86,7 +93,7 @@ fn main() -> std::process::ExitCode {
             let code = exit::code_of(&e);
             let message = format!("{e:#}");
             if !message.is_empty() {
-                eprintln!("podsignal: {message}");
+                say!("podsignal: {message}");
             }
             code
         }
@@ -104,7 +111,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
     let default = || default_level.parse::<Targets>().unwrap_or_default();
     let filter = match std::env::var("PODSIGNAL_LOG") {
         Ok(spec) if !spec.trim().is_empty() => spec.parse::<Targets>().unwrap_or_else(|e| {
-            eprintln!(
+            say!(
                 "podsignal: PODSIGNAL_LOG={spec:?} is not a log filter ({e}); using {default_level}"
             );
             default()
@@ -114,7 +121,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
     // Colour only on a terminal: `kubectl logs` and log collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(|| stderr::Stderr);
     match format {
         LogFormat::Human => builder.with_target(false).finish().with(filter).init(),
         LogFormat::Json => builder.json().finish().with(filter).init(),

@@ -76,3 +76,31 @@ fn sigterm_answers_every_long_poll_and_stream_and_exits_0() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A log collector that went away closes the agent's stderr: logging into the closed pipe
+/// (EPIPE) must not stop the agent from serving or from finishing its shutdown. (It did:
+/// tracing-subscriber reports a failed write with `eprintln!`, which panicked in the task
+/// that was logging, and the agent never exited.)
+#[test]
+fn an_agent_whose_stderr_is_gone_still_serves_and_exits_on_sigterm() {
+    // At info, the agent's default level (the tests' agents log at warn): it logs its stop.
+    let mut agent = Agent::start_via(
+        &[],
+        |_| {},
+        |_, argv| {
+            let mut c = std::process::Command::new("env");
+            c.arg("PODSIGNAL_LOG=info").args(argv);
+            c
+        },
+    );
+    drop(agent.child.stderr.take());
+    assert_eq!(
+        agent.json("PUT", "/v1/readiness/a", r#"{"ready":true}"#).0,
+        200
+    );
+    assert_eq!(agent.get("/v1/readiness/a").0, 200);
+    let status = agent
+        .terminate(Duration::from_secs(20))
+        .expect("the agent exits on SIGTERM with its stderr closed");
+    assert!(status.success(), "{status:?}");
+}

@@ -117,7 +117,7 @@ async fn watch_signals(mut signals: SignalStream, shutdown: CancellationToken) {
     );
     shutdown.cancel();
     let signo = signals.termination().await;
-    eprintln!(
+    say!(
         "podsignal: {} again: exiting without draining",
         crate::signals::name(signo)
     );

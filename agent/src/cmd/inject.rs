@@ -36,13 +36,13 @@ pub fn inject(args: InjectArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|c| !c.changed && c.what.starts_with("left as is"))
     {
-        eprintln!(
+        say!(
             "podsignal inject: {}",
             manifest::printable(&format!("{}: {}", c.target, c.what))
         );
     }
     if changes.is_empty() && !documents.is_empty() {
-        eprintln!(
+        say!(
             "podsignal inject: no workload (Pod, Deployment, Job, ...) in the input: written unchanged"
         );
     }

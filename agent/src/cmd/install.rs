@@ -34,6 +34,6 @@ pub fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
         let _ = std::fs::remove_file(&tmp);
     }
     copied?;
-    eprintln!("installed {}", dest.display());
+    say!("installed {}", dest.display());
     Ok(ExitCode::SUCCESS)
 }

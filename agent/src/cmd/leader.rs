@@ -46,7 +46,7 @@ async fn show<C: Coordinator>(c: &C, name: &Name, json: bool) -> anyhow::Result<
     let status = c.lock_status(Scope::Leader, name).await?;
     let leader = status.current_holder();
     if let Some(problem) = &status.problem {
-        eprintln!(
+        say!(
             "podsignal: {name}: {}",
             crate::cmd::status::terminal_safe(problem)
         );

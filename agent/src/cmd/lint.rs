@@ -23,7 +23,7 @@ pub fn lint(args: LintArgs) -> anyhow::Result<ExitCode> {
     };
     manifest::write_stdout(&out)?;
     if args.format == LintFormat::Plain {
-        eprintln!("{}", report::summary(&findings, documents.len()));
+        say!("{}", report::summary(&findings, documents.len()));
     }
     let fails = findings.iter().any(|f| f.rule.severity >= args.fail_on);
     Ok(if fails {

@@ -375,7 +375,7 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     {
         skipped.push("drain and pre-stop steps".to_owned());
     }
-    eprintln!(
+    say!(
         "podsignal: {DISABLED_ENV}=1: running {:?} directly; skipping {}",
         args.command,
         skipped.join("; ")

@@ -10,7 +10,7 @@ pub async fn stop<C: Coordinator>(c: &C, args: StopArgs) -> anyhow::Result<ExitC
     tracing::info!("asked {} to stop", args.name);
     if args.wait {
         let t = c.wait_exit(&args.name, None, args.timeout).await?;
-        eprintln!(
+        say!(
             "{}: {}",
             args.name,
             crate::cmd::status::terminal_safe(&t.reason)
