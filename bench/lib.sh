@@ -1,5 +1,6 @@
 # Sourced by the bench/*.sh scripts: the podsignal binary to measure (PODSIGNAL_BIN, else a
-# release build of this tree) and a fresh shared directory (PODSIGNAL_DIR), removed on exit.
+# release build of this tree) and a fresh shared directory (PODSIGNAL_DIR), removed on exit;
+# the processes measured log warnings only (run and wait log at info by default).
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ -z "${PODSIGNAL_BIN:-}" ]; then
   cargo build --release -q --bin podsignal
@@ -9,3 +10,4 @@ export PODSIGNAL_BIN
 PODSIGNAL_DIR=$(mktemp -d)
 export PODSIGNAL_DIR
 trap 'rm -rf "$PODSIGNAL_DIR"' EXIT
+export PODSIGNAL_LOG=warn

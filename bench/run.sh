@@ -49,6 +49,9 @@ printf 'int main(void) { return 0; }\n' | cc -static -O2 -o "$tiny" -x c -
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# run, wait and lock log at info by default (what they wait for, hold, start): thousands of
+# trials would fill the output with it. Warnings only, as in the runs BENCHMARKS.md reports.
+export PODSIGNAL_LOG=warn
 # 10k waiters need 10k descriptors in the client and as many in the agent.
 ulimit -n "$(ulimit -Hn)"
 

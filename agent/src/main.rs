@@ -58,13 +58,8 @@ fn main() -> std::process::ExitCode {
     } else {
         None
     };
-    // The agent is a server: its operators want to see it start, serve and stop.
-    let default_level = if matches!(cli.command, cli::Command::Agent(_)) {
-        "info"
-    } else {
-        "warn"
-    };
-    init_logging(cli.global.log_format, default_level);
+    let format = cli.global.log_format;
+    init_logging(format, cli.command.default_log_level());
     // Servers and supervisors get two workers; a one-shot command (ready, status, wait, ...)
     // runs on this thread alone: no worker threads to start for a few file operations.
     let runtime = if cli.command.is_long_running() {
@@ -92,7 +87,13 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             let code = exit::code_of(&e);
             let message = format!("{e:#}");
-            if !message.is_empty() {
+            let json = matches!(format, LogFormat::Json);
+            if message.is_empty() {
+                // Nothing to add: the code says it all (an Exit with no message).
+            } else if json && tracing::enabled!(tracing::Level::ERROR) {
+                // A log collector reading JSON lines gets the last one as JSON too.
+                tracing::error!("{message}");
+            } else {
                 say!("podsignal: {message}");
             }
             code
@@ -118,14 +119,20 @@ fn init_logging(format: LogFormat, default_level: &str) {
         }),
         _ => default(),
     };
-    // Colour only on a terminal: `kubectl logs` and log collectors get plain text.
     let builder = tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour())
         .with_writer(|| stderr::Stderr);
     match format {
         LogFormat::Human => builder.with_target(false).finish().with(filter).init(),
         LogFormat::Json => builder.json().finish().with(filter).init(),
     }
+}
+
+/// Colour only on a terminal, and never with `NO_COLOR` set to anything (no-color.org):
+/// `kubectl logs` and log collectors get plain text.
+fn colour() -> bool {
+    let refused = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !refused && std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
 
 /// Where the operations go: the shared directory, or an agent (`--agent`).

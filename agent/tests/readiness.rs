@@ -22,8 +22,15 @@ fn wait_times_out_with_124_and_names_what_is_missing() {
     );
     let out = pod.run(&["wait", "db", "proxy", "cache", "--timeout", "200ms"]);
     assert_eq!(out.status.code(), Some(124));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let all = stderr(&out);
+    // The error is one line, the last, after what the wait logged at info.
+    let err = all.lines().last().unwrap_or_default();
+    assert!(err.starts_with("podsignal: timed out"), "{all}");
+    assert_eq!(
+        all.matches("podsignal: ").count(),
+        1,
+        "one error line: {all}"
+    );
     assert!(err.contains("proxy: unready: warming cache"), "{err}");
     assert!(err.contains("cache: no record"), "{err}");
     assert!(

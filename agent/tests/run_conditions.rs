@@ -67,8 +67,15 @@ fn wait_for_timeout_exits_124_naming_each_unmet_condition() {
         "true",
     ]);
     assert_eq!(out.status.code(), Some(124));
-    let err = stderr(&out);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let all = stderr(&out);
+    // The error is one line, the last, after what the wait logged at info.
+    let err = all.lines().last().unwrap_or_default();
+    assert!(err.starts_with("podsignal: timed out"), "{all}");
+    assert_eq!(
+        all.matches("podsignal: ").count(),
+        1,
+        "one error line: {all}"
+    );
     for want in [
         "db: no record",
         "exit:migrate: no tombstone",

@@ -269,6 +269,62 @@ fn kill_9_of_run_retracts_its_readiness_and_kills_its_command() {
 }
 
 #[test]
+fn without_ready_when_a_named_run_is_ready_once_started_and_held_like_a_probe() {
+    // Kubernetes' rule for a container without a readinessProbe: ready once started.
+    let mut pod = Pod::new();
+    let (run, cmd) = start_run(&mut pod, "worker", &[], "exec sleep 30");
+    let out = pod.run(&["wait", "worker", "--timeout", "5s"]);
+    assert!(out.status.success(), "never ready: {}", stderr(&out));
+    kill9(run);
+    assert!(
+        pod.run(&[
+            "--rescan",
+            "1h",
+            "wait",
+            "--unready",
+            "worker",
+            "--timeout",
+            "5s"
+        ])
+        .status
+        .success(),
+        "still ready after kill -9 of run: the record was not held"
+    );
+    assert!(eventually(Duration::from_secs(5), || !alive(cmd)));
+}
+
+#[test]
+fn ready_when_started_is_the_default_spelled_out_and_never_opts_out() {
+    let mut pod = Pod::new();
+    start_run(
+        &mut pod,
+        "quiet",
+        &["--ready-when", "never"],
+        "exec sleep 30",
+    );
+    start_run(
+        &mut pod,
+        "loud",
+        &["--ready-when", "started"],
+        "exec sleep 30",
+    );
+    assert!(
+        pod.run(&["wait", "loud", "--timeout", "5s"])
+            .status
+            .success()
+    );
+    let out = pod.run(&["wait", "quiet", "--timeout", "300ms"]);
+    assert_eq!(out.status.code(), Some(124), "quiet was published");
+    assert!(
+        stderr(&out).contains("quiet: no record"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pod.run(&["run", "--ready-when", "never", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "--ready-when without --name");
+}
+
+#[test]
 fn readiness_is_retracted_when_the_command_exits() {
     let mut pod = Pod::new();
     let port = TcpListener::bind("127.0.0.1:0")

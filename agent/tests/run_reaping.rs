@@ -28,17 +28,27 @@ fn orphans_are_reaped_when_run_is_not_pid_1() {
     ]);
     assert!(eventually(Duration::from_secs(5), || read_pid(&pidfile).is_some()));
     let orphan = read_pid(&pidfile).unwrap();
-    // Reparented to run (the subreaper), not to init...
-    let parent = std::fs::read_to_string(format!("/proc/{orphan}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()?
-                .split_whitespace()
-                .nth(1)?
-                .parse::<u32>()
-                .ok()
-        });
+    // Reparented to run (the subreaper), not to init, once the subshell that wrote the pid
+    // file (its parent until then) has exited...
+    let parent_of = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    // The subshell is the command's child: its parent's parent is run.
+    let is_the_subshell = |p: u32| parent_of(p).and_then(parent_of) == Some(run);
+    let mut parent = parent_of(orphan);
+    eventually(Duration::from_secs(5), || {
+        parent = parent_of(orphan);
+        !parent.is_some_and(is_the_subshell)
+    });
     assert!(
         parent.is_none() || parent == Some(run),
         "orphan {orphan} has parent {parent:?}, not run {run}"

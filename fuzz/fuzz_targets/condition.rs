@@ -12,7 +12,7 @@
 //! - An HTTP check's `url()` (the check without its options) parses to the same request with
 //!   the default options.
 //! - `FromStr` agrees with `parse`; a refusal names the whole input.
-//! - The same for `ReadyProbe` (`exec:CMD`, `notify`, or a condition).
+//! - The same for `ReadyProbe` (`exec:CMD`, `notify`, `started`, `never`, or a condition).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -125,6 +125,8 @@ fn check_probe(s: &str) {
     };
     match &p {
         ReadyProbe::Notify => assert_eq!(s, "notify"),
+        ReadyProbe::Started => assert_eq!(s, "started"),
+        ReadyProbe::Never => assert_eq!(s, "never"),
         ReadyProbe::Exec(cmd) => {
             assert_eq!(s.strip_prefix("exec:"), Some(cmd.as_str()));
             assert!(!cmd.trim().is_empty());

@@ -106,7 +106,13 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "PODSIGNAL_RESCAN", default_value = "1s", value_parser = parse_duration, value_name = "DUR", help_heading = "Shared directory")]
     pub rescan: Duration,
 
-    /// Log format on stderr.
+    /// Log format on stderr: human (coloured only on a terminal, and never with NO_COLOR
+    /// set), or json (one object per line, the final error too).
+    ///
+    /// Levels come from PODSIGNAL_LOG: a level (debug, info, warn, error, off) or per-target
+    /// levels (podsignal_client=debug,info). By default agent, run, lock, leader, wait and
+    /// ready --hold log at info (what they wait for, hold, start and stop); the other
+    /// subcommands, which do one thing and return, only warn.
     #[arg(long, global = true, env = "PODSIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, help_heading = "Logging")]
     pub log_format: LogFormat,
 
@@ -160,9 +166,9 @@ pub enum Command {
     /// Mark NAME ready (sticky, or held with --hold)
     ///
     /// Without --hold the record is sticky: it stays ready until `podsignal unready NAME`.
-    /// With --hold, podsignal stays in the foreground and the record counts only while it
-    /// runs: on SIGTERM/SIGINT it retracts the record, and if it is killed (even kill -9)
-    /// every waiter sees NAME unready at once.
+    /// With --hold, podsignal stays in the foreground (saying so on stderr, with its pid)
+    /// and the record counts only while it runs: on SIGTERM/SIGINT (Ctrl-C) it retracts the
+    /// record, and if it is killed (even kill -9) every waiter sees NAME unready at once.
     ///
     ///   $ podsignal ready db-migrated --reason "schema v42"
     ///   $ podsignal ready proxy --hold &
@@ -175,7 +181,9 @@ pub enum Command {
     /// A condition is a readiness NAME, exit:NAME[=CODE] (the container running
     /// `run --name NAME` exited), phase:PHASE, file:PATH, tcp:HOST:PORT, http://... or
     /// unix:PATH (docs/conditions.md). Returns 0 as soon as they hold (at once if they already
-    /// do), or 124 after --timeout with one line naming each unmet condition and why.
+    /// do), or 124 after --timeout with one line naming each unmet condition and why. While
+    /// it waits, it logs what is still missing and why after 5s, 10s more, 20s more, ...
+    /// (every minute at most).
     ///
     ///   $ podsignal wait proxy db-migrated --timeout 2m
     ///   $ podsignal wait tcp:db:5432 http://127.0.0.1:8080/healthz --timeout 30s
@@ -222,7 +230,8 @@ pub enum Command {
     ///
     /// The entrypoint that replaces wait-for-it, linkerd-await, kubexit, scuttle and tini:
     /// --wait-for blocks until conditions hold (docs/conditions.md); --ready-when publishes
-    /// the readiness of --name, held while CMD runs; when CMD exits, a tombstone
+    /// the readiness of --name, held while CMD runs (without it: ready once CMD has
+    /// started; --ready-when never opts out); when CMD exits, a tombstone
     /// (exit:NAME) and an `exit` event tell the others. Signals are forwarded to CMD; zombies
     /// are reaped (as PID 1, or as a child subreaper); if run is killed, CMD dies with it.
     /// Stopping is: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
@@ -323,6 +332,19 @@ impl Command {
             Command::Leader(l) => l.show.is_none(),
             _ => false,
         }
+    }
+
+    /// The log level when PODSIGNAL_LOG does not say: `info` for the subcommands that wait
+    /// or stay in the foreground (their operators read what they wait for, hold, start and
+    /// stop in `kubectl logs`), `warn` for those that do one thing and return.
+    pub fn default_log_level(&self) -> &'static str {
+        let lifecycle = match self {
+            Command::Agent(_) | Command::Run(_) | Command::Lock(_) | Command::Wait(_) => true,
+            Command::Leader(l) => l.show.is_none(),
+            Command::Ready(r) => r.hold,
+            _ => false,
+        };
+        if lifecycle { "info" } else { "warn" }
     }
 
     /// Whether the subcommand acts on SIGTERM/SIGINT itself (and forwards signals): then

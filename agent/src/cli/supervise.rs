@@ -40,7 +40,9 @@ pub struct RunArgs {
     #[arg(long, env = "PODSIGNAL_NAME", value_parser = parse_name, help_heading = "Identity")]
     pub name: Option<Name>,
 
-    /// Before starting CMD, wait until these hold (comma-separated or repeated).
+    /// Before starting CMD, wait until these hold (comma-separated or repeated); what is
+    /// still missing, and why, is logged after 5s, 10s more, 20s more, ... (every minute at
+    /// most).
     #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Startup")]
     pub wait_for: Vec<Condition>,
     /// --wait-for: one condition is enough.
@@ -54,8 +56,9 @@ pub struct RunArgs {
     pub probe: ProbeArgs,
 
     /// Publish --name ready when this passes: tcp:PORT, http://127.0.0.1:PORT/PATH,
-    /// exec:CMD, file:PATH, unix:PATH or notify (sd_notify READY=1). Held: gone at once if
-    /// run dies, retracted when CMD exits.
+    /// exec:CMD, file:PATH, unix:PATH, notify (sd_notify READY=1), started (once CMD has
+    /// started: the default with --name, as Kubernetes does without a readinessProbe) or
+    /// never (not published). Held: gone at once if run dies, retracted when CMD exits.
     #[arg(long, value_parser = parse_probe, value_name = "PROBE", help_heading = "Readiness")]
     pub ready_when: Option<ReadyProbe>,
     /// Keep probing this often after the first success; a failure marks --name unready

@@ -19,10 +19,11 @@ pub async fn ready<C: Coordinator>(
     // record is being written retracts it cleanly once it is.
     let mut signals = super::stream(signals)?;
     let held = c.hold_ready(&args.name, args.reason.as_deref()).await?;
+    // In the foreground with nothing else to say: without this line it looks hung.
+    let pid = std::process::id();
     tracing::info!(
-        "{} is ready, held by pid {}; SIGTERM or SIGINT retracts it",
-        args.name,
-        std::process::id()
+        "holding {} ready while this process runs (pid {pid}); release it with Ctrl-C or `kill {pid}` (SIGTERM)",
+        args.name
     );
     let signo = tokio::select! {
         signo = signals.termination() => signo,

@@ -54,7 +54,12 @@ pub async fn run<C: Coordinator>(
     wait_for(c, &args, timing, &mut signals).await?;
 
     let plan = plan(&args, timing);
-    let notify = match &args.ready_when {
+    if let (Some(name), None) = (&args.name, &args.ready_when) {
+        tracing::info!(
+            "{name} will be published ready once the command has started (no --ready-when; --ready-when never opts out)"
+        );
+    }
+    let notify = match &plan.ready_when {
         Some(ReadyProbe::Notify) => Some(NotifySocket::bind(args.notify_socket.clone())?),
         _ => None,
     };
@@ -156,7 +161,7 @@ fn plan(args: &RunArgs, timing: ProbeTiming) -> Plan {
     let drain = args.drain || args.drain_delay.is_some() || !args.drain_ports.is_empty();
     Plan {
         name: args.name.clone(),
-        ready_when: args.ready_when.clone(),
+        ready_when: ready_probe(args),
         probe_interval: args.probe_interval,
         exit_with: args.exit_with.clone(),
         stop_signal: args.stop_signal,
@@ -179,6 +184,17 @@ fn plan(args: &RunArgs, timing: ProbeTiming) -> Plan {
     }
 }
 
+/// What publishes `--name`'s readiness: `--ready-when`, else `started` (Kubernetes' rule for
+/// a container without a readinessProbe); nothing without `--name`, or with `never`.
+fn ready_probe(args: &RunArgs) -> Option<ReadyProbe> {
+    args.name.as_ref()?;
+    match &args.ready_when {
+        None => Some(ReadyProbe::Started),
+        Some(ReadyProbe::Never) => None,
+        Some(p) => Some(p.clone()),
+    }
+}
+
 /// `--wait-for`, ended at once by SIGTERM (143) or SIGINT (130).
 async fn wait_for<C: Coordinator>(
     volume: &C,
@@ -194,14 +210,15 @@ async fn wait_for<C: Coordinator>(
     } else {
         WaitMode::All
     };
-    let list = args
-        .wait_for
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    tracing::info!("waiting for {list}");
-    let waited = condition::wait_all(volume, &args.wait_for, mode, args.timeout, timing);
+    let reminders = Some(condition::Reminders::from_env());
+    let waited = condition::wait_all(
+        volume,
+        &args.wait_for,
+        mode,
+        args.timeout,
+        timing,
+        reminders,
+    );
     tokio::pin!(waited);
     loop {
         tokio::select! {
@@ -210,7 +227,7 @@ async fn wait_for<C: Coordinator>(
                 if signals::is_termination(signo) {
                     return Err(Exit::with(
                         ExitCode::from_signal(signo),
-                        format!("{} while waiting for {list}: not starting {:?}", signals::name(signo), args.command),
+                        format!("{} while waiting for {}: not starting {:?}", signals::name(signo), join(&args.wait_for, ", "), args.command),
                     ));
                 }
                 tracing::debug!("ignoring {} while waiting (no command to forward it to)", signals::name(signo));
@@ -350,9 +367,9 @@ fn write_termination_log(path: Option<&Path>, why: &str) {
 pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut skipped = vec!["signal forwarding and zombie reaping".to_owned()];
     if !args.wait_for.is_empty() {
-        skipped.push(format!("--wait-for {}", join(&args.wait_for)));
+        skipped.push(format!("--wait-for {}", join(&args.wait_for, ",")));
     }
-    if let Some(p) = &args.ready_when {
+    if let Some(p) = ready_probe(args) {
         skipped.push(format!("--ready-when {p}"));
     }
     if let Some(n) = &args.name {
@@ -362,10 +379,10 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
         skipped.push(format!("stop requests for {n}"));
     }
     if !args.exit_with.is_empty() {
-        skipped.push(format!("--exit-with {}", join(&args.exit_with)));
+        skipped.push(format!("--exit-with {}", join(&args.exit_with, ",")));
     }
     if !args.stop_after.is_empty() {
-        skipped.push(format!("--stop-after {}", join(&args.stop_after)));
+        skipped.push(format!("--stop-after {}", join(&args.stop_after, ",")));
     }
     if args.drain
         || args.drain_delay.is_some()
@@ -397,11 +414,11 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     ))
 }
 
-fn join(c: &[Condition]) -> String {
+fn join(c: &[Condition], separator: &str) -> String {
     c.iter()
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
-        .join(",")
+        .join(separator)
 }
 
 fn kind(k: &str) -> Name {

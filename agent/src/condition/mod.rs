@@ -8,14 +8,19 @@
 //! server's logs); `http:`, `unix:` and `tcp:` probes of a loopback target are sent every
 //! `--local-interval` (10 ms: such a request costs ~0.2 ms of CPU), and those of a remote target
 //! back off from 10 ms to 250 ms with jitter.
+//!
+//! `wait` and `run --wait-for` say what they wait for, then remind what is still missing at
+//! growing intervals (`remind`); `--exit-with` and `--stop-after` wait silently.
 
 mod file;
 mod http;
 pub mod net;
 mod proc_net;
+mod remind;
 mod sock_diag;
 mod unix;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +32,7 @@ use podsignal_proto::{Condition, HttpCheck};
 use crate::exit::{Exit, ExitCode};
 
 pub use http::request;
+pub use remind::{Reminders, while_waiting};
 
 /// How often probes run.
 #[derive(Debug, Clone, Copy)]
@@ -104,32 +110,34 @@ pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
 /// phase, files) are checked again together, and any that stopped holding meanwhile (a
 /// dependency that crashed) is waited for again: the wait ends on a state in which all hold,
 /// not on a sequence of edges. Probes (tcp, http, unix) count once they pass. A timeout is
-/// an [`Exit`] with code 124 naming every unmet condition and why.
+/// an [`Exit`] with code 124 naming every unmet condition and why. With `reminders`, it says
+/// what it waits for when it starts, and what is still missing and why at each reminder.
 pub async fn wait_all<C: Coordinator>(
     volume: &C,
     conditions: &[Condition],
     mode: WaitMode,
     timeout: Option<Duration>,
     timing: ProbeTiming,
+    reminders: Option<Reminders>,
 ) -> anyhow::Result<()> {
     check_supported(conditions)?;
     if conditions.is_empty() {
         return Ok(());
     }
     let whys: Vec<Why> = conditions.iter().map(|_| Why::default()).collect();
+    let met: Vec<AtomicBool> = conditions.iter().map(|_| AtomicBool::new(false)).collect();
     // One closure makes every wait the same future type, so a lapsed one can be re-queued.
     let wait_one = |i: usize| {
         let (c, why) = (&conditions[i], &whys[i]);
         async move { (i, hold(volume, c, timing, why).await) }
     };
     let mut pending: FuturesUnordered<_> = (0..conditions.len()).map(wait_one).collect();
-    let mut met = vec![false; conditions.len()];
     let all = async {
         loop {
             while let Some((i, result)) = pending.next().await {
                 result?;
                 tracing::info!("condition {} holds", conditions[i]);
-                met[i] = true;
+                met[i].store(true, Ordering::Relaxed);
                 if mode == WaitMode::Any {
                     return anyhow::Ok(());
                 }
@@ -148,29 +156,67 @@ pub async fn wait_all<C: Coordinator>(
                     "condition {} no longer holds; waiting for it again",
                     conditions[i]
                 );
-                met[i] = false;
+                met[i].store(false, Ordering::Relaxed);
                 pending.push(wait_one(i));
             }
         }
     };
     let far = Duration::from_secs(86_400 * 365);
     let limit = timeout.unwrap_or(far);
-    match tokio::time::timeout(limit, all).await {
+    let list = conditions.iter().map(|c| c.to_string());
+    let intro = format!(
+        "waiting for {}{}",
+        list.collect::<Vec<_>>().join(", "),
+        read_from(volume, conditions)
+    );
+    let (whys, met) = (&whys, &met);
+    let missing = || unmet(volume, conditions, whys, met);
+    let waited = remind::while_waiting(all, &intro, reminders, missing);
+    match tokio::time::timeout(limit, waited).await {
         Ok(r) => r,
-        Err(_) => {
-            let mut unmet = Vec::new();
-            for ((c, why), _) in conditions.iter().zip(&whys).zip(&met).filter(|(_, m)| !**m) {
-                unmet.push(format!("{c}: {}", describe(volume, c, why).await));
-            }
-            Err(Exit::with(
-                ExitCode::TIMEOUT,
-                format!(
-                    "timed out after {}: {}",
-                    podsignal_proto::format_duration(limit),
-                    unmet.join("; ")
-                ),
-            ))
+        Err(_) => Err(Exit::with(
+            ExitCode::TIMEOUT,
+            format!(
+                "timed out after {}: {}",
+                podsignal_proto::format_duration(limit),
+                unmet(volume, conditions, whys, met).await
+            ),
+        )),
+    }
+}
+
+/// Every condition not (or no longer) seen holding, and why: "db: no record; tcp:5432:
+/// connection refused (read from /run/podsignal)".
+async fn unmet<C: Coordinator>(
+    volume: &C,
+    conditions: &[Condition],
+    whys: &[Why],
+    met: &[AtomicBool],
+) -> String {
+    let mut missing = Vec::new();
+    let mut waiting = Vec::new();
+    for ((c, why), m) in conditions.iter().zip(whys).zip(met) {
+        if !m.load(Ordering::Relaxed) {
+            missing.push(format!("{c}: {}", describe(volume, c, why).await));
+            waiting.push(c.clone());
         }
+    }
+    format!("{}{}", missing.join("; "), read_from(volume, &waiting))
+}
+
+/// " (read from DIR)" when some of `conditions` are records in the shared directory (or
+/// through the agent): a wrong `--dir` is the first thing to rule out.
+pub fn read_from<C: Coordinator>(volume: &C, conditions: &[Condition]) -> String {
+    let records = conditions.iter().any(|c| {
+        matches!(
+            c,
+            Condition::Ready(_) | Condition::Exit { .. } | Condition::Phase(_)
+        )
+    });
+    if records {
+        format!(" (read from {})", volume.describe())
+    } else {
+        String::new()
     }
 }
 

@@ -285,7 +285,8 @@ fn names_of(found: &[Found]) -> String {
 /// A sidecar's readiness from its own probes, checked as `run` will parse it.
 fn derived_probe(f: &Found) -> Result<Setting, String> {
     let advice = format!(
-        "give --ready-when {0}=PROBE or the annotation podsignal.io/{0}.ready-when",
+        "give --ready-when {0}=PROBE or the annotation podsignal.io/{0}.ready-when \
+         (`started`: ready once it runs, before it serves)",
         f.name
     );
     let probe = probe_of(f.value).ok_or_else(|| {

@@ -32,7 +32,7 @@ pub struct Run {
     pub name: Option<String>,
     /// `--wait-for`.
     pub wait_for: Vec<Condition>,
-    /// `--ready-when`.
+    /// `--ready-when` (absent: ready once started, as `run` does).
     pub ready_when: Option<ReadyProbe>,
     /// `--exit-with`.
     pub exit_with: Vec<Condition>,
@@ -107,17 +107,35 @@ impl Container<'_> {
         }
     }
 
-    /// The readiness names it publishes: its `run --name` with `--ready-when`, and every
-    /// `podsignal ready NAME` or agent `/v1/readiness/NAME` its command mentions.
+    /// The readiness names it publishes: its `run --name` (unless `--ready-when never`;
+    /// without `--ready-when` it is ready once started), and every `podsignal ready NAME` or
+    /// agent `/v1/readiness/NAME` its command mentions.
     pub fn publishes(&self) -> Vec<String> {
+        self.published(true)
+    }
+
+    /// The readiness names it publishes that say more than "the command started": without
+    /// `--ready-when` (or with `started`), its `run --name` is ready before it listens.
+    pub fn publishes_past_start(&self) -> Vec<String> {
+        self.published(false)
+    }
+
+    fn published(&self, started_counts: bool) -> Vec<String> {
         let mut names = Vec::new();
         if let Some(Run {
             name: Some(n),
-            ready_when: Some(_),
+            ready_when,
             ..
         }) = &self.run
         {
-            names.push(n.clone());
+            let counts = match ready_when {
+                Some(ReadyProbe::Never) => false,
+                None | Some(ReadyProbe::Started) => started_counts,
+                Some(_) => true,
+            };
+            if counts {
+                names.push(n.clone());
+            }
         }
         for call in self.calls.iter().filter(|c| c.subcommand == "ready") {
             names.extend(call.positional.iter().take(1).cloned());

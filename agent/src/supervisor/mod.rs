@@ -40,7 +40,8 @@ use shutdown::{PreStop, Trigger};
 pub struct Plan {
     /// `--name`: whose readiness, stop requests and tombstone.
     pub name: Option<Name>,
-    /// `--ready-when`.
+    /// What publishes `name`'s readiness: `--ready-when`, `started` when it is not given;
+    /// `None` publishes nothing (no name, or `--ready-when never`).
     pub ready_when: Option<ReadyProbe>,
     /// `--probe-interval`: keep probing after the first success.
     pub probe_interval: Option<Duration>,
@@ -371,7 +372,8 @@ async fn take_stop_request<C: Coordinator>(c: &C, name: &Name) -> podsignal_prot
 async fn wait_exit_with<C: Coordinator>(c: &C, plan: &Plan) -> String {
     let mut logged = false;
     loop {
-        match condition::wait_all(c, &plan.exit_with, WaitMode::Any, None, plan.timing).await {
+        match condition::wait_all(c, &plan.exit_with, WaitMode::Any, None, plan.timing, None).await
+        {
             Ok(()) => {
                 return plan
                     .exit_with

@@ -123,7 +123,9 @@ pub async fn probe_task<C: Coordinator>(
         }
     };
     match &probe {
-        ReadyProbe::Notify => {}
+        ReadyProbe::Notify | ReadyProbe::Never => {}
+        // The probe task starts once the child has been spawned.
+        ReadyProbe::Started => report(true, format!("{probe}")),
         ReadyProbe::Check(cond) => {
             match condition::hold(&c, cond, plan.timing, &why).await {
                 Ok(()) => report(true, format!("{probe} passed")),

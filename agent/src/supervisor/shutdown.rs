@@ -141,7 +141,7 @@ impl PreStop {
                 join(&self.stop_after)
             );
             if let Err(e) =
-                condition::wait_all(c, &self.stop_after, WaitMode::All, None, timing).await
+                condition::wait_all(c, &self.stop_after, WaitMode::All, None, timing, None).await
             {
                 tracing::warn!("--stop-after: {e:#}");
             }

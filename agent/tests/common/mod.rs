@@ -341,9 +341,10 @@ pub fn podsignal_with_stdin(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("spawn podsignal");
     let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("write stdin");
+    // A command refused before it reads its input may be gone already: that is its answer.
+    if let Err(e) = input.write_all(stdin.unwrap_or("").as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+    }
     drop(input);
     child.wait_with_output().expect("podsignal runs")
 }
@@ -369,4 +370,52 @@ os.read(r, 1)
     let path = dir.join("sd-notify");
     std::fs::write(&path, script).expect("write sd-notify");
     path.display().to_string()
+}
+
+/// A child's stderr, line by line as it writes them (read on a thread of its own, so the
+/// child never blocks on a full pipe).
+pub struct StderrLines {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl StderrLines {
+    /// Takes `child`'s stderr, which must be piped.
+    pub fn of(child: &mut Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr is not piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StderrLines {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line for which `want` holds, skipping the others; panics after `limit`,
+    /// listing every line seen.
+    pub fn until(&mut self, limit: Duration, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line {what} within {limit:?}; seen: {:#?}", self.seen),
+            }
+        }
+    }
 }

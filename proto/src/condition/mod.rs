@@ -200,7 +200,9 @@ impl fmt::Display for Condition {
     }
 }
 
-/// What `run --ready-when` probes: any condition, a command, or the sd_notify protocol.
+/// What `run --ready-when` probes: any condition, a command, or the sd_notify protocol; or
+/// the keywords `started` and `never`. The keywords `notify`, `started` and `never` are
+/// probes, never readiness names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadyProbe {
     /// A condition (`tcp:PORT`, `http://...`, `file:PATH`, `unix:PATH`, ...).
@@ -209,13 +211,21 @@ pub enum ReadyProbe {
     Exec(String),
     /// `notify`: the child sends `READY=1` on `$NOTIFY_SOCKET`.
     Notify,
+    /// `started`: ready once the command has started (Kubernetes' rule for a container
+    /// without a readinessProbe; `run --name`'s default).
+    Started,
+    /// `never`: the readiness is not published.
+    Never,
 }
 
 impl ReadyProbe {
     /// Parses a probe.
     pub fn parse(input: &str) -> Result<ReadyProbe, ConditionError> {
-        if input == "notify" {
-            return Ok(ReadyProbe::Notify);
+        match input {
+            "notify" => return Ok(ReadyProbe::Notify),
+            "started" => return Ok(ReadyProbe::Started),
+            "never" => return Ok(ReadyProbe::Never),
+            _ => {}
         }
         if let Some(cmd) = input.strip_prefix("exec:") {
             if cmd.trim().is_empty() {
@@ -237,6 +247,8 @@ impl fmt::Display for ReadyProbe {
             ReadyProbe::Check(c) => write!(f, "{c}"),
             ReadyProbe::Exec(cmd) => write!(f, "exec:{cmd}"),
             ReadyProbe::Notify => f.write_str("notify"),
+            ReadyProbe::Started => f.write_str("started"),
+            ReadyProbe::Never => f.write_str("never"),
         }
     }
 }
@@ -367,6 +379,12 @@ mod tests {
     #[test]
     fn ready_probes() {
         assert_eq!(ReadyProbe::parse("notify").unwrap(), ReadyProbe::Notify);
+        assert_eq!(ReadyProbe::parse("started").unwrap(), ReadyProbe::Started);
+        assert_eq!(ReadyProbe::parse("never").unwrap(), ReadyProbe::Never);
+        for keyword in ["notify", "started", "never"] {
+            let p = ReadyProbe::parse(keyword).unwrap();
+            assert_eq!(p.to_string(), keyword);
+        }
         assert_eq!(
             ReadyProbe::parse("exec:test -f /x").unwrap(),
             ReadyProbe::Exec("test -f /x".into())

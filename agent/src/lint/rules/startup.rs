@@ -142,9 +142,10 @@ fn localhost_ports(text: &str) -> Vec<u16> {
     ports
 }
 
-/// Whether `waiter` waits for `target` before it starts: a `--wait-for` (or a script's
-/// `podsignal wait`) on its readiness or on any port it serves (waiting on an admin port
-/// counts for the others), or a native sidecar gated by a startupProbe.
+/// Whether `waiter` waits for `target` to serve before it starts: a `--wait-for` (or a
+/// script's `podsignal wait`) on its readiness (one that says more than "started") or on any
+/// port it serves (waiting on an admin port counts for the others), or a native sidecar
+/// gated by a startupProbe.
 fn waits_for(waiter: &Container, target: &Container) -> bool {
     if target.kind == Kind::Native
         && target.value.get("startupProbe").is_some()
@@ -152,7 +153,7 @@ fn waits_for(waiter: &Container, target: &Container) -> bool {
     {
         return true;
     }
-    let names = target.publishes();
+    let names = target.publishes_past_start();
     let ports = target.serves();
     waits(waiter).iter().any(|(_, c)| match c {
         Condition::Ready(n) => names.iter().any(|p| p == n.as_str()),
@@ -196,7 +197,7 @@ pub fn unordered_localhost(pod: &Pod) -> Vec<Hit> {
                 continue;
             }
             let cond = b
-                .publishes()
+                .publishes_past_start()
                 .first()
                 .cloned()
                 .unwrap_or(format!("tcp:{port}"));
@@ -208,14 +209,22 @@ pub fn unordered_localhost(pod: &Pod) -> Vec<Hit> {
                     b.name
                 )
             };
-            hits.push(on(
-                ai,
-                a,
-                format!(
+            let started_only = b.publishes().into_iter().find(|n| {
+                waits(a)
+                    .iter()
+                    .any(|(_, c)| matches!(c, Condition::Ready(w) if w.as_str() == n))
+            });
+            let message = match started_only {
+                Some(n) => format!(
+                    "calls localhost:{port}, served by container {0:?}, and waits for {n}, which is ready once started (no --ready-when), not once it listens: its first calls race the server's start; give {0} `--ready-when tcp:{port}`, or {fix}",
+                    b.name
+                ),
+                None => format!(
                     "calls localhost:{port}, served by container {:?}, with nothing making it wait: its first calls race the server's start; {fix}",
                     b.name
                 ),
-            ));
+            };
+            hits.push(on(ai, a, message));
         }
     }
     hits
@@ -265,7 +274,7 @@ pub fn dangling_wait_for(pod: &Pod) -> Vec<Hit> {
                     Condition::Exit { name, .. } => format!(
                         "runs `podsignal run --name {name}`, so no exit record is ever written"
                     ),
-                    _ => "publishes it (`run --name` with `--ready-when`, `podsignal ready`)"
+                    _ => "publishes it (`run --name` without `--ready-when never`, `podsignal ready`)"
                         .to_string(),
                 };
                 hits.push(on(
