@@ -261,6 +261,41 @@ fn wait_unready_reminds_which_names_are_still_ready() {
 }
 
 #[test]
+fn phase_wait_and_stop_wait_remind_what_they_wait_for() {
+    let pod = Pod::new();
+    let limit = Duration::from_secs(10);
+    let spawn = |args: &[&str]| {
+        Bg(pod
+            .cmd(args)
+            .env("PODSIGNAL_REMIND_AFTER", "50ms")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap())
+    };
+    let mut phase = spawn(&["phase", "wait", "draining", "--timeout", "60s"]);
+    let mut lines = StderrLines::of(&mut phase.0);
+    lines.until(limit, "saying what it waits for", |l| {
+        l.ends_with("waiting for phase draining (or later)")
+    });
+    lines.until(limit, "saying the phase now", |l| {
+        l.contains("still waiting after") && l.ends_with("phase is starting")
+    });
+    assert!(pod.run(&["phase", "set", "draining"]).status.success());
+    assert_eq!(wait_exit(&mut phase.0, limit), Some(0));
+
+    let mut stop = spawn(&["stop", "app", "--wait", "--timeout", "60s"]);
+    let mut lines = StderrLines::of(&mut stop.0);
+    lines.until(limit, "saying what it waits for", |l| {
+        l.ends_with("waiting for app to exit")
+    });
+    lines.until(limit, "saying app has not exited", |l| {
+        l.contains("still waiting after") && l.ends_with("app has not exited")
+    });
+}
+
+#[test]
 fn ready_hold_says_what_it_holds_and_how_to_release_it() {
     let pod = Pod::new();
     let mut hold = Bg(pod

@@ -342,6 +342,9 @@ impl Command {
             Command::Agent(_) | Command::Run(_) | Command::Lock(_) | Command::Wait(_) => true,
             Command::Leader(l) => l.show.is_none(),
             Command::Ready(r) => r.hold,
+            // Waits that say what they still wait for (reminders).
+            Command::Phase(PhaseCommand::Wait { .. }) => true,
+            Command::Stop(s) => s.wait,
             _ => false,
         };
         if lifecycle { "info" } else { "warn" }

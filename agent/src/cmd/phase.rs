@@ -3,6 +3,7 @@
 use podsignal_client::{Coordinator, Phase};
 
 use crate::cli::PhaseCommand;
+use crate::condition::{self, Reminders};
 use crate::exit::ExitCode;
 
 pub async fn phase<C: Coordinator>(c: &C, cmd: PhaseCommand) -> anyhow::Result<ExitCode> {
@@ -29,7 +30,19 @@ pub async fn phase<C: Coordinator>(c: &C, cmd: PhaseCommand) -> anyhow::Result<E
             }
         }
         PhaseCommand::Wait { phase, timeout } => {
-            let reached = c.wait_phase(phase, timeout).await?;
+            let intro = format!("waiting for phase {phase} (or later)");
+            let now = || async {
+                match c.phase().await {
+                    Ok(r) => format!(
+                        "phase is {}",
+                        r.as_ref().map_or(Phase::Starting, |r| r.phase)
+                    ),
+                    Err(e) => podsignal_client::error_chain(&e),
+                }
+            };
+            let work = c.wait_phase(phase, timeout);
+            let reached = condition::while_waiting(work, &intro, Some(Reminders::from_env()), now)
+                .await?;
             println!("{reached}");
         }
     }
