@@ -376,6 +376,25 @@ mod tests {
     }
 
     #[test]
+    fn each_backoff_delay_is_one_and_a_half_to_two_and_a_half_times_the_last() {
+        // What --backoff-min's help and docs/conditions.md promise.
+        let timing = ProbeTiming {
+            backoff_max: Duration::from_secs(3600),
+            ..ProbeTiming::default()
+        };
+        for _ in 0..50 {
+            let mut b = Backoff::new(timing);
+            let mut last = b.next_delay();
+            for _ in 0..10 {
+                let next = b.next_delay();
+                let factor = next.as_secs_f64() / last.as_secs_f64();
+                assert!((1.5..=2.5).contains(&factor), "{last:?} -> {next:?}");
+                last = next;
+            }
+        }
+    }
+
+    #[test]
     fn loopback_targets_are_asked_at_a_fixed_interval_remote_ones_backed_off_from() {
         let timing = ProbeTiming::default();
         let c = |s: &str| Condition::parse(s).unwrap();
