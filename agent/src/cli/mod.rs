@@ -178,7 +178,8 @@ pub enum Command {
     /// PODSIGNAL_LOCK. The lock is free only once CMD and everything it started are gone: CMD
     /// runs in its own process group; what it leaves running when it exits gets SIGTERM, then
     /// SIGKILL after --grace; if podsignal is killed, CMD and its process group are killed
-    /// with it. Exits with CMD's code.
+    /// with it. Exits with CMD's code. It excludes the processes sharing the directory (the
+    /// containers of one Pod), not other Pods: across Pods, use a Kubernetes Lease.
     ///
     ///   $ podsignal lock migrations --timeout 5m -- ./migrate
     ///   $ podsignal lock cron --no-wait -- ./job || echo "another replica runs it"
@@ -187,9 +188,12 @@ pub enum Command {
     /// Campaign for leadership, then run a command as leader; or show the leader
     ///
     /// `podsignal leader NAME -- CMD` blocks until this process leads NAME, then runs CMD with
-    /// PODSIGNAL_FENCING_TOKEN and PODSIGNAL_LEADER set; leadership ends when CMD and
+    /// PODSIGNAL_FENCING_TOKEN and PODSIGNAL_LEADER (NAME) set, and the leadership's
+    /// descriptor inherited (its number in PODSIGNAL_LOCK_FD); leadership ends when CMD and
     /// everything it started are gone (or podsignal dies, taking them with it), and the next
-    /// campaigner takes over within milliseconds with a higher token.
+    /// campaigner takes over within milliseconds with a higher token. Campaigners are the
+    /// processes sharing the directory (the containers of one Pod), not a Deployment's
+    /// replicas: across Pods, use a Kubernetes Lease.
     ///
     ///   $ podsignal leader scheduler -- ./schedule-jobs
     ///   $ podsignal leader show scheduler
