@@ -182,7 +182,7 @@ pub enum Command {
     /// containers of one Pod), not other Pods: across Pods, use a Kubernetes Lease.
     ///
     ///   $ podsignal lock migrations --timeout 5m -- ./migrate
-    ///   $ podsignal lock cron --no-wait -- ./job || echo "another replica runs it"
+    ///   $ podsignal lock cron --no-wait -- ./job || echo "another container runs it"
     #[command(verbatim_doc_comment)]
     Lock(LockArgs),
     /// Campaign for leadership, then run a command as leader; or show the leader
