@@ -6,11 +6,10 @@
 #   podman build -t localhost/podsignal:0.1.0 --target runtime .
 #   docker build -t localhost/podsignal:0.1.0 --target runtime .
 #
-# Or package a static binary built on the host (what tests/e2e/run.sh does; nothing is pulled):
-#   RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/static \
-#     cargo build --release --target x86_64-unknown-linux-gnu --bin podsignal
+# Or package a static binary built on the host (as tests/e2e/run.sh does; nothing is pulled):
+#   cargo static    # alias in .cargo/config.toml: the same flags as the `build` stage below
 #   podman build -t localhost/podsignal:0.1.0 --target runtime \
-#     --build-context build=target/static/x86_64-unknown-linux-gnu/release .
+#     --build-context build=target/x86_64-unknown-linux-gnu/release .
 # --build-context build=DIR replaces the stage named `build` with DIR, so DIR must hold the
 # binary at DIR/podsignal, exactly where the `build` stage leaves it.
 

@@ -8,7 +8,7 @@
 //! [`podsignal_proto::lock::next_token`]) and fsync it, then record the holder. Only then is
 //! the lock reported acquired, so a token is never handed out twice or lower, even across a
 //! crash or a damaged counter. A blocking wait runs on the volume's flock thread for that
-//! file ([`crate::flock`]): the async runtime never blocks, and an abandoned wait leaves
+//! file (module `flock`): the async runtime never blocks, and an abandoned wait leaves
 //! nothing behind.
 
 use std::fs::{File, TryLockError};

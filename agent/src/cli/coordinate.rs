@@ -40,7 +40,7 @@ pub struct UnreadyArgs {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The conditions to wait for: NAME, exit:NAME[=CODE], phase:PHASE, file:PATH,
-    /// tcp:HOST:PORT, http(s)://..., unix:PATH.
+    /// tcp:HOST:PORT, http://... (https:// is refused: no TLS), unix:PATH.
     #[arg(required = true, value_parser = parse_condition, value_name = "COND")]
     pub conditions: Vec<Condition>,
     /// Give up after this long (e.g. 500ms, 30s, 2m) with exit code 124.
@@ -116,7 +116,14 @@ pub struct LeaderArgs {
 /// `leader show`.
 #[derive(Debug, Subcommand)]
 pub enum LeaderCommand {
-    /// Show the current leader of NAME and its fencing token (exit 1 if nobody leads).
+    /// Show the current leader of NAME and its fencing token (exit 1 if nobody leads)
+    ///
+    /// Prints `NAME: led by HOLDER, fencing token N`; with --json, {"name":..,"leader":..}
+    /// (leader null when nobody leads).
+    ///
+    ///   $ podsignal leader show scheduler
+    ///   $ podsignal leader show scheduler --json
+    #[command(verbatim_doc_comment)]
     Show {
         /// The campaign's name.
         #[arg(value_parser = parse_name)]
@@ -193,6 +200,11 @@ pub enum PhaseCommand {
     /// Set the pod phase (and publish a `phase` event)
     ///
     /// Phases only move forward (starting, running, draining, stopping); --force moves back.
+    ///
+    ///   $ podsignal phase set running
+    ///   $ podsignal phase set draining --reason "node drain"
+    ///   $ podsignal phase set running --force     # back from draining
+    #[command(verbatim_doc_comment)]
     Set {
         /// The new phase.
         phase: Phase,
@@ -203,13 +215,27 @@ pub enum PhaseCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Print the pod phase (starting if never set).
+    /// Print the pod phase (starting if never set)
+    ///
+    /// Prints the phase's name on stdout; with --json, {"phase":..,"record":..} (record null
+    /// when no phase was ever set).
+    ///
+    ///   $ podsignal phase get
+    ///   $ podsignal phase get --json
+    #[command(verbatim_doc_comment)]
     Get {
         /// Print the whole record as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Wait until the pod phase is PHASE or later.
+    /// Wait until the pod phase is PHASE or later
+    ///
+    /// Prints the phase it found on stdout, which may be later than PHASE (`draining` when
+    /// waiting for `running` in a pod already draining). Exit 124 after --timeout.
+    ///
+    ///   $ podsignal phase wait running --timeout 2m && ./serve
+    ///   $ podsignal phase wait draining; ./flush-caches
+    #[command(verbatim_doc_comment)]
     Wait {
         /// The phase to reach.
         phase: Phase,

@@ -5,16 +5,22 @@
 //! - `supervise`: run, stop, install (and the probe timing `wait` shares);
 //! - `agent`: the HTTP agent's options;
 //! - `adopt`: inject and lint (manifests in, YAML or findings out);
+//! - `completions`: the shell completion scripts' options;
+//! - `man` (tests only): docs/man/*.1, rendered from these definitions;
 //! - `parse`: value parsers (names, durations, conditions, JSON).
 
 mod adopt;
 mod agent;
+mod completions;
 mod coordinate;
+#[cfg(test)]
+mod man;
 mod parse;
 mod supervise;
 
 pub use adopt::*;
 pub use agent::*;
+pub use completions::*;
 pub use coordinate::*;
 pub use supervise::*;
 
@@ -174,7 +180,14 @@ pub enum Command {
     ///   $ podsignal ready proxy --hold &
     #[command(verbatim_doc_comment)]
     Ready(ReadyArgs),
-    /// Mark NAME unready (a sticky record with an optional reason).
+    /// Mark NAME unready (a sticky record with an optional reason)
+    ///
+    /// Waiters on NAME keep waiting, and `status` and timeout messages show the reason. A
+    /// record held by `ready --hold` or `run --ready-when` is its holder's: this overwrites
+    /// it until the holder writes again.
+    ///
+    ///   $ podsignal unready db-migrated --reason "rolling back to v41"
+    #[command(verbatim_doc_comment)]
     Unready(UnreadyArgs),
     /// Wait until every condition holds (or one, with --any)
     ///
@@ -200,30 +213,56 @@ pub enum Command {
     /// PODSIGNAL_LOCK. The lock is free only once CMD and everything it started are gone: CMD
     /// runs in its own process group; what it leaves running when it exits gets SIGTERM, then
     /// SIGKILL after --grace; if podsignal is killed, CMD and its process group are killed
-    /// with it. Exits with CMD's code.
+    /// with it. Exits with CMD's code. It excludes the processes sharing the directory (the
+    /// containers of one Pod), not other Pods: across Pods, use a Kubernetes Lease.
     ///
     ///   $ podsignal lock migrations --timeout 5m -- ./migrate
-    ///   $ podsignal lock cron --no-wait -- ./job || echo "another replica runs it"
+    ///   $ podsignal lock cron --no-wait -- ./job || echo "another container runs it"
     #[command(verbatim_doc_comment)]
     Lock(LockArgs),
     /// Campaign for leadership, then run a command as leader; or show the leader
     ///
     /// `podsignal leader NAME -- CMD` blocks until this process leads NAME, then runs CMD with
-    /// PODSIGNAL_FENCING_TOKEN and PODSIGNAL_LEADER set; leadership ends when CMD and
+    /// PODSIGNAL_FENCING_TOKEN and PODSIGNAL_LEADER (NAME) set, and the leadership's
+    /// descriptor inherited (its number in PODSIGNAL_LOCK_FD); leadership ends when CMD and
     /// everything it started are gone (or podsignal dies, taking them with it), and the next
-    /// campaigner takes over within milliseconds with a higher token.
+    /// campaigner takes over within milliseconds with a higher token. Campaigners are the
+    /// processes sharing the directory (the containers of one Pod), not a Deployment's
+    /// replicas: across Pods, use a Kubernetes Lease.
     ///
     ///   $ podsignal leader scheduler -- ./schedule-jobs
     ///   $ podsignal leader show scheduler
     #[command(verbatim_doc_comment)]
     Leader(LeaderArgs),
-    /// Publish or watch lifecycle events.
-    #[command(subcommand)]
+    /// Publish or watch lifecycle events
+    ///
+    /// An append-only log of JSON events in the shared directory, numbered by `seq`, kept to
+    /// about 4 MiB (docs/protocol.md).
+    ///
+    ///   $ podsignal event publish cache-warmed --data '{"keys": 1200}'
+    ///   $ podsignal event watch --since 0
+    #[command(subcommand, verbatim_doc_comment)]
     Event(EventCommand),
-    /// Set, get or wait for the pod phase (starting < running < draining < stopping).
-    #[command(subcommand)]
+    /// Set, get or wait for the pod phase (starting < running < draining < stopping)
+    ///
+    /// One phase for the whole pod, in phase.json; it only moves forward unless forced, and
+    /// each change is also a `phase` event.
+    ///
+    ///   $ podsignal phase set draining --reason SIGTERM
+    ///   $ podsignal phase get
+    ///   $ podsignal phase wait running --timeout 2m
+    #[command(subcommand, verbatim_doc_comment)]
     Phase(PhaseCommand),
-    /// Show everything in the shared directory: phase, readiness, locks, leaders, events.
+    /// Show everything in the shared directory: phase, readiness, locks, leaders, events
+    ///
+    /// Tables on stdout: the phase, each readiness record (held or sticky, its holder alive
+    /// or gone), locks and leaders with their holders and fencing tokens, the event log's
+    /// sequence numbers, and any broken file found. --json prints the same as one document.
+    ///
+    ///   $ podsignal status
+    ///   $ podsignal status --json | jq '.readiness'
+    ///   $ kubectl exec mypod -c app -- podsignal status
+    #[command(verbatim_doc_comment)]
     Status(StatusArgs),
     /// Run a container's command: wait for its dependencies, publish its readiness, stop
     /// it in step with the others, and exit with its code
@@ -309,6 +348,17 @@ pub enum Command {
     ///   $ helm template ./chart | podsignal lint --format sarif > lint.sarif
     #[command(verbatim_doc_comment)]
     Lint(LintArgs),
+    /// Print a shell completion script (bash, zsh or fish)
+    ///
+    /// Generated from this binary's own command line: it completes exactly the subcommands
+    /// and options this version has. Load it once, or install it where the shell looks:
+    ///
+    ///   $ source <(podsignal completions bash)
+    ///   $ podsignal completions bash > ~/.local/share/bash-completion/completions/podsignal
+    ///   $ podsignal completions zsh > ~/.zfunc/_podsignal    # with fpath+=(~/.zfunc)
+    ///   $ podsignal completions fish > ~/.config/fish/completions/podsignal.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
     /// Kill a process group when the wrapper that started it dies (internal: started by
     /// lock, leader and run, never by hand).
     #[command(hide = true)]

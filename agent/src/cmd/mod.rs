@@ -3,6 +3,7 @@
 //! [`Coordinator`], so it behaves the same on either transport.
 
 pub mod agent;
+mod completions;
 mod event;
 mod hold;
 mod inject;
@@ -32,6 +33,7 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         Command::Install(args) => return install::install(args),
         Command::Inject(args) => return inject::inject(args),
         Command::Lint(args) => return lint::lint(args),
+        Command::Completions(args) => return completions::completions(args),
         Command::Guard(args) => return Ok(crate::guard::run(args.pgid)),
         Command::Agent(args) => return agent::agent(&global, args, stream(signals)?).await,
         Command::Run(args) if run::disabled() => return run::exec_disabled(&args),
@@ -69,6 +71,7 @@ async fn on<C: Coordinator>(
         Command::Install(_)
         | Command::Inject(_)
         | Command::Lint(_)
+        | Command::Completions(_)
         | Command::Agent(_)
         | Command::Guard(_) => {
             anyhow::bail!("internal error: this subcommand is dispatched before the transport")

@@ -419,6 +419,29 @@ mod tests {
     }
 
     #[test]
+    fn each_backoff_delay_is_one_and_a_half_to_two_and_a_half_times_the_last() {
+        // What --backoff-min's help and docs/conditions.md promise.
+        let timing = ProbeTiming {
+            backoff_max: Duration::from_secs(3600),
+            ..ProbeTiming::default()
+        };
+        for _ in 0..50 {
+            let mut b = Backoff::new(timing);
+            let mut last = b.next_delay();
+            for _ in 0..10 {
+                let next = b.next_delay();
+                // In nanoseconds, allowing the one that `mul_f64` rounds away.
+                let (l, n) = (last.as_nanos(), next.as_nanos());
+                assert!(
+                    2 * (n + 1) >= 3 * l && 2 * n <= 5 * l,
+                    "{last:?} -> {next:?}"
+                );
+                last = next;
+            }
+        }
+    }
+
+    #[test]
     fn loopback_targets_are_asked_at_a_fixed_interval_remote_ones_backed_off_from() {
         let timing = ProbeTiming::default();
         let c = |s: &str| Condition::parse(s).unwrap();

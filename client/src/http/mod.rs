@@ -1,6 +1,7 @@
 //! The HTTP transport: [`AgentClient`] calls a `podsignal agent` and implements
 //! [`Coordinator`] like [`crate::Volume`], with the same results and the same typed errors
-//! (a wait that runs out is [`Error::Timeout`], a busy lock [`Error::LockBusy`], and so on).
+//! (a wait that runs out is [`crate::Error::Timeout`], a busy lock
+//! [`crate::Error::LockBusy`], and so on).
 //!
 //! - `conn`: TCP and unix-socket connections, pooled.
 //! - `hold`: locks, leaderships and held readiness tied to one open response ([`AgentHold`]).
