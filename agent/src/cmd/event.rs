@@ -71,9 +71,20 @@ pub async fn event<C: Coordinator>(
                 Ok(ExitCode::SUCCESS)
             };
             let far = std::time::Duration::from_secs(86_400 * 365);
+            let limit = timeout.unwrap_or(far);
+            let timed_out = || {
+                let wanted = count
+                    .map(|n| format!(" before {n} event(s) arrived"))
+                    .unwrap_or_default();
+                format!(
+                    "event watch: timed out after {}{wanted} (watching {})",
+                    podsignal_proto::format_duration(limit),
+                    c.describe()
+                )
+            };
             tokio::select! {
                 r = watch => r,
-                _ = tokio::time::sleep(timeout.unwrap_or(far)) => Err(Exit::with(ExitCode::TIMEOUT, "event watch: timed out before --count events arrived")),
+                _ = tokio::time::sleep(limit) => Err(Exit::with(ExitCode::TIMEOUT, timed_out())),
                 _ = signals.termination() => Ok(ExitCode::SUCCESS),
             }
         }

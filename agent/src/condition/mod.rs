@@ -277,22 +277,33 @@ pub async fn check_once(condition: &Condition) -> Result<(), String> {
     }
 }
 
-/// Why a volume condition does not hold now (probes report through `why`).
+/// Why a volume condition does not hold now (probes report through `why`). A record that
+/// is not there is said to be missing from the directory (or agent) looked in: a mistyped
+/// `--dir` shows.
 async fn describe<C: Coordinator>(volume: &C, condition: &Condition, why: &Why) -> String {
     match condition {
         Condition::Ready(name) => match volume.readiness(name).await {
+            Ok(r) if r.is_missing() => format!("{} in {}", r.why, volume.describe()),
             Ok(r) => r.why,
             Err(e) => podsignal_client::error_chain(&e),
         },
         Condition::Exit { name, code } => {
-            match podsignal_client::exits::exit_state(volume.tombstone(name).await, *code) {
+            let read = volume.tombstone(name).await;
+            let missing = matches!(read, Ok(None));
+            match podsignal_client::exits::exit_state(read, *code) {
                 Ok(_) => "holds now".into(),
+                Err(why) if missing => format!("{why} in {}", volume.describe()),
                 Err(why) => why,
             }
         }
-        Condition::Phase(p) => match volume.current_phase().await {
-            Ok(now) => format!("phase is {now}, not yet {p}"),
-            Err(e) => format!("{e:#}"),
+        Condition::Phase(p) => match volume.phase().await {
+            Ok(None) => format!(
+                "phase is {}, not yet {p}: never set in {}",
+                podsignal_proto::Phase::Starting,
+                volume.describe()
+            ),
+            Ok(Some(now)) => format!("phase is {}, not yet {p}", now.phase),
+            Err(e) => podsignal_client::error_chain(&e),
         },
         _ => {
             let w = why.get();

@@ -54,7 +54,7 @@ pub enum Condition {
 }
 
 /// Why a string is not a condition.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "invalid condition {input:?}: {why} (forms: NAME, exit:NAME[=CODE], phase:PHASE, file:PATH, tcp:HOST:PORT, http://..., unix:PATH)"
 )]
@@ -64,6 +64,7 @@ pub struct ConditionError {
     /// What is wrong with it.
     pub why: String,
 }
+crate::debug_is_display!(ConditionError);
 
 impl ConditionError {
     fn new(input: &str, why: impl Into<String>) -> ConditionError {
