@@ -71,3 +71,24 @@ macro_rules! debug_is_display {
     };
 }
 pub(crate) use debug_is_display;
+
+#[cfg(test)]
+mod tests {
+    /// An error returned from `main` as `Box<dyn Error>` prints its `Debug`: the message, not
+    /// the struct (`Invalid { name: "A", ch: 'A' }`).
+    #[test]
+    fn every_error_debugs_as_its_message() {
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(crate::Name::new("A/").unwrap_err()),
+            Box::new(crate::parse_duration("1d").unwrap_err()),
+            Box::new("sleeping".parse::<crate::Phase>().unwrap_err()),
+            Box::new(crate::Condition::parse("bogus:x").unwrap_err()),
+            Box::new(crate::record::decode::<crate::PhaseRecord>(b"{").unwrap_err()),
+            Box::new(crate::lock::FenceError::Exhausted),
+        ];
+        for e in errors {
+            assert_eq!(format!("{e:?}"), e.to_string());
+            assert!(!e.to_string().contains('{'), "{e}");
+        }
+    }
+}

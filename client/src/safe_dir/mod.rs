@@ -12,6 +12,10 @@
 //! directory now at the path is opened (created if missing) and used from then on. Otherwise
 //! a lock taken in the moved-away directory would exclude nobody.
 //!
+//! **Readers create nothing.** A volume opened with `create: false` (a command that only
+//! shows or waits) never makes a directory: a missing one reads as empty until someone who
+//! writes creates it.
+//!
 //! **Debris.** A writer holds an exclusive flock on its temporary file from creation to
 //! rename, and a holder on its liveness file for as long as it holds. A file of either kind
 //! whose flock can be taken is therefore debris of a dead process: [`SafeDir::sweep`] removes
