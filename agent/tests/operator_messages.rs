@@ -124,6 +124,24 @@ fn a_wait_times_out_naming_a_dir_that_does_not_exist_without_creating_it() {
     assert!(!typo.exists());
 }
 
+/// `wait tcp:...` (wait-for-it's job) has nothing to do with the shared directory: it neither
+/// creates it nor talks about it.
+#[test]
+fn a_wait_for_probes_only_ignores_a_missing_dir() {
+    let pod = Pod::new();
+    let file = pod.path("flag");
+    std::fs::write(&file, "").unwrap();
+    let out = pod.run(&[
+        "wait",
+        &format!("file:{}", file.display()),
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "");
+    assert!(!pod.dir.exists());
+}
+
 /// An init container may start waiting before anyone made the directory: it says so once
 /// and waits, and the first writer's record releases it.
 #[test]

@@ -18,6 +18,7 @@ mod stop;
 mod wait;
 
 use podsignal_client::{Coordinator, Volume};
+use podsignal_proto::Condition;
 
 use crate::Transport;
 use crate::cli::{Cli, Command, EventCommand, GlobalOpts, PhaseCommand};
@@ -64,12 +65,16 @@ enum WhenMissing {
     /// It waits: in an init container it may start before anyone created the directory, so
     /// it says so once and waits for it, without creating it.
     Wait,
+    /// It waits only for probes (`tcp:`, `http://`, `unix:`, `file:`): the directory does
+    /// not matter, and is neither created nor mentioned.
+    Unused,
 }
 
 fn when_missing(command: &Command) -> WhenMissing {
     match command {
         Command::Status(_) | Command::Phase(PhaseCommand::Get { .. }) => WhenMissing::Refuse,
         Command::Leader(l) if l.show.is_some() => WhenMissing::Refuse,
+        Command::Wait(w) if !w.unready && w.conditions.iter().all(is_probe) => WhenMissing::Unused,
         Command::Wait(_)
         | Command::Phase(PhaseCommand::Wait { .. })
         | Command::Event(EventCommand::Watch { .. }) => WhenMissing::Wait,
@@ -77,9 +82,17 @@ fn when_missing(command: &Command) -> WhenMissing {
     }
 }
 
+/// A condition that does not read the shared directory.
+fn is_probe(c: &Condition) -> bool {
+    match c {
+        Condition::Ready(_) | Condition::Exit { .. } | Condition::Phase(_) => false,
+        Condition::File(_) | Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) => true,
+    }
+}
+
 fn check_exists(v: &Volume, missing: WhenMissing) -> anyhow::Result<()> {
     let dir = v.path();
-    if missing == WhenMissing::Create || dir.exists() {
+    if matches!(missing, WhenMissing::Create | WhenMissing::Unused) || dir.exists() {
         return Ok(());
     }
     match missing {
