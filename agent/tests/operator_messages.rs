@@ -143,12 +143,13 @@ fn a_wait_for_probes_only_ignores_a_missing_dir() {
 }
 
 /// An init container may start waiting before anyone made the directory: it says so once
-/// and waits, and the first writer's record releases it.
+/// and waits, and the first writer's record releases it. The rescan is an hour: only an
+/// inotify event (the directory's creation, seen from its parent) can release it in time.
 #[test]
 fn a_wait_started_before_the_dir_exists_waits_for_it() {
     let mut pod = Pod::new();
     let dir = pod.dir.clone();
-    let pid = pod.spawn(&["--rescan", "50ms", "wait", "db", "--timeout", "30s"]);
+    let pid = pod.spawn(&["--rescan", "1h", "wait", "db", "--timeout", "30s"]);
     let mut waiter = pod.take(pid);
     assert!(
         eventually(Duration::from_secs(10), || has_inotify(pid)),

@@ -44,16 +44,17 @@ async fn a_dropped_readiness_guard_retracts_and_wakes_waiters() {
 }
 
 /// A volume that does not create (a reader: `status`, `wait`) leaves a missing directory
-/// missing, reads it as empty, and its waits end once a writer creates it and writes.
+/// missing, reads it as empty, and its waits end once a writer creates it and writes: by
+/// inotify (the rescan is an hour), even two levels of it made by `mkdir -p`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_does_not_create_the_directory_and_waits_for_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("later");
+    let dir = tmp.path().join("later/shared");
     let reader = Volume::open(
         &dir,
         VolumeOptions {
             create: false,
-            rescan: Duration::from_millis(20),
+            rescan: Duration::from_secs(3600),
             ..VolumeOptions::default()
         },
     )
@@ -66,8 +67,8 @@ async fn a_reader_does_not_create_the_directory_and_waits_for_it() {
         reader.describe(),
         format!("{}, which does not exist", dir.display())
     );
-    assert!(!dir.exists(), "reading created it");
-    let waiter = {
+    assert!(!tmp.path().join("later").exists(), "reading created it");
+    let mut waiter = {
         let reader = reader.clone();
         tokio::spawn(async move {
             reader
@@ -75,9 +76,18 @@ async fn a_reader_does_not_create_the_directory_and_waits_for_it() {
                 .await
         })
     };
+    // Parked (nothing can release it yet), so what releases it below is an event.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut waiter)
+            .await
+            .is_err()
+    );
     let writer = open(&dir).await;
     writer.set_ready(&name("db"), None).await.unwrap();
-    waiter.await.unwrap().unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(10), waiter).await;
+    woke.expect("not woken by the directory's creation")
+        .unwrap()
+        .unwrap();
     assert!(
         reader.set_ready(&name("x"), None).await.is_ok(),
         "once the directory exists, writing works"
