@@ -50,7 +50,8 @@ pub fn spawn(reaper: &Reaper, pgid: Pid) -> Option<(OwnedFd, Pid)> {
         Ok(guard) => Some(guard),
         Err(e) => {
             tracing::warn!(
-                "cannot start the guard of process group {pgid:?} ({e}): if podsignal is killed, what its command started may survive it"
+                "cannot start the guard of process group {} ({e}): if podsignal is killed, what its command started may survive it",
+                pgid.as_raw_nonzero()
             );
             None
         }

@@ -147,9 +147,12 @@ pub enum Transport {
 /// The transport the global options ask for: the agent at `--agent`, else the volume.
 /// `source` names this process in what it writes (`run --name`), instead of the default
 /// (`PODSIGNAL_NAME`, else `pid@hostname`).
+/// `create`: whether a missing shared directory is created (false for commands that only
+/// read: see [`podsignal_client::VolumeOptions::create`]).
 pub async fn open_transport(
     global: &GlobalOpts,
     source: Option<String>,
+    create: bool,
 ) -> anyhow::Result<Transport> {
     match &global.agent {
         Some(url) => {
@@ -166,13 +169,14 @@ pub async fn open_transport(
                 .map_err(|e| crate::exit::usage(format!("--agent: {e}")))?;
             Ok(Transport::Agent(client))
         }
-        None => Ok(Transport::Volume(open_volume_as(global, source).await?)),
+        None => {
+            let options = VolumeOptions {
+                create,
+                ..volume_options(global, source)
+            };
+            Ok(Transport::Volume(Volume::open(&global.dir, options).await?))
+        }
     }
-}
-
-/// Opens the shared directory as the global options say.
-pub async fn open_volume_as(global: &GlobalOpts, source: Option<String>) -> anyhow::Result<Volume> {
-    Ok(Volume::open(&global.dir, volume_options(global, source)).await?)
 }
 
 /// The volume options the global options ask for, writing as `source` (else the default).
@@ -187,6 +191,7 @@ pub fn volume_options(global: &GlobalOpts, source: Option<String>) -> VolumeOpti
         durable: global.durable,
         rescan: global.rescan,
         source,
+        create: true,
         max_lock_waits: None,
     }
 }

@@ -115,7 +115,9 @@ fn access_owner_refuses_another_uid_with_a_clear_error_and_no_damage() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("ready") && err.contains("Permission denied"),
+        err.contains("ready/db.json")
+            && err.contains("permission denied")
+            && err.contains("--access"),
         "{err}"
     );
     assert!(!err.contains("panicked"));

@@ -282,14 +282,15 @@ fn a_waiter_follows_a_ready_directory_deleted_under_it() {
 
 #[test]
 fn access_all_makes_a_fresh_root_0777_whatever_the_umask() {
-    // Item 17: under `umask 077`, `--access all status` creates the root with mode 0777.
+    // Item 17: under `umask 077`, `--access all ready x` creates the root with mode 0777.
+    // (A writer: `status`, which only shows, creates nothing.)
     let pod = Pod::new();
     let out = run_cmd_within(
         Command::new("sh")
-            .args(["-c", r#"umask 077; exec "$0" --access all status"#, BIN])
+            .args(["-c", r#"umask 077; exec "$0" --access all ready x"#, BIN])
             .env("PODSIGNAL_DIR", &pod.dir),
         Duration::from_secs(10),
-        "status",
+        "ready",
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let mode = std::fs::metadata(&pod.dir).unwrap().permissions().mode() & 0o7777;
@@ -321,7 +322,7 @@ fn a_neighbour_holding_the_ready_directory_lock_slows_writers_but_never_stops_th
     let _ = neighbour.wait();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("writing without the lock"),
+        stderr(&out).contains("is locked (flock) for more than 2s: writing without the lock"),
         "{}",
         stderr(&out)
     );

@@ -1,8 +1,10 @@
 //! The client's one error type. Every variant names the path or name involved; the message
-//! does not repeat its `#[source]`, so `{:#}` prints the whole chain on one line.
+//! does not repeat its `#[source]`, so `{:#}` prints the whole chain on one line. `Debug`
+//! prints that line too: an error returned from `fn main() -> Result<(), Box<dyn Error>>`
+//! reads as a sentence, not as a struct.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use podsignal_proto::event::EventTooLarge;
@@ -10,7 +12,7 @@ use podsignal_proto::lock::FenceError;
 use podsignal_proto::{Name, NameError, Phase, RecordError};
 
 /// Anything a podsignal client call can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A system call on a path failed.
     #[error("{op} {path}")]
@@ -23,23 +25,41 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A system call was refused for want of permission (`EACCES`, `EPERM`): most often a
+    /// directory created by a container of another user. The message says who owns what,
+    /// and which `--access` lets several users share the directory.
+    #[error("{op} {path}: permission denied{owners}; {ACCESS_HINT}")]
+    Denied {
+        /// What was being done, e.g. "cannot write".
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// Who owns the directory involved and who this process is, in parentheses (or empty
+        /// if it could not be looked up).
+        owners: String,
+        /// The OS error. (Not a `#[source]`: the message says "permission denied" already.)
+        error: io::Error,
+    },
     /// A file in the shared directory is not what the protocol allows (a symlink, a FIFO, a
     /// directory, or too large): it is refused, never followed or read.
-    #[error("refusing {path}: {why}")]
+    #[error("refusing {path}: {why}{}", repair_hint(.repair))]
     Refused {
         /// The offending path.
         path: PathBuf,
         /// What is wrong with it.
         why: String,
+        /// How to replace it, when it is a record a command can rewrite.
+        repair: Option<String>,
     },
     /// A record's contents are not a valid record.
-    #[error("bad record {path}")]
+    #[error("bad record {path}: {why}{}", repair_hint(.repair))]
     BadRecord {
         /// The record's path.
         path: PathBuf,
-        /// Why it could not be decoded.
-        #[source]
-        source: RecordError,
+        /// Why it could not be decoded. (Not a `#[source]`: it is part of the message.)
+        why: RecordError,
+        /// How to replace it: the command that rewrites this record.
+        repair: Option<String>,
     },
     /// A record would be larger than every reader accepts: refused before it could replace
     /// the record in place.
@@ -57,13 +77,12 @@ pub enum Error {
     EventTooLarge(#[from] EventTooLarge),
     /// No fencing token can be granted: the counter is corrupt with nothing to continue from,
     /// or exhausted.
-    #[error("cannot grant a fencing token from {path}")]
+    #[error("cannot grant a fencing token from {path}: {why}{}", fence_repair(.why, .path))]
     Fence {
         /// The counter file.
         path: PathBuf,
-        /// What is wrong.
-        #[source]
-        source: FenceError,
+        /// What is wrong. (Not a `#[source]`: it is part of the message, before the repair.)
+        why: FenceError,
     },
     /// A name is not valid.
     #[error(transparent)]
@@ -134,11 +153,43 @@ pub enum Error {
 /// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What to do about a permission error in the shared directory.
+const ACCESS_HINT: &str = "when the containers of a Pod run as different users, start \
+    every podsignal with --access group (and give the Pod a securityContext.fsGroup) or \
+    --access all (env PODSIGNAL_ACCESS)";
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        podsignal_proto::write_error_chain(self, f)
+    }
+}
+
+/// How to repair a corrupt fencing counter: by hand, on purpose (a token must never go
+/// backwards, so nothing resets it).
+fn fence_repair(why: &FenceError, path: &Path) -> String {
+    match why {
+        FenceError::Corrupt(_) => format!(
+            "; to repair it, write the last token granted (or any larger one) into it: \
+             echo N > {}",
+            path.display()
+        ),
+        FenceError::Exhausted => String::new(),
+    }
+}
+
+fn repair_hint(repair: &Option<String>) -> String {
+    repair
+        .as_deref()
+        .map(|r| format!("; {r}"))
+        .unwrap_or_default()
+}
+
 impl Error {
     /// The file or directory involved, when the error is about one.
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             Error::Io { path, .. }
+            | Error::Denied { path, .. }
             | Error::Refused { path, .. }
             | Error::BadRecord { path, .. }
             | Error::TooLarge { path, .. }
@@ -171,19 +222,167 @@ impl Error {
                 size,
                 limit: podsignal_proto::MAX_RECORD_BYTES,
             },
-            source => Error::BadRecord { path, source },
+            why => Error::BadRecord {
+                path,
+                why,
+                repair: None,
+            },
         }
     }
 
+    /// A record at `path` that could not be decoded; `repair` says how to replace it.
+    pub(crate) fn bad_record(path: PathBuf, why: RecordError, repair: String) -> Error {
+        Error::BadRecord {
+            path,
+            why,
+            repair: Some(repair),
+        }
+    }
+
+    /// A file refused for being what the protocol does not allow.
+    pub(crate) fn refused(path: impl Into<PathBuf>, why: impl Into<String>) -> Error {
+        Error::Refused {
+            path: path.into(),
+            why: why.into(),
+            repair: None,
+        }
+    }
+
+    /// This error, saying how to replace the record it is about if it is a bad or refused
+    /// record (`repair`: the command that rewrites it).
+    pub(crate) fn with_repair(self, repair: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::BadRecord { path, why, .. } => Error::bad_record(path, why, repair()),
+            Error::Refused { path, why, .. } => Error::Refused {
+                path,
+                why,
+                repair: Some(repair()),
+            },
+            other => other,
+        }
+    }
+
+    /// A system call on `path` failed: [`Error::Denied`], naming who owns what, for a
+    /// permission error; else [`Error::Io`].
     pub(crate) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,
         source: impl Into<io::Error>,
     ) -> Error {
-        Error::Io {
-            op,
-            path: path.into(),
-            source: source.into(),
+        let (path, source) = (path.into(), source.into());
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            return Error::Denied {
+                op,
+                owners: owners(&path),
+                path,
+                error: source,
+            };
         }
+        Error::Io { op, path, source }
+    }
+
+    /// True for a file or directory that does not exist.
+    pub(crate) fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// The same failure, said of `path` (the record a temporary file was to replace) and as
+    /// `op`: a message names the record, not a file the operator never sees.
+    pub(crate) fn about(self, op: &'static str, path: PathBuf) -> Error {
+        match self {
+            Error::Io { source, .. } => Error::io(op, path, source),
+            Error::Denied { error, .. } => Error::io(op, path, error),
+            other => other,
+        }
+    }
+}
+
+/// ` (DIR belongs to uid U gid G, mode M; this process is uid U gid G)`: the directory
+/// `path` is (or the one it is in), and `path` itself when it is an existing file, which is
+/// what a permission error is about. Empty if none can be looked up.
+fn owners(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let describe = |p: &Path, m: &std::fs::Metadata| {
+        format!(
+            "{} belongs to uid {} gid {}, mode {:04o}",
+            p.display(),
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777
+        )
+    };
+    let mut found = Vec::new();
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => found.push(describe(path, &m)),
+        file => {
+            let parent = path.parent().map(|p| (p, std::fs::metadata(p)));
+            if let Some((p, Ok(m))) = parent {
+                found.push(describe(p, &m));
+            }
+            if let Ok(m) = file {
+                found.push(describe(path, &m));
+            }
+        }
+    }
+    if found.is_empty() {
+        return String::new();
+    }
+    format!(
+        " ({}; this process is uid {} gid {})",
+        found.join("; "),
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `fn main() -> Result<(), Box<dyn Error>>` prints after `Error: ` is `Debug`: the
+    /// one-line message, never `Timeout { after: 30.0018s, pending: [...] }`.
+    #[test]
+    fn debug_is_the_one_line_message() {
+        let e = Error::Timeout {
+            after: Duration::from_micros(30_001_834),
+            pending: vec![
+                "db: no record in /run/podsignal".into(),
+                "web: unready".into(),
+            ],
+        };
+        let want = "timed out after 30.002s: db: no record in /run/podsignal; web: unready";
+        assert_eq!(e.to_string(), want);
+        let boxed: Box<dyn std::error::Error> = Box::new(e);
+        assert_eq!(format!("{boxed:?}"), want);
+        let io = Error::io(
+            "cannot open",
+            "/run/podsignal/ready/db.json",
+            io::Error::from_raw_os_error(2),
+        );
+        assert_eq!(
+            format!("{io:?}"),
+            "cannot open /run/podsignal/ready/db.json: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn a_permission_error_says_who_owns_what_and_how_to_share() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = Error::io(
+            "cannot write",
+            tmp.path().join("x.json"),
+            io::Error::from_raw_os_error(13),
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "cannot write {}: permission denied ({} belongs to uid ",
+                tmp.path().join("x.json").display(),
+                tmp.path().display()
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with(ACCESS_HINT), "{text}");
+        assert!(!text.contains("os error"), "said twice: {text}");
     }
 }

@@ -281,9 +281,11 @@ impl EventLog<'_> {
         };
         // A segment a neighbour named for the largest sequence number leaves nowhere to go:
         // refuse (naming it) rather than wrap around to numbers every reader skips.
-        let seq = last.checked_add(1).ok_or_else(|| Error::Refused {
-            path: self.dir.path_of(&segment.file_name()),
-            why: "it claims the largest sequence number, so no event can follow; remove it".into(),
+        let seq = last.checked_add(1).ok_or_else(|| {
+            Error::refused(
+                self.dir.path_of(&segment.file_name()),
+                "it claims the largest sequence number, so no event can follow; remove it",
+            )
         })?;
         let event = Event {
             seq,

@@ -16,15 +16,13 @@ impl Volume {
     pub(crate) fn tombstone_now(&self, name: &Name) -> Result<Option<TombstoneRecord>> {
         let dir = &self.inner.exits;
         let file = layout::exit_file(name);
-        let Some(bytes) = dir.read_record(&file)? else {
+        let repair = || format!("the next `podsignal run --name {name}` removes it");
+        let Some(bytes) = dir.read_record(&file).map_err(|e| e.with_repair(repair))? else {
             return Ok(None);
         };
         TombstoneRecord::decode(&bytes, name)
             .map(Some)
-            .map_err(|source| Error::BadRecord {
-                path: dir.path_of(&file),
-                source,
-            })
+            .map_err(|why| Error::bad_record(dir.path_of(&file), why, repair()))
     }
 
     /// Writes a tombstone (atomically: waiters see all of it or nothing).
@@ -49,17 +47,18 @@ impl Volume {
     ) -> Result<TombstoneRecord> {
         self.watcher()
             .wait_until(&[Area::Exits], timeout, || {
-                Ok(match self.exit_state(name, code) {
+                let read = self.tombstone_now(name);
+                let missing = matches!(read, Ok(None));
+                Ok(match exit_state(read, code) {
                     Ok(t) => Ok(t),
+                    Err(why) if missing => Err(vec![format!(
+                        "exit:{name}: {why} in {}",
+                        crate::Coordinator::describe(self)
+                    )]),
                     Err(why) => Err(vec![format!("exit:{name}: {why}")]),
                 })
             })
             .await
-    }
-
-    /// Whether `exit:NAME[=CODE]` holds now: the tombstone, or why not, in a few words.
-    fn exit_state(&self, name: &Name, code: Option<u8>) -> Result<TombstoneRecord, String> {
-        exit_state(self.tombstone_now(name), code)
     }
 }
 

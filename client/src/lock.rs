@@ -279,9 +279,9 @@ impl Volume {
         };
         let in_lock_file = lock_file_token(locked);
         let next =
-            next_token(&counter, last_holder.max(in_lock_file)).map_err(|source| Error::Fence {
+            next_token(&counter, last_holder.max(in_lock_file)).map_err(|why| Error::Fence {
                 path: dir.path_of(&file),
-                source,
+                why,
             })?;
         if let Counter::Corrupt(why) = &counter {
             tracing::warn!(
@@ -440,15 +440,13 @@ fn flock_is_elsewhere(h: &HolderRecord, flock_pid: Option<u32>) -> bool {
 
 pub(crate) fn read_holder(dir: &SafeDir, name: &Name) -> Result<Option<HolderRecord>> {
     let file = layout::holder_file(name);
-    let Some(bytes) = dir.read_record(&file)? else {
+    let repair = || format!("the next holder of {name} replaces it");
+    let Some(bytes) = dir.read_record(&file).map_err(|e| e.with_repair(repair))? else {
         return Ok(None);
     };
     HolderRecord::decode(&bytes, name)
         .map(Some)
-        .map_err(|source| Error::BadRecord {
-            path: dir.path_of(&file),
-            source,
-        })
+        .map_err(|why| Error::bad_record(dir.path_of(&file), why, repair()))
 }
 
 /// How messages name a holder: `app (pid 42 on pod-1), token 7`.

@@ -14,15 +14,16 @@ impl Volume {
     /// The phase record, or `None` if no phase was ever set (the pod is `starting`).
     pub(crate) fn phase_now(&self) -> Result<Option<PhaseRecord>> {
         let root = &self.inner.root;
-        let Some(bytes) = root.read_record(layout::PHASE_FILE)? else {
+        let repair = || "`podsignal phase set PHASE --force` replaces it".to_owned();
+        let Some(bytes) = root
+            .read_record(layout::PHASE_FILE)
+            .map_err(|e| e.with_repair(repair))?
+        else {
             return Ok(None);
         };
         PhaseRecord::decode(&bytes)
             .map(Some)
-            .map_err(|source| Error::BadRecord {
-                path: root.path_of(layout::PHASE_FILE),
-                source,
-            })
+            .map_err(|why| Error::bad_record(root.path_of(layout::PHASE_FILE), why, repair()))
     }
 
     /// The current phase, `starting` if none was set.
@@ -90,13 +91,18 @@ impl Volume {
         timeout: Option<Duration>,
     ) -> Result<Phase> {
         self.watcher()
-            .wait_until(&[Area::Root], timeout, || {
-                let now = self.current_phase_now()?;
-                if now >= at_least {
-                    Ok(Ok(now))
-                } else {
-                    Ok(Err(vec![format!("phase is {now}, waiting for {at_least}")]))
-                }
+            .wait_until(&[Area::Root], timeout, || match self.phase_now()? {
+                Some(r) if r.phase >= at_least => Ok(Ok(r.phase)),
+                Some(r) => Ok(Err(vec![format!(
+                    "phase is {}, waiting for {at_least}",
+                    r.phase
+                )])),
+                None if Phase::Starting >= at_least => Ok(Ok(Phase::Starting)),
+                None => Ok(Err(vec![format!(
+                    "phase is {}, waiting for {at_least}: never set in {}",
+                    Phase::Starting,
+                    crate::Coordinator::describe(self)
+                )])),
             })
             .await
     }

@@ -51,6 +51,16 @@ pub struct Readiness {
     pub record: Option<ReadinessRecord>,
 }
 
+impl Readiness {
+    /// The `why` of a name nobody has written a record for.
+    pub const NO_RECORD: &'static str = "no record";
+
+    /// True if no record exists for the name (as opposed to a bad or unready one).
+    pub fn is_missing(&self) -> bool {
+        self.record.is_none() && self.why == Self::NO_RECORD
+    }
+}
+
 /// Holds a readiness record's liveness: while this guard lives, the record counts; when it
 /// is dropped (or the process dies, even by `kill -9`) every waiter sees the name unready.
 ///
@@ -264,15 +274,13 @@ impl Volume {
     pub(crate) fn read_readiness_record(&self, name: &Name) -> Result<Option<ReadinessRecord>> {
         let dir = &self.inner.ready;
         let file = layout::readiness_file(name);
-        let Some(bytes) = dir.read_record(&file)? else {
+        let repair = || format!("`podsignal ready {name}` (or `unready {name}`) replaces it");
+        let Some(bytes) = dir.read_record(&file).map_err(|e| e.with_repair(repair))? else {
             return Ok(None);
         };
         ReadinessRecord::decode(&bytes, name)
             .map(Some)
-            .map_err(|source| Error::BadRecord {
-                path: dir.path_of(&file),
-                source,
-            })
+            .map_err(|why| Error::bad_record(dir.path_of(&file), why, repair()))
     }
 
     /// Reads and evaluates one readiness record. Never fails: a bad record is "not ready",
@@ -287,7 +295,7 @@ impl Volume {
         };
         let record = match self.read_readiness_record(name) {
             Ok(Some(r)) => r,
-            Ok(None) => return not("no record".into(), None, None),
+            Ok(None) => return not(Readiness::NO_RECORD.into(), None, None),
             Err(e) => return not(crate::error_chain(&e), None, None),
         };
         let alive = if record.held {
@@ -351,7 +359,7 @@ impl Volume {
                 .iter_mut()
                 .map(|rx| rx.borrow_and_update().clone())
                 .collect();
-            let pending = match verdict(&states, mode, want) {
+            let pending = match verdict(&states, mode, want, None) {
                 Ok(()) => return Ok(states),
                 Err(pending) => pending,
             };
@@ -368,7 +376,8 @@ impl Volume {
             } else {
                 // One last look, first hand: it may have become true at the deadline.
                 let states: Vec<Readiness> = names.iter().map(|n| self.readiness_now(n)).collect();
-                return match verdict(&states, mode, want) {
+                let place = crate::Coordinator::describe(self);
+                return match verdict(&states, mode, want, Some(&place)) {
                     Ok(()) => Ok(states),
                     Err(last) => Err(Error::Timeout {
                         after: started.elapsed(),
@@ -380,11 +389,13 @@ impl Volume {
     }
 }
 
-/// Whether `states` satisfy the wait; if not, one line per name still missing.
+/// Whether `states` satisfy the wait; if not, one line per name still missing, saying in
+/// which `place` (the directory) a missing record was looked for, when given.
 fn verdict(
     states: &[Readiness],
     mode: WaitMode,
     want: bool,
+    place: Option<&str>,
 ) -> std::result::Result<(), Vec<String>> {
     let met = |r: &Readiness| r.ready == want;
     let done = match mode {
@@ -398,7 +409,9 @@ fn verdict(
         .iter()
         .filter(|r| !met(r))
         .map(|r| {
-            if want {
+            if let (true, Some(place)) = (want && r.is_missing(), place) {
+                format!("{}: {} in {place}", r.name, r.why)
+            } else if want {
                 format!("{}: {}", r.name, r.why)
             } else {
                 format!("{}: still ready ({})", r.name, r.why)

@@ -62,7 +62,7 @@ impl Volume {
             .list_readiness_now()
             .unwrap_or_else(|e| problem(p, &e, Vec::new()));
         for r in &readiness {
-            if r.record.is_none() && r.why != "no record" {
+            if r.record.is_none() && !r.is_missing() {
                 let file = self.inner.ready.path_of(&layout::readiness_file(&r.name));
                 add_problem(p, Some(&file), r.why.clone());
             }

@@ -37,15 +37,13 @@ impl Volume {
     pub(crate) fn stop_request_now(&self, name: &Name) -> Result<Option<StopRequest>> {
         let dir = &self.inner.stop;
         let file = layout::stop_file(name);
-        let Some(bytes) = dir.read_record(&file)? else {
+        let repair = || format!("`podsignal stop {name}` replaces it");
+        let Some(bytes) = dir.read_record(&file).map_err(|e| e.with_repair(repair))? else {
             return Ok(None);
         };
         StopRequest::decode(&bytes, name)
             .map(Some)
-            .map_err(|source| Error::BadRecord {
-                path: dir.path_of(&file),
-                source,
-            })
+            .map_err(|why| Error::bad_record(dir.path_of(&file), why, repair()))
     }
 
     /// Waits until a valid stop request for `name` exists, removes it and returns it.

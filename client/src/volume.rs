@@ -34,6 +34,11 @@ pub struct VolumeOptions {
     pub rescan: Duration,
     /// The `source` recorded as writer; defaults to `PODSIGNAL_NAME`.
     pub source: Option<String>,
+    /// Create the shared directory and its subdirectories where missing (the default). A
+    /// process that only reads and waits sets it false: then a missing directory is not
+    /// created but reads as empty, and waits go on until it appears (the rescan looks for
+    /// it); writing into it fails.
+    pub create: bool,
     /// The most lock files this process may wait for at once (each wait runs on a thread
     /// that lives until the lock is free); `None`: no limit. For servers whose callers choose
     /// the lock names: the agent sets its `--max-waiters`.
@@ -47,6 +52,7 @@ impl Default for VolumeOptions {
             durable: false,
             rescan: Duration::from_secs(1),
             source: None,
+            create: true,
             max_lock_waits: None,
         }
     }
@@ -91,8 +97,9 @@ pub(crate) struct Inner {
 }
 
 impl Volume {
-    /// Opens the shared directory at `path`, creating it and its subdirectories if missing,
-    /// and starts watching it. Must be called inside a tokio runtime.
+    /// Opens the shared directory at `path`, creating it and its subdirectories if missing
+    /// (unless [`VolumeOptions::create`] is false), and starts watching it. Must be called
+    /// inside a tokio runtime.
     pub async fn open(path: impl AsRef<Path>, options: VolumeOptions) -> Result<Volume> {
         let path = path.as_ref();
         if tokio::runtime::Handle::try_current().is_err() {
@@ -101,7 +108,7 @@ impl Volume {
             ));
         }
         let max_lock_waits = options.max_lock_waits;
-        let root = SafeDir::open_root(path, options.access)?;
+        let root = SafeDir::open_root(path, options.access, options.create)?;
         let sub = |name: &'static str| SafeDir::open_subdir(&root, name);
         let (ready, locks, leaders) = (
             sub(layout::READY_DIR),
@@ -205,10 +212,10 @@ impl Volume {
             })?;
             match other.try_lock_shared() {
                 Err(std::fs::TryLockError::WouldBlock) => Ok(()),
-                _ => Err(Error::Refused {
-                    path: root.path_of(&probe),
-                    why: "flock(2) does not exclude other descriptors on this filesystem".into(),
-                }),
+                _ => Err(Error::refused(
+                    root.path_of(&probe),
+                    "flock(2) does not exclude other descriptors on this filesystem",
+                )),
             }
         })();
         root.remove(&probe)?;
@@ -256,8 +263,13 @@ impl Coordinator for Volume {
     type ReadinessHold = ReadinessGuard;
     type LockHold = LockGuard;
 
+    /// The directory's path, saying so if nothing is there (a volume that does not create
+    /// it waits for it).
     fn describe(&self) -> String {
-        self.path().display().to_string()
+        match self.path().exists() {
+            true => self.path().display().to_string(),
+            false => format!("{}, which does not exist", self.path().display()),
+        }
     }
 
     async fn set_readiness(

@@ -21,8 +21,14 @@
 //! directories; the next write does. One area whose watch cannot be added (the watch limit)
 //! falls back to the rescan alone, the others stay event-driven, and the watcher tries again
 //! every rescan interval.
+//!
+//! **A root that does not exist yet.** A reader that does not create the directory (`wait` in
+//! an init container that starts first) watches the nearest existing ancestor of the root
+//! instead, for the one name on the way to it: the root's creation wakes every waiter at once,
+//! not at the next rescan.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -161,6 +167,9 @@ struct Watching {
     stats: Arc<Counters>,
     /// Per area: a failure to watch it was logged (once, until a watch succeeds again).
     warned: [bool; AREAS],
+    /// While the root does not exist: the watch on its nearest existing ancestor, and that
+    /// ancestor's path.
+    ancestor: Option<(WatchDescriptor, PathBuf)>,
 }
 
 impl Watching {
@@ -220,7 +229,77 @@ impl Watching {
         self.stats
             .degraded
             .store(self.current.iter().any(Option::is_none), Ordering::Relaxed);
+        if area == Area::Root {
+            self.watch_for_root();
+        }
         self.bump(area, None);
+    }
+
+    /// Watches the nearest existing ancestor of a root that does not exist (yet), so that its
+    /// creation is an event; forgets that watch once the root exists.
+    fn watch_for_root(&mut self) {
+        let Some(root) = self.dirs.first().map(|(_, d)| d.path().to_path_buf()) else {
+            return;
+        };
+        let missing = self.current[Area::Root as usize].is_none() && !root.exists();
+        let ancestor = missing
+            .then(|| root.ancestors().skip(1).find(|p| p.is_dir()))
+            .flatten()
+            .map(Path::to_path_buf);
+        if ancestor.is_some() && ancestor == self.ancestor.as_ref().map(|(_, p)| p.clone()) {
+            return;
+        }
+        if let Some((wd, _)) = self.ancestor.take() {
+            let _ = self.watches.remove(wd);
+        }
+        let Some(ancestor) = ancestor else {
+            return;
+        };
+        let mask = WatchMask::CREATE
+            | WatchMask::MOVED_TO
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF
+            | WatchMask::ONLYDIR;
+        match self.watches.add(&ancestor, mask) {
+            Ok(wd) => self.ancestor = Some((wd, ancestor)),
+            Err(e) => return tracing::debug!("{}", inotify_problem(&e, &ancestor)),
+        }
+        // Made before the watch was added (`mkdir -p` makes one level after another): that
+        // raised no event, so look again (at most once a level: each look watches deeper).
+        if root.exists() {
+            self.rewatch(Area::Root);
+        }
+    }
+
+    /// An event on the root's ancestor: the way to the root changed if it names the next
+    /// directory on it (or the ancestor itself went): look again, and once the root is there,
+    /// watch everything in it.
+    fn handle_ancestor(&mut self, event: &inotify::Event<std::ffi::OsString>) {
+        let Some((_, ancestor)) = &self.ancestor else {
+            return;
+        };
+        let root = self.dirs.first().map(|(_, d)| d.path().to_path_buf());
+        let next = root
+            .as_deref()
+            .and_then(|r| r.strip_prefix(ancestor).ok())
+            .and_then(|rest| rest.components().next())
+            .map(|c| c.as_os_str().to_owned());
+        let on_the_way = event.name.is_some() && event.name == next;
+        if event.mask.contains(EventMask::IGNORED) {
+            self.ancestor = None;
+        } else if !on_the_way
+            && !event
+                .mask
+                .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF)
+        {
+            return;
+        }
+        self.rewatch(Area::Root);
+        if self.current[Area::Root as usize].is_some() {
+            for a in &Area::ALL[1..] {
+                self.rewatch(*a);
+            }
+        }
     }
 
     /// Wakes `area`'s waiters, and tells per-name subscribers which file changed.
@@ -242,6 +321,13 @@ impl Watching {
                 self.bump(area, None);
             }
             return;
+        }
+        if self
+            .ancestor
+            .as_ref()
+            .is_some_and(|(wd, _)| *wd == event.wd)
+        {
+            return self.handle_ancestor(&event);
         }
         let Some(area) = self.by_wd.get(&event.wd).copied() else {
             return; // a watch already replaced
@@ -341,6 +427,7 @@ impl Watcher {
             changes,
             stats,
             warned: [false; AREAS],
+            ancestor: None,
         };
         for area in Area::ALL {
             watching.rewatch(area);

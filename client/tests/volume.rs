@@ -43,6 +43,57 @@ async fn a_dropped_readiness_guard_retracts_and_wakes_waiters() {
     assert!(r.why.contains("holder released it"), "{r:?}");
 }
 
+/// A volume that does not create (a reader: `status`, `wait`) leaves a missing directory
+/// missing, reads it as empty, and its waits end once a writer creates it and writes: by
+/// inotify (the rescan is an hour), even two levels of it made by `mkdir -p`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_does_not_create_the_directory_and_waits_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("later/shared");
+    let reader = Volume::open(
+        &dir,
+        VolumeOptions {
+            create: false,
+            rescan: Duration::from_secs(3600),
+            ..VolumeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!dir.exists());
+    assert!(reader.list_readiness().await.unwrap().is_empty());
+    assert!(!reader.readiness(&name("db")).await.unwrap().ready);
+    assert_eq!(
+        reader.describe(),
+        format!("{}, which does not exist", dir.display())
+    );
+    assert!(!tmp.path().join("later").exists(), "reading created it");
+    let mut waiter = {
+        let reader = reader.clone();
+        tokio::spawn(async move {
+            reader
+                .wait_ready(&[name("db")], WaitMode::All, Some(Duration::from_secs(20)))
+                .await
+        })
+    };
+    // Parked (nothing can release it yet), so what releases it below is an event.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut waiter)
+            .await
+            .is_err()
+    );
+    let writer = open(&dir).await;
+    writer.set_ready(&name("db"), None).await.unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(10), waiter).await;
+    woke.expect("not woken by the directory's creation")
+        .unwrap()
+        .unwrap();
+    assert!(
+        reader.set_ready(&name("x"), None).await.is_ok(),
+        "once the directory exists, writing works"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_timeout_lists_each_missing_name() {
     let tmp = tempfile::tempdir().unwrap();
@@ -57,7 +108,10 @@ async fn wait_timeout_lists_each_missing_name() {
         .await
         .unwrap_err();
     match err {
-        Error::Timeout { pending, .. } => assert_eq!(pending, ["b: no record"]),
+        Error::Timeout { pending, .. } => assert_eq!(
+            pending,
+            [format!("b: no record in {}", tmp.path().display())]
+        ),
         other => panic!("{other}"),
     }
 }

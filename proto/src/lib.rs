@@ -42,3 +42,53 @@ pub use readiness::{ReadinessRecord, ReadinessState};
 pub use record::{FORMAT_VERSION, Identity, MAX_RECORD_BYTES, RecordError};
 pub use stop::StopRequest;
 pub use tombstone::TombstoneRecord;
+
+/// Writes an error and its sources on one line, `outer: inner: innermost`: how every error
+/// type of podsignal implements `Debug`, so that one returned from
+/// `fn main() -> Result<(), Box<dyn Error>>` (which prints `Debug`) reads as a sentence, not
+/// as a struct.
+pub fn write_error_chain(
+    e: &(dyn std::error::Error + 'static),
+    f: &mut std::fmt::Formatter<'_>,
+) -> std::fmt::Result {
+    write!(f, "{e}")?;
+    let mut source = e.source();
+    while let Some(s) = source {
+        write!(f, ": {s}")?;
+        source = s.source();
+    }
+    Ok(())
+}
+
+/// `impl Debug` as [`write_error_chain`], for this crate's error types.
+macro_rules! debug_is_display {
+    ($t:ty) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                $crate::write_error_chain(self, f)
+            }
+        }
+    };
+}
+pub(crate) use debug_is_display;
+
+#[cfg(test)]
+mod tests {
+    /// An error returned from `main` as `Box<dyn Error>` prints its `Debug`: the message, not
+    /// the struct (`Invalid { name: "A", ch: 'A' }`).
+    #[test]
+    fn every_error_debugs_as_its_message() {
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(crate::Name::new("A/").unwrap_err()),
+            Box::new(crate::parse_duration("1d").unwrap_err()),
+            Box::new("sleeping".parse::<crate::Phase>().unwrap_err()),
+            Box::new(crate::Condition::parse("bogus:x").unwrap_err()),
+            Box::new(crate::record::decode::<crate::PhaseRecord>(b"{").unwrap_err()),
+            Box::new(crate::lock::FenceError::Exhausted),
+        ];
+        for e in errors {
+            assert_eq!(format!("{e:?}"), e.to_string());
+            assert!(!e.to_string().contains('{'), "{e}");
+        }
+    }
+}

@@ -75,18 +75,16 @@ impl Counter {
 }
 
 /// Why no token can be granted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FenceError {
     /// The counter is corrupt and no holder record says what the last token was.
-    #[error(
-        "{0}, and there is no holder record to continue from; write the last token you know \
-         (or one above it) into the counter to repair it"
-    )]
+    #[error("{0}, and there is no holder record to continue from")]
     Corrupt(String),
     /// The counter reached `u64::MAX`.
     #[error("the fencing counter is exhausted")]
     Exhausted,
 }
+crate::debug_is_display!(FenceError);
 
 /// The token to grant next: one past the highest token ever granted, which is the larger of
 /// the counter and `last_known` (the last holder record's token, and the copy the lock file
@@ -137,10 +135,10 @@ impl HolderRecord {
     pub fn decode(bytes: &[u8], expected: &Name) -> Result<HolderRecord, RecordError> {
         let r: HolderRecord = record::decode(bytes)?;
         if &r.name != expected {
+            // Both are valid names (a-z, 0-9, '.', '_', '-'): no quotes needed.
             return Err(RecordError::Invalid(format!(
-                "holder record names {:?}, but its file is {:?}",
-                r.name.as_str(),
-                expected.as_str()
+                "holder record names {}, but its file is for {expected}",
+                r.name
             )));
         }
         Ok(r)

@@ -38,7 +38,7 @@ impl schemars::JsonSchema for Name {
 }
 
 /// Why a string is not a [`Name`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// The string is empty.
     #[error("invalid name \"\": a name cannot be empty")]
@@ -66,6 +66,7 @@ pub enum NameError {
         name: String,
     },
 }
+crate::debug_is_display!(NameError);
 
 impl Name {
     /// Validates `s` as a name.

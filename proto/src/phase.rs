@@ -55,9 +55,10 @@ impl fmt::Display for Phase {
 }
 
 /// A string that is not a phase.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown phase {0:?} (phases: starting, running, draining, stopping)")]
 pub struct PhaseError(pub String);
+crate::debug_is_display!(PhaseError);
 
 impl FromStr for Phase {
     type Err = PhaseError;

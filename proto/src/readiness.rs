@@ -53,10 +53,10 @@ impl ReadinessRecord {
     pub fn decode(bytes: &[u8], expected: &Name) -> Result<ReadinessRecord, RecordError> {
         let r: ReadinessRecord = record::decode(bytes)?;
         if &r.name != expected {
+            // Both are valid names (a-z, 0-9, '.', '_', '-'): no quotes needed.
             return Err(RecordError::Invalid(format!(
-                "record names {:?}, but its file is {:?}",
-                r.name.as_str(),
-                expected.as_str()
+                "record names {}, but its file is for {expected}",
+                r.name
             )));
         }
         if let Some(h) = r.hold.as_deref().filter(|h| !record::is_incarnation(h)) {
@@ -104,7 +104,11 @@ mod tests {
             ReadinessRecord::decode(&bytes, &Name::new("db").unwrap()).unwrap(),
             sample()
         );
-        assert!(ReadinessRecord::decode(&bytes, &Name::new("other").unwrap()).is_err());
+        let err = ReadinessRecord::decode(&bytes, &Name::new("other").unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed record: record names db, but its file is for other"
+        );
     }
 
     #[test]

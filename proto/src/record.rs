@@ -67,7 +67,7 @@ pub fn is_incarnation(s: &str) -> bool {
 }
 
 /// Why a record's bytes could not be decoded.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum RecordError {
     /// The record is larger than [`MAX_RECORD_BYTES`].
     #[error("record is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit")]
@@ -75,9 +75,10 @@ pub enum RecordError {
         /// Its size.
         size: u64,
     },
-    /// The bytes are not the expected JSON.
+    /// The bytes are not the expected JSON. (Not a `#[source]`: the message says it already,
+    /// and a chain printed `outer: source` would say it twice.)
     #[error("malformed record: {0}")]
-    Malformed(#[from] serde_json::Error),
+    Malformed(serde_json::Error),
     /// The record was written by a newer podsignal.
     #[error(
         "record format version {found} is newer than this podsignal understands ({FORMAT_VERSION})"
@@ -89,6 +90,13 @@ pub enum RecordError {
     /// A field has a value the protocol does not allow.
     #[error("malformed record: {0}")]
     Invalid(String),
+}
+crate::debug_is_display!(RecordError);
+
+impl From<serde_json::Error> for RecordError {
+    fn from(e: serde_json::Error) -> RecordError {
+        RecordError::Malformed(e)
+    }
 }
 
 #[derive(Deserialize)]
@@ -156,6 +164,17 @@ mod tests {
             decode::<R>(&big),
             Err(RecordError::TooLarge { .. })
         ));
+    }
+
+    /// The parse error is said once, however the error is printed: alone, as a chain, or as
+    /// `Debug` (what `main` returning `Box<dyn Error>` prints).
+    #[test]
+    fn a_malformed_record_says_why_once() {
+        let err = decode::<R>(b"garbage").unwrap_err();
+        let want = "malformed record: expected value at line 1 column 1";
+        assert_eq!(err.to_string(), want);
+        assert_eq!(format!("{err:?}"), want);
+        assert!(std::error::Error::source(&err).is_none());
     }
 
     #[test]

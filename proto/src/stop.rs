@@ -29,10 +29,10 @@ impl StopRequest {
     pub fn decode(bytes: &[u8], expected: &Name) -> Result<StopRequest, RecordError> {
         let r: StopRequest = record::decode(bytes)?;
         if &r.name != expected {
+            // Both are valid names (a-z, 0-9, '.', '_', '-'): no quotes needed.
             return Err(RecordError::Invalid(format!(
-                "stop request names {:?}, but its file is {:?}",
-                r.name.as_str(),
-                expected.as_str()
+                "stop request names {}, but its file is for {expected}",
+                r.name
             )));
         }
         Ok(r)

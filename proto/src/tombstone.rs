@@ -41,10 +41,10 @@ impl TombstoneRecord {
     pub fn decode(bytes: &[u8], expected: &Name) -> Result<TombstoneRecord, RecordError> {
         let t: TombstoneRecord = record::decode(bytes)?;
         if &t.name != expected {
+            // Both are valid names (a-z, 0-9, '.', '_', '-'): no quotes needed.
             return Err(RecordError::Invalid(format!(
-                "tombstone names {:?}, but its file is {:?}",
-                t.name.as_str(),
-                expected.as_str()
+                "tombstone names {}, but its file is for {expected}",
+                t.name
             )));
         }
         Ok(t)

@@ -43,7 +43,7 @@ pub struct WaitArgs {
     /// tcp:HOST:PORT, http://... (https:// is refused: no TLS), unix:PATH.
     #[arg(required = true, value_parser = parse_condition, value_name = "COND")]
     pub conditions: Vec<Condition>,
-    /// Give up after this long (e.g. 500ms, 30s, 2m) with exit code 124.
+    /// Give up after this long (e.g. 500ms, 1.5s, 30s, 2m) with exit code 124.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Option<Duration>,
     /// Return when any one name holds, instead of all.

@@ -74,7 +74,9 @@ pub async fn event<C: Coordinator>(
             let far = std::time::Duration::from_secs(86_400 * 365);
             tokio::select! {
                 r = watch => r,
-                _ = tokio::time::sleep(timeout.unwrap_or(far)) => timed_out(count, printed.get(), timeout),
+                _ = tokio::time::sleep(timeout.unwrap_or(far)) => {
+                    timed_out(count, printed.get(), timeout, &c.describe())
+                }
                 _ = signals.termination() => Ok(ExitCode::SUCCESS),
             }
         }
@@ -87,6 +89,7 @@ fn timed_out(
     count: Option<u64>,
     printed: u64,
     timeout: Option<std::time::Duration>,
+    watching: &str,
 ) -> anyhow::Result<ExitCode> {
     let Some(count) = count else {
         return Ok(ExitCode::SUCCESS);
@@ -95,7 +98,7 @@ fn timed_out(
     Err(Exit::with(
         ExitCode::TIMEOUT,
         format!(
-            "event watch: timed out after {after}: {printed} of --count {count} events arrived"
+            "event watch: timed out after {after}: {printed} of --count {count} events arrived (watching {watching})"
         ),
     ))
 }

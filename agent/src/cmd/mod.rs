@@ -18,11 +18,12 @@ mod status;
 mod stop;
 mod wait;
 
-use podsignal_client::Coordinator;
+use podsignal_client::{Coordinator, Volume};
+use podsignal_proto::Condition;
 
 use crate::Transport;
-use crate::cli::{Cli, Command, GlobalOpts};
-use crate::exit::ExitCode;
+use crate::cli::{Cli, Command, EventCommand, GlobalOpts, PhaseCommand};
+use crate::exit::{Exit, ExitCode};
 use crate::signals::SignalStream;
 
 /// Runs the subcommand and returns the exit code. `signals` is the stream `main` installed
@@ -45,9 +46,72 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         Command::Run(args) => args.name.as_ref().map(|n| n.to_string()),
         _ => None,
     };
-    match crate::open_transport(&global, source).await? {
-        Transport::Volume(v) => on(&v, command, &global, signals).await,
+    let missing = when_missing(&command);
+    match crate::open_transport(&global, source, missing == WhenMissing::Create).await? {
+        Transport::Volume(v) => {
+            check_exists(&v, missing)?;
+            on(&v, command, &global, signals).await
+        }
         Transport::Agent(a) => on(&a, command, &global, signals).await,
+    }
+}
+
+/// What a subcommand does when the shared directory does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenMissing {
+    /// It writes: it creates the directory.
+    Create,
+    /// It only shows what is there: a missing directory is an error (a mistyped `--dir` must
+    /// neither be created nor read as "nothing there").
+    Refuse,
+    /// It waits: in an init container it may start before anyone created the directory, so
+    /// it says so once and waits for it, without creating it.
+    Wait,
+    /// It waits only for probes (`tcp:`, `http://`, `unix:`, `file:`): the directory does
+    /// not matter, and is neither created nor mentioned.
+    Unused,
+}
+
+fn when_missing(command: &Command) -> WhenMissing {
+    match command {
+        Command::Status(_) | Command::Phase(PhaseCommand::Get { .. }) => WhenMissing::Refuse,
+        Command::Leader(l) if l.show.is_some() => WhenMissing::Refuse,
+        Command::Wait(w) if !w.unready && w.conditions.iter().all(is_probe) => WhenMissing::Unused,
+        Command::Wait(_)
+        | Command::Phase(PhaseCommand::Wait { .. })
+        | Command::Event(EventCommand::Watch { .. }) => WhenMissing::Wait,
+        _ => WhenMissing::Create,
+    }
+}
+
+/// A condition that does not read the shared directory.
+fn is_probe(c: &Condition) -> bool {
+    match c {
+        Condition::Ready(_) | Condition::Exit { .. } | Condition::Phase(_) => false,
+        Condition::File(_) | Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) => true,
+    }
+}
+
+fn check_exists(v: &Volume, missing: WhenMissing) -> anyhow::Result<()> {
+    let dir = v.path();
+    if matches!(missing, WhenMissing::Create | WhenMissing::Unused) || dir.exists() {
+        return Ok(());
+    }
+    match missing {
+        WhenMissing::Refuse => Err(Exit::with(
+            ExitCode::ERROR,
+            format!(
+                "{} does not exist: nothing was ever written there (check --dir or PODSIGNAL_DIR)",
+                dir.display()
+            ),
+        )),
+        _ => {
+            tracing::warn!(
+                "{} does not exist yet; waiting for it to be created",
+                dir.display()
+            );
+            Ok(())
+        }
     }
 }
 

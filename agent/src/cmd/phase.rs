@@ -41,8 +41,8 @@ pub async fn phase<C: Coordinator>(c: &C, cmd: PhaseCommand) -> anyhow::Result<E
                 }
             };
             let work = c.wait_phase(phase, timeout);
-            let reached = condition::while_waiting(work, &intro, Some(Reminders::from_env()), now)
-                .await?;
+            let reached =
+                condition::while_waiting(work, &intro, Some(Reminders::from_env()), now).await?;
             println!("{reached}");
         }
     }

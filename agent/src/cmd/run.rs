@@ -92,7 +92,7 @@ pub async fn run<C: Coordinator>(
         }
     };
     let pid = child.pid().as_raw_nonzero().get();
-    tracing::info!("started {:?} as pid {pid}", args.command);
+    tracing::info!("started {} as pid {pid}", command_line(&args.command));
     if let Some(name) = &args.name {
         // In the background, bounded: a neighbour holding the events lock must not delay
         // the supervision (signals, stop requests) that starts now.
@@ -227,7 +227,7 @@ async fn wait_for<C: Coordinator>(
                 if signals::is_termination(signo) {
                     return Err(Exit::with(
                         ExitCode::from_signal(signo),
-                        format!("{} while waiting for {}: not starting {:?}", signals::name(signo), join(&args.wait_for, ", "), args.command),
+                        format!("{} while waiting for {}: not starting {}", signals::name(signo), join(&args.wait_for, ", "), command_line(&args.command)),
                     ));
                 }
                 tracing::debug!("ignoring {} while waiting (no command to forward it to)", signals::name(signo));
@@ -393,8 +393,8 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
         skipped.push("drain and pre-stop steps".to_owned());
     }
     say!(
-        "podsignal: {DISABLED_ENV}=1: running {:?} directly; skipping {}",
-        args.command,
+        "podsignal: {DISABLED_ENV}=1: running {} directly; skipping {}",
+        command_line(&args.command),
         skipped.join("; ")
     );
     let program = args
@@ -414,6 +414,23 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     ))
 }
 
+/// A command as a shell would read it back: `./server --port 80`, `sh -c 'exit 3'`.
+fn command_line(argv: &[std::ffi::OsString]) -> String {
+    let plain = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    };
+    argv.iter()
+        .map(|w| w.to_string_lossy())
+        .map(|w| match plain(&w) {
+            true => w.into_owned(),
+            false => format!("'{}'", w.replace('\'', r"'\''")),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn join(c: &[Condition], separator: &str) -> String {
     c.iter()
         .map(|c| c.to_string())
@@ -423,4 +440,22 @@ fn join(c: &[Condition], separator: &str) -> String {
 
 fn kind(k: &str) -> Name {
     Name::new(k).unwrap_or_else(|_| unreachable!("{k:?} is a valid name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_shown_as_a_shell_would_read_it() {
+        let argv = |words: &[&str]| words.iter().map(|w| w.into()).collect::<Vec<_>>();
+        assert_eq!(
+            command_line(&argv(&["./server", "--port=80"])),
+            "./server --port=80"
+        );
+        assert_eq!(
+            command_line(&argv(&["sh", "-c", "echo it's done", ""])),
+            r"sh -c 'echo it'\''s done' ''"
+        );
+    }
 }

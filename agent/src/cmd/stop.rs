@@ -13,8 +13,8 @@ pub async fn stop<C: Coordinator>(c: &C, args: StopArgs) -> anyhow::Result<ExitC
         let intro = format!("waiting for {} to exit", args.name);
         let missing = || async { format!("{} has not exited", args.name) };
         let work = c.wait_exit(&args.name, None, args.timeout);
-        let t = condition::while_waiting(work, &intro, Some(Reminders::from_env()), missing)
-            .await?;
+        let t =
+            condition::while_waiting(work, &intro, Some(Reminders::from_env()), missing).await?;
         say!(
             "{}: {}",
             args.name,

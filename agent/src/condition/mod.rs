@@ -185,8 +185,8 @@ pub async fn wait_all<C: Coordinator>(
     }
 }
 
-/// Every condition not (or no longer) seen holding, and why: "db: no record; tcp:5432:
-/// connection refused (read from /run/podsignal)".
+/// Every condition not (or no longer) seen holding, and why: "db: no record in
+/// /run/podsignal; tcp:5432: connection refused" (a record's reason names the directory).
 async fn unmet<C: Coordinator>(
     volume: &C,
     conditions: &[Condition],
@@ -194,14 +194,12 @@ async fn unmet<C: Coordinator>(
     met: &[AtomicBool],
 ) -> String {
     let mut missing = Vec::new();
-    let mut waiting = Vec::new();
     for ((c, why), m) in conditions.iter().zip(whys).zip(met) {
         if !m.load(Ordering::Relaxed) {
             missing.push(format!("{c}: {}", describe(volume, c, why).await));
-            waiting.push(c.clone());
         }
     }
-    format!("{}{}", missing.join("; "), read_from(volume, &waiting))
+    missing.join("; ")
 }
 
 /// " (read from DIR)" when some of `conditions` are records in the shared directory (or
@@ -320,22 +318,33 @@ pub async fn check_once(condition: &Condition) -> Result<(), String> {
     }
 }
 
-/// Why a volume condition does not hold now (probes report through `why`).
+/// Why a volume condition does not hold now (probes report through `why`). A record that
+/// is not there is said to be missing from the directory (or agent) looked in: a mistyped
+/// `--dir` shows.
 async fn describe<C: Coordinator>(volume: &C, condition: &Condition, why: &Why) -> String {
     match condition {
         Condition::Ready(name) => match volume.readiness(name).await {
+            Ok(r) if r.is_missing() => format!("{} in {}", r.why, volume.describe()),
             Ok(r) => r.why,
             Err(e) => podsignal_client::error_chain(&e),
         },
         Condition::Exit { name, code } => {
-            match podsignal_client::exits::exit_state(volume.tombstone(name).await, *code) {
+            let read = volume.tombstone(name).await;
+            let missing = matches!(read, Ok(None));
+            match podsignal_client::exits::exit_state(read, *code) {
                 Ok(_) => "holds now".into(),
+                Err(why) if missing => format!("{why} in {}", volume.describe()),
                 Err(why) => why,
             }
         }
-        Condition::Phase(p) => match volume.current_phase().await {
-            Ok(now) => format!("phase is {now}, not yet {p}"),
-            Err(e) => format!("{e:#}"),
+        Condition::Phase(p) => match volume.phase().await {
+            Ok(None) => format!(
+                "phase is {}, not yet {p}: never set in {}",
+                podsignal_proto::Phase::Starting,
+                volume.describe()
+            ),
+            Ok(Some(now)) => format!("phase is {}, not yet {p}", now.phase),
+            Err(e) => podsignal_client::error_chain(&e),
         },
         _ => {
             let w = why.get();

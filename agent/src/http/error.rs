@@ -112,7 +112,7 @@ impl From<ClientError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::BadFile, "")
             }
             // The directory cannot be used (read-only, full, permission denied, I/O errors).
-            ClientError::Io { .. } => {
+            ClientError::Io { .. } | ClientError::Denied { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Storage, "")
             }
             ClientError::TooLarge { .. } | ClientError::EventTooLarge(_) => ApiError::new(

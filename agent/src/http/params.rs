@@ -9,8 +9,8 @@ use podsignal_proto::duration::{DURATION_PATTERN, parse_duration_capped};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 
-/// A duration parameter (`wait=30s`, `ttl=500ms`): `0`, or parts like `500ms`, `30s`, `2m`,
-/// `1h`. A value longer than ten years counts as ten years (every duration here is capped
+/// A duration parameter (`wait=30s`, `ttl=500ms`): `0`, or parts like `500ms`, `1.5s`, `30s`,
+/// `2m`, `1h`. A value longer than ten years counts as ten years (every duration here is capped
 /// lower anyway).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
@@ -33,7 +33,7 @@ impl JsonSchema for Dur {
         json_schema!({
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": "A duration: 0, or parts like 500ms, 30s, 2m, 1h (1m30s).",
+            "description": "A duration: 0, or parts like 500ms, 1.5s, 30s, 2m, 1h (1m30s).",
         })
     }
 }

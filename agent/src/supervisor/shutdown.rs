@@ -178,7 +178,11 @@ async fn drain_ports(ports: &[u16]) {
             return;
         }
         if !logged {
-            tracing::info!("draining: {n} connection(s) open on {ports:?}");
+            let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+            tracing::info!(
+                "draining: {n} connection(s) open on port(s) {}",
+                ports.join(", ")
+            );
             logged = true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

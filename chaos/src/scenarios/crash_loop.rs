@@ -72,6 +72,9 @@ struct Polled {
 /// Runs the scenario.
 pub fn run(ctx: &Ctx) -> Result<Report> {
     let dir = ctx.path("shared");
+    // The emptyDir exists before any container starts: the poller's `status` (which only
+    // shows, and refuses a missing directory) may run before the first writer.
+    std::fs::create_dir_all(&dir)?;
     let ok = ctx.path("ok");
     std::fs::write(&ok, "")?;
     let restarts = ctx.count(100, 500);

@@ -61,7 +61,10 @@ impl AgentClient {
                 Err(Error::Timeout { pending, .. })
                     if timeout.is_none_or(|t| started.elapsed() < t) =>
                 {
-                    tracing::debug!("long-poll ended before the deadline ({pending:?}); again");
+                    tracing::debug!(
+                        "long-poll ended before the deadline ({}); again",
+                        pending.join("; ")
+                    );
                 }
                 Err(Error::Timeout { pending, .. }) => {
                     return Err(Error::Timeout {

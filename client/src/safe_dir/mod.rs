@@ -12,6 +12,10 @@
 //! directory now at the path is opened (created if missing) and used from then on. Otherwise
 //! a lock taken in the moved-away directory would exclude nobody.
 //!
+//! **Readers create nothing.** A volume opened with `create: false` (a command that only
+//! shows or waits) never makes a directory: a missing one reads as empty until someone who
+//! writes creates it.
+//!
 //! **Debris.** A writer holds an exclusive flock on its temporary file from creation to
 //! rename, and a holder on its liveness file for as long as it holds. A file of either kind
 //! whose flock can be taken is therefore debris of a dead process: [`SafeDir::sweep`] removes
@@ -90,6 +94,10 @@ pub(crate) struct SafeDir {
     place: Place,
     path: PathBuf,
     access: Access,
+    /// Whether a missing directory is created when used. A volume that only reads (`status`,
+    /// `wait`) does not create one: a mistyped path must not appear on disk, and a missing
+    /// directory reads as empty.
+    create: bool,
     /// The descriptor in use (`None`: a subdirectory not opened yet, because it could not
     /// be when the volume was opened). A std lock: held only to clone or replace the `Arc`.
     open: RwLock<Option<Arc<OpenDir>>>,
@@ -118,15 +126,21 @@ fn errno_to_io(e: Errno) -> io::Error {
 }
 
 impl SafeDir {
-    /// Opens the root of the shared volume, creating it (with the access mode) if missing.
-    pub(crate) fn open_root(path: &Path, access: Access) -> Result<Arc<SafeDir>> {
+    /// Opens the root of the shared volume, creating it (with the access mode) if missing and
+    /// `create`; else a missing root is opened when it appears.
+    pub(crate) fn open_root(path: &Path, access: Access, create: bool) -> Result<Arc<SafeDir>> {
         let place = Place::Root(path.to_owned());
-        let open = open_place(&place, path, access)?;
+        let open = match open_place(&place, path, access, create) {
+            Ok(open) => Some(Arc::new(open)),
+            Err(e) if !create && e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
         Ok(Arc::new(SafeDir {
             place,
             path: path.to_owned(),
             access,
-            open: RwLock::new(Some(Arc::new(open))),
+            create,
+            open: RwLock::new(open),
             last_sweep: Mutex::new(None),
         }))
     }
@@ -141,20 +155,23 @@ impl SafeDir {
             name,
         };
         let path = parent.path.join(name);
-        let open = open_place(&place, &path, parent.access).ok().map(Arc::new);
+        let open = open_place(&place, &path, parent.access, parent.create)
+            .ok()
+            .map(Arc::new);
         Arc::new(SafeDir {
             place,
             path,
             access: parent.access,
+            create: parent.create,
             open: RwLock::new(open),
             last_sweep: Mutex::new(None),
         })
     }
 
     /// The descriptor of the directory now at this path: the one in use if it still is,
-    /// else the new one (opened, or created if missing).
+    /// else the new one (opened, or created if missing and this directory creates).
     pub(crate) fn current(&self) -> Result<Arc<OpenDir>> {
-        self.revalidate(true)?.ok_or_else(|| {
+        self.revalidate(self.create)?.ok_or_else(|| {
             Error::io(
                 "cannot open directory",
                 &self.path,
@@ -166,6 +183,12 @@ impl SafeDir {
     /// [`SafeDir::current`], without creating it: `None` if no directory is at the path.
     pub(crate) fn existing(&self) -> Result<Option<Arc<OpenDir>>> {
         self.revalidate(false)
+    }
+
+    /// [`SafeDir::current`] for a reader: `None` (nothing to read) if the directory is
+    /// missing and this directory does not create.
+    fn to_read(&self) -> Result<Option<Arc<OpenDir>>> {
+        self.revalidate(self.create)
     }
 
     fn revalidate(&self, create: bool) -> Result<Option<Arc<OpenDir>>> {
@@ -188,7 +211,7 @@ impl SafeDir {
         if now.is_none() && !create {
             return Ok(None);
         }
-        let fresh = Arc::new(open_place(&self.place, &self.path, self.access)?);
+        let fresh = Arc::new(open_place(&self.place, &self.path, self.access, create)?);
         if in_use.is_some() {
             tracing::warn!(
                 "{} was moved, replaced or removed since it was opened: using the directory now at that path",
@@ -220,7 +243,9 @@ impl SafeDir {
     /// Opens an existing file for reading without following symlinks or blocking on FIFOs,
     /// and checks it is a regular file. `Ok(None)` if it does not exist.
     pub(crate) fn open_regular(&self, name: &str) -> Result<Option<File>> {
-        let d = self.current()?;
+        let Some(d) = self.to_read()? else {
+            return Ok(None);
+        };
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
         match rfs::openat(&d.fd, name, flags, Mode::empty()) {
@@ -235,10 +260,10 @@ impl SafeDir {
             .map_err(|e| Error::io("cannot stat", self.path_of(name), errno_to_io(e)))?;
         let kind = FileType::from_raw_mode(st.st_mode);
         if kind != FileType::RegularFile {
-            return Err(Error::Refused {
-                path: self.path_of(name),
-                why: format!("it is {}, not a regular file", kind_name(kind)),
-            });
+            return Err(Error::refused(
+                self.path_of(name),
+                format!("it is {}, not a regular file", kind_name(kind)),
+            ));
         }
         Ok(File::from(fd))
     }
@@ -255,10 +280,10 @@ impl SafeDir {
             .read_to_end(&mut buf)
             .map_err(|e| Error::io("cannot read", self.path_of(name), e))?;
         if buf.len() as u64 > max {
-            return Err(Error::Refused {
-                path: self.path_of(name),
-                why: format!("it is over the {max}-byte record limit"),
-            });
+            return Err(Error::refused(
+                self.path_of(name),
+                format!("it is over the {max}-byte record limit"),
+            ));
         }
         Ok(Some(buf))
     }
@@ -290,14 +315,10 @@ impl SafeDir {
 
     fn open_error(&self, name: &str, e: Errno) -> Error {
         match e {
-            Errno::LOOP => Error::Refused {
-                path: self.path_of(name),
-                why: "it is a symlink".into(),
-            },
-            Errno::ISDIR => Error::Refused {
-                path: self.path_of(name),
-                why: "it is a directory, not a regular file".into(),
-            },
+            Errno::LOOP => Error::refused(self.path_of(name), "it is a symlink"),
+            Errno::ISDIR => {
+                Error::refused(self.path_of(name), "it is a directory, not a regular file")
+            }
             e => Error::io("cannot open", self.path_of(name), errno_to_io(e)),
         }
     }
@@ -307,7 +328,9 @@ impl SafeDir {
     pub(crate) fn is_current(&self, name: &str, file: &File) -> Result<bool> {
         let held = rfs::fstat(file.as_fd())
             .map_err(|e| Error::io("cannot stat", self.path_of(name), errno_to_io(e)))?;
-        let d = self.current()?;
+        let Some(d) = self.to_read()? else {
+            return Ok(false);
+        };
         match rfs::statat(&d.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(st.st_dev == held.st_dev && st.st_ino == held.st_ino),
             Err(Errno::NOENT) => Ok(false),
@@ -320,10 +343,10 @@ impl SafeDir {
         let d = self.current()?;
         match rfs::unlinkat(&d.fd, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(Errno::ISDIR) => Err(Error::Refused {
-                path: self.path_of(name),
-                why: "it is a directory, not a regular file".into(),
-            }),
+            Err(Errno::ISDIR) => Err(Error::refused(
+                self.path_of(name),
+                "it is a directory, not a regular file",
+            )),
             Err(e) => Err(Error::io(
                 "cannot remove",
                 self.path_of(name),
@@ -334,7 +357,9 @@ impl SafeDir {
 
     /// The names in this directory, except `.` and `..`, sorted.
     pub(crate) fn list(&self) -> Result<Vec<String>> {
-        let d = self.current()?;
+        let Some(d) = self.to_read()? else {
+            return Ok(Vec::new());
+        };
         let dup = rfs::openat(
             &d.fd,
             ".",
@@ -358,7 +383,7 @@ impl SafeDir {
 
     /// The kind of entry `name` is, without following symlinks; `None` if missing.
     pub(crate) fn kind_of(&self, name: &str) -> Option<FileType> {
-        let d = self.current().ok()?;
+        let d = self.to_read().ok()??;
         rfs::statat(&d.fd, name, AtFlags::SYMLINK_NOFOLLOW)
             .ok()
             .map(|st| FileType::from_raw_mode(st.st_mode))
@@ -379,20 +404,21 @@ pub(crate) fn kind_name(kind: FileType) -> &'static str {
     }
 }
 
-/// Opens the directory of `place`, creating it with the access mode if missing.
-fn open_place(place: &Place, path: &Path, access: Access) -> Result<OpenDir> {
+/// Opens the directory of `place`, creating it with the access mode if missing and `create`.
+fn open_place(place: &Place, path: &Path, access: Access, create: bool) -> Result<OpenDir> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let fd = match place {
         Place::Root(path) => {
-            let created = match std::fs::create_dir(path) {
-                Ok(()) => true,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let created = match create.then(|| std::fs::create_dir(path)) {
+                None => false,
+                Some(Ok(())) => true,
+                Some(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => {
                     std::fs::create_dir_all(path)
                         .map_err(|e| Error::io("cannot create directory", path, e))?;
                     true
                 }
-                Err(e) => return Err(Error::io("cannot create directory", path, e)),
+                Some(Err(e)) => return Err(Error::io("cannot create directory", path, e)),
             };
             let fd = rfs::open(path, flags, Mode::empty())
                 .map_err(|e| Error::io("cannot open directory", path, errno_to_io(e)))?;
@@ -403,7 +429,9 @@ fn open_place(place: &Place, path: &Path, access: Access) -> Result<OpenDir> {
             }
             fd
         }
-        Place::Sub { parent, name } => open_subdir_at(&*parent.current()?, name, path, access)?,
+        Place::Sub { parent, name } => {
+            open_subdir_at(&*parent.current()?, name, path, access, create)?
+        }
     };
     let st = rfs::fstat(&fd).map_err(|e| Error::io("cannot stat", path, errno_to_io(e)))?;
     Ok(OpenDir {
@@ -413,7 +441,13 @@ fn open_place(place: &Place, path: &Path, access: Access) -> Result<OpenDir> {
     })
 }
 
-fn open_subdir_at(parent: &OpenDir, name: &str, path: &Path, access: Access) -> Result<OwnedFd> {
+fn open_subdir_at(
+    parent: &OpenDir,
+    name: &str,
+    path: &Path,
+    access: Access,
+    create: bool,
+) -> Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut created = false;
     loop {
@@ -425,7 +459,7 @@ fn open_subdir_at(parent: &OpenDir, name: &str, path: &Path, access: Access) -> 
                 }
                 return Ok(fd);
             }
-            Err(Errno::NOENT) if !created => {
+            Err(Errno::NOENT) if create && !created => {
                 match rfs::mkdirat(&parent.fd, name, access.dir_mode()) {
                     Ok(()) => created = true,
                     Err(Errno::EXIST) => {}
@@ -435,10 +469,10 @@ fn open_subdir_at(parent: &OpenDir, name: &str, path: &Path, access: Access) -> 
                 }
             }
             Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
-                return Err(Error::Refused {
-                    path: path.to_owned(),
-                    why: "it is not a directory (a symlink or a file was planted there)".into(),
-                });
+                return Err(Error::refused(
+                    path.to_owned(),
+                    "it is not a directory (a symlink or a file was planted there)",
+                ));
             }
             Err(e) => return Err(Error::io("cannot open directory", path, errno_to_io(e))),
         }

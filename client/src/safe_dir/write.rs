@@ -48,9 +48,9 @@ impl SafeDir {
                 }
                 Err(TryLockError::WouldBlock) => {
                     tracing::warn!(
-                        "{} is locked (flock) for more than {:?}: writing without the lock",
+                        "{} is locked (flock) for more than {}: writing without the lock",
                         self.path().display(),
-                        WRITE_LOCK_PATIENCE
+                        podsignal_proto::format_duration(WRITE_LOCK_PATIENCE)
                     );
                     break;
                 }
@@ -115,14 +115,18 @@ impl SafeDir {
         let d = self.current()?;
         let fsync = fsync || opts.durable;
         let tmp = layout::temp_file(name, std::process::id(), identity::nonce());
-        let file = self.create_locked(&d, &tmp, opts.access)?;
+        // The temporary file is ours alone: a failure to make it is said of the record.
+        let record = || self.path_of(name);
+        let file = self
+            .create_locked(&d, &tmp, opts.access)
+            .map_err(|e| e.about("cannot write", record()))?;
         let result = (|| {
             let mut file = file;
             file.write_all(bytes)
-                .map_err(|e| Error::io("cannot write", self.path_of(&tmp), e))?;
+                .map_err(|e| Error::io("cannot write", record(), e))?;
             if fsync {
                 file.sync_all()
-                    .map_err(|e| Error::io("cannot fsync", self.path_of(&tmp), e))?;
+                    .map_err(|e| Error::io("cannot fsync", record(), e))?;
             }
             if let Some(first) = first.take() {
                 first()?;
@@ -329,7 +333,7 @@ mod tests {
     #[test]
     fn writes_sweep_dead_files_at_first_and_then_only_every_sweep_period() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = SafeDir::open_root(tmp.path(), Access::Owner).unwrap();
+        let dir = SafeDir::open_root(tmp.path(), Access::Owner, true).unwrap();
         let plant = |name: &str| std::fs::write(tmp.path().join(name), b"{").unwrap();
         let exists = |name: &str| tmp.path().join(name).exists();
         plant(".a.json.1.1.tmp"); // a dead writer's temporary file of another record

@@ -94,7 +94,7 @@ impl Grammar {
 }
 
 /// Why a string is not a condition (or a probe, or a URL: [`ConditionError::grammar`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {} {input:?}: {why} (forms: {})", .grammar.noun(), .grammar.forms())]
 pub struct ConditionError {
     /// The rejected input.
@@ -104,6 +104,7 @@ pub struct ConditionError {
     /// What the input was parsed as.
     pub grammar: Grammar,
 }
+crate::debug_is_display!(ConditionError);
 
 impl ConditionError {
     fn new(input: &str, why: impl Into<String>) -> ConditionError {

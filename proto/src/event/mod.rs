@@ -44,7 +44,7 @@ pub struct Event {
 }
 
 /// Why an event could not be encoded.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("event of kind {kind:?} is {size} bytes encoded, over the {MAX_EVENT_BYTES}-byte limit")]
 pub struct EventTooLarge {
     /// The event's kind.
@@ -52,6 +52,7 @@ pub struct EventTooLarge {
     /// Its encoded size.
     pub size: usize,
 }
+crate::debug_is_display!(EventTooLarge);
 
 impl Event {
     /// Encodes the event as one JSON line, newline included.
