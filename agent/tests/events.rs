@@ -178,6 +178,9 @@ fn watch_timeout_without_count_ends_the_watch_with_0_and_with_count_is_124() {
     assert_eq!(out.status.code(), Some(124));
     assert_eq!(
         stderr(&out).trim_end(),
-        "podsignal: event watch: timed out after 300ms: 1 of --count 3 events arrived"
+        format!(
+            "podsignal: event watch: timed out after 300ms: 1 of --count 3 events arrived (watching {})",
+            pod.dir.display()
+        )
     );
 }
