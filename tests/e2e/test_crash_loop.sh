@@ -23,7 +23,7 @@ for r in json.load(sys.stdin).get("readiness", []):
   done
   logs $pod-watcher | tail -n 12
   [ "$downs" -ge 5 ] || fail "only $downs crash cycles seen in 12 s"
-  ! log_has $pod-watcher LIE || fail "readiness lied: $(logs $pod-watcher | grep LIE | head -n 3)"
+  ! log_has $pod-watcher "^watcher: LIE" || fail "readiness lied: $(logs $pod-watcher | grep "^watcher: LIE" | head -n 3)"
   ok "$downs crash cycles: readiness was never ready while flaky was down, nor unready while it served"
   local n_inc restarts
   n_inc=$(sort -u "$incs" | wc -l)

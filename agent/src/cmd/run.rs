@@ -414,21 +414,42 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     ))
 }
 
-/// A command as a shell would read it back: `./server --port 80`, `sh -c 'exit 3'`.
+/// A command as a shell would read it back, on one line: `./server --port 80`,
+/// `sh -c 'exit 3'`, and a multi-line script as `sh -c $'echo a\necho b'` (a log line must
+/// stay one line in `kubectl logs`).
 fn command_line(argv: &[std::ffi::OsString]) -> String {
-    let plain = |w: &str| {
-        !w.is_empty()
-            && w.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
-    };
     argv.iter()
-        .map(|w| w.to_string_lossy())
-        .map(|w| match plain(&w) {
-            true => w.into_owned(),
-            false => format!("'{}'", w.replace('\'', r"'\''")),
-        })
+        .map(|w| shell_word(&w.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One word of [`command_line`]: bare if nothing in it is special to a shell, `'...'` if
+/// it prints, else bash's `$'...'` with escapes.
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        return w.to_owned();
+    }
+    if !w.chars().any(char::is_control) {
+        return format!("'{}'", w.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for c in w.chars() {
+        match c {
+            '\n' => out.push_str(r"\n"),
+            '\t' => out.push_str(r"\t"),
+            '\r' => out.push_str(r"\r"),
+            '\\' => out.push_str(r"\\"),
+            '\'' => out.push_str(r"\'"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c) & 0xff)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 fn join(c: &[Condition], separator: &str) -> String {
@@ -444,6 +465,26 @@ fn kind(k: &str) -> Name {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn commands_are_logged_on_one_line_as_a_shell_reads_them() {
+        let argv = |w: &[&str]| w.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            command_line(&argv(&["./server", "--port", "80"])),
+            "./server --port 80"
+        );
+        assert_eq!(
+            command_line(&argv(&["sh", "-c", "exit 3"])),
+            "sh -c 'exit 3'"
+        );
+        assert_eq!(command_line(&argv(&["echo", "it's"])), r"echo 'it'\''s'");
+        assert_eq!(
+            command_line(&argv(&["sh", "-c", "echo 'a'\necho\tb\\"])),
+            r"sh -c $'echo \'a\'\necho\tb\\'"
+        );
+        assert_eq!(command_line(&argv(&["x", "\u{1b}[0m"])), r"x $'\x1b[0m'");
+    }
+
     use super::*;
 
     #[test]
