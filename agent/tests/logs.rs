@@ -16,14 +16,6 @@ use common::*;
 
 const ESC: u8 = 0x1b;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_log_written_to_a_file_has_no_colour_codes() {
     let pod = Pod::new();

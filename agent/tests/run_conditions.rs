@@ -11,14 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn run_starts_its_command_once_a_record_written_later_is_ready() {
     let mut pod = Pod::new();
