@@ -54,6 +54,13 @@ pub fn release<G: Send + 'static>(guard: G) {
     }
 }
 
+/// Drops `guard` on the blocking pool and returns once it is dropped: for an answer that
+/// says "released" (a client may act on it at once, e.g. acquire again).
+pub async fn released<G: Send + 'static>(guard: G) {
+    // A join error is the drop having panicked: nothing is held any more either way.
+    let _ = tokio::task::spawn_blocking(move || drop(guard)).await;
+}
+
 /// The response that keeps `guard` for as long as the client keeps it open. The `held` line
 /// carries `grant` and the heartbeat period.
 pub fn respond<G: Send + 'static>(
@@ -95,7 +102,7 @@ pub fn respond<G: Send + 'static>(
                     if let Some(g) = h.guard.take() {
                         // Released before saying so: a client that reads `released` may
                         // count on it.
-                        let _ = tokio::task::spawn_blocking(move || drop(g)).await;
+                        released(g).await;
                     }
                     HoldMessage::Released { reason: "the agent is shutting down".into() }
                 }

@@ -11,7 +11,7 @@
 //! frees it).
 //!
 //! Every lease is released (its guard dropped) outside the table's mutex and on the blocking
-//! pool: releasing writes the holder record.
+//! pool: releasing writes the holder record. A `DELETE` answers once its release is done.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,7 @@ use podsignal_proto::api::Grant;
 use tokio::time::Instant;
 
 use super::AppState;
-use super::hold::release;
+use super::hold::{release, released};
 
 /// (scope, lock name, idempotency key).
 type KeyId = (Scope, Name, String);
@@ -170,8 +170,9 @@ impl Leases {
         Some(lease.grant(id))
     }
 
-    /// Releases lease `id` on `name`; false if there is no such lease.
-    pub fn release(&self, scope: Scope, name: &Name, id: &str) -> bool {
+    /// Releases lease `id` on `name` and returns once it is released (its flock closed: the
+    /// `204` a caller gets means the lock is free); false if there is no such lease.
+    pub async fn release(&self, scope: Scope, name: &Name, id: &str) -> bool {
         let removed = self.table.lock().ok().and_then(|mut t| {
             let matches = t
                 .by_id
@@ -179,11 +180,11 @@ impl Leases {
                 .is_some_and(|l| l.scope == scope && l.name == *name);
             if matches { t.remove(id) } else { None }
         });
-        let found = removed.is_some();
-        if let Some(lease) = removed {
-            release(lease);
-        }
-        found
+        let Some(lease) = removed else {
+            return false;
+        };
+        released(lease).await;
+        true
     }
 
     /// Releases every lease (on shutdown).

@@ -83,9 +83,12 @@ pub mod docs {
     .errors(&[408])
     .links(&[("delete", "", "lease"), ("post", "/renew", "lease")]);
     /// `DELETE .../{name}`.
-    pub const RELEASE_LEASE: Doc = Doc::new("Release a lease.", Answer::NoContent)
-        .query(schema::<ReleaseQuery>)
-        .errors(&[404]);
+    pub const RELEASE_LEASE: Doc = Doc::new(
+        "Release a lease; answers once the lock is free.",
+        Answer::NoContent,
+    )
+    .query(schema::<ReleaseQuery>)
+    .errors(&[404]);
     /// `POST .../{name}/renew`.
     pub const RENEW_LEASE: Doc = Doc::new(
         "Renew a lease: its ttl counts again from now.",
@@ -264,7 +267,7 @@ pub async fn release_lease<S: Scoped>(
 ) -> Result<StatusCode, ApiError> {
     let scope = S::SCOPE;
     let name = parse_name(scope.word(), &name)?;
-    if state.inner.leases.release(scope, &name, &q.lease.0) {
+    if state.inner.leases.release(scope, &name, &q.lease.0).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(no_lease(scope, &name, &q.lease.0))
