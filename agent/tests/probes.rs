@@ -16,17 +16,24 @@ use std::time::Duration;
 
 use common::*;
 
+/// A TCP socket that the processes parallel tests spawn do not inherit (std's sockets are
+/// close-on-exec too; an inherited one would keep listening in someone else's child).
+fn cloexec_socket(family: rustix::net::AddressFamily) -> rustix::fd::OwnedFd {
+    use rustix::net::{SocketFlags, SocketType, socket_with};
+    socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap()
+}
+
 /// A TCP socket bound to a free port of `loopback` but not listening: the port stays ours
 /// (no parallel test can take it), and nothing listens on it until [`rustix::net::listen`].
 fn bound_socket(loopback: &str) -> (rustix::fd::OwnedFd, u16) {
-    use rustix::net::{AddressFamily, SocketType, bind, getsockname, socket};
+    use rustix::net::{AddressFamily, bind, getsockname};
     let ip: IpAddr = loopback.parse().unwrap();
     let family = if ip.is_ipv4() {
         AddressFamily::INET
     } else {
         AddressFamily::INET6
     };
-    let fd = socket(family, SocketType::STREAM, None).unwrap();
+    let fd = cloexec_socket(family);
     bind(&fd, &SocketAddr::new(ip, 0)).unwrap();
     let addr = SocketAddr::try_from(getsockname(&fd).unwrap()).unwrap();
     (fd, addr.port())
@@ -77,12 +84,36 @@ fn wait_tcp_exits_124_while_the_port_is_bound_but_not_listening() {
     );
 }
 
+/// A loopback listener without `SO_REUSEADDR` (std sets it): its accepted connections do
+/// not have it either, so while they last no other socket of this process's parallel tests
+/// can bind their port (a bind beside established sockets needs the option on both sides).
+fn listener_keeping_its_port() -> TcpListener {
+    use rustix::net::{AddressFamily, bind, listen};
+    let fd = cloexec_socket(AddressFamily::INET);
+    bind(&fd, &SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    listen(&fd, 128).unwrap();
+    TcpListener::from(fd)
+}
+
 #[test]
 fn established_connections_are_not_mistaken_for_a_listener() {
     let pod = Pod::new();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = listener_keeping_its_port();
     let port = listener.local_addr().unwrap().port();
     // Each accepted before the next connects, so the backlog never fills.
+    // A parallel test's `[::1]:0` listener could be given the same port number (another
+    // address): `tcp:PORT` would rightly see it. Hold [::1]:PORT too, bound, not listening.
+    let v6 = rustix::net::socket(
+        rustix::net::AddressFamily::INET6,
+        rustix::net::SocketType::STREAM,
+        None,
+    )
+    .unwrap();
+    rustix::net::bind(
+        &v6,
+        &SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+    )
+    .unwrap();
     let (clients, accepted): (Vec<TcpStream>, Vec<TcpStream>) = (0..300)
         .map(|_| {
             let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -100,7 +131,7 @@ fn established_connections_are_not_mistaken_for_a_listener() {
     drop(listener);
     // 300 connections stay established on the port, with nothing listening on it.
     assert_eq!(wait(port), Some(124), "established, no longer listening");
-    drop((clients, accepted));
+    drop((clients, accepted, v6));
 }
 
 /// A loopback HTTP server that answers `/ready` with 503 until `ready` is set, then 200,
