@@ -216,8 +216,15 @@ struct Message {
 
 impl SseClient {
     fn open(agent: &Agent, query: &str) -> SseClient {
-        use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
-        let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        use rustix::net::{AddressFamily, SocketFlags, SocketType, connect, socket_with, sockopt};
+        // Close-on-exec, as std's are: the processes parallel tests spawn must not inherit it.
+        let fd = socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
         // Before connect: the window is then small from the handshake on.
         sockopt::set_socket_recv_buffer_size(&fd, 4096).unwrap();
         connect(

@@ -103,12 +103,7 @@ fn established_connections_are_not_mistaken_for_a_listener() {
     // Each accepted before the next connects, so the backlog never fills.
     // A parallel test's `[::1]:0` listener could be given the same port number (another
     // address): `tcp:PORT` would rightly see it. Hold [::1]:PORT too, bound, not listening.
-    let v6 = rustix::net::socket(
-        rustix::net::AddressFamily::INET6,
-        rustix::net::SocketType::STREAM,
-        None,
-    )
-    .unwrap();
+    let v6 = cloexec_socket(rustix::net::AddressFamily::INET6);
     rustix::net::bind(
         &v6,
         &SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),

@@ -89,8 +89,15 @@ fn connect(port: u16, rcvbuf: Option<usize>) -> Result<TcpStream> {
     let Some(size) = rcvbuf else {
         return TcpStream::connect(addr).context("connect");
     };
-    use rustix::net::{AddressFamily, SocketType, connect, socket, sockopt};
-    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).context("socket")?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, connect, socket_with, sockopt};
+    // Close-on-exec, as std's are: the processes the scenario spawns must not inherit it.
+    let fd = socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("socket")?;
     sockopt::set_socket_recv_buffer_size(&fd, size).context("SO_RCVBUF")?;
     connect(&fd, &addr).context("connect")?;
     Ok(TcpStream::from(fd))
