@@ -6,8 +6,8 @@
 //! - **Its own process group**, unless stdin is a terminal (an interactive command must stay
 //!   in the terminal's foreground group): everything it starts is in that group, unless it
 //!   calls `setsid(2)`.
-//! - **A guard** (see `guard`): a small process that kills the whole group if this process
-//!   dies before it could do so itself. PDEATHSIG reaches the child only, not what the child
+//! - **A guard** (see `guard`): a small process, started and armed before the command runs,
+//!   that kills the whole group if this process dies before it could do so itself. PDEATHSIG reaches the child only, not what the child
 //!   started; without the guard a `kill -9` of `podsignal lock` would leave a grandchild
 //!   running (and holding the inherited lock).
 //! - **The reaper** collects every exit status (see `reaper`), and this process is a child
@@ -18,7 +18,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::{Arc, Mutex};
@@ -120,17 +120,16 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
     let mut cmd = Command::new(&program);
     cmd.args(&spec.argv[1..])
         .envs(spec.env.iter().map(|(k, v)| (k, v)));
-    set_parent_death_signal(&mut cmd);
     if options.process_group {
         cmd.process_group(0);
     }
-    // The child inherits a duplicate that survives exec, closed here right after the spawn
-    // (before the guard's): only the command and what it starts hold the lock. A wrapper
-    // spawns its command before anything else, so no other child can inherit it by accident.
+    // The child inherits a duplicate that survives exec, closed here right after the spawn:
+    // only the command and what it starts hold the lock. It is made inheritable only after
+    // the guard has started (the guard must not hold the lock), and a wrapper spawns its
+    // command before anything else, so no other child can inherit it by accident.
     let inherit: Option<OwnedFd> = match spec.inherit {
         Some(f) => {
             let dup = f.try_clone_to_owned()?;
-            rustix::io::fcntl_setfd(&dup, FdFlags::empty())?;
             cmd.env("PODSIGNAL_LOCK_FD", dup.as_raw_fd().to_string());
             Some(dup)
         }
@@ -144,31 +143,55 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
     std::thread::Builder::new()
         .name("podsignal-child".into())
         .spawn(move || {
-            let spawned = reaper.spawn(&mut cmd);
+            let me = rustix::process::getpid();
+            // On a terminal the child stays in our group, which we lead: everything in it is
+            // ours to stop (we are a subreaper), and the guard's if we die.
+            let ours = !grouped && guarded && rustix::process::getpgrp() == me;
+            // The guard starts first and is armed before the command runs: by us with our
+            // group, or by the child with its own (see `prepare_child`). Started after the
+            // command, a wrapper killed in between (a loaded machine) left it unguarded.
+            let guard = (guarded && (grouped || ours))
+                .then(|| crate::guard::spawn(&reaper))
+                .flatten();
+            if ours && let Some((pipe, _)) = &guard {
+                crate::guard::arm(pipe, me);
+            }
+            let arm = guard
+                .as_ref()
+                .filter(|_| grouped)
+                .map(|(pipe, _)| pipe.as_raw_fd());
+            prepare_child(&mut cmd, arm);
+            let spawned = match &inherit {
+                Some(dup) => rustix::io::fcntl_setfd(dup, FdFlags::empty())
+                    .map_err(io::Error::from)
+                    .and_then(|()| reaper.spawn(&mut cmd)),
+                None => reaper.spawn(&mut cmd),
+            };
             drop(inherit);
             let (child, reaped) = match spawned {
                 Ok(c) => c,
                 Err(e) => {
+                    if let Some((pipe, _)) = guard {
+                        // Nothing started: the guard may go without killing.
+                        let _ = rustix::io::write(&pipe, b"d");
+                    }
                     let _ = started_tx.send(Err(e));
                     return;
                 }
             };
             let pid = Pid::from_child(&child);
             let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
-            let me = rustix::process::getpid();
             let group = if grouped {
                 Some(Group {
                     id: pid,
                     ours: false,
-                    guard: guarded.then(|| crate::guard::spawn(&reaper, pid)).flatten(),
+                    guard,
                 })
-            } else if guarded && rustix::process::getpgrp() == me {
-                // On a terminal the child stays in our group, which we lead: everything in it
-                // is ours to stop (we are a subreaper), and the guard's if we die.
+            } else if ours {
                 Some(Group {
                     id: me,
                     ours: true,
-                    guard: crate::guard::spawn(&reaper, me),
+                    guard,
                 })
             } else {
                 None
@@ -204,13 +227,17 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
     }
 }
 
+/// Between fork and exec, in the child: the death signal, then (`arm`: the write end of an
+/// unarmed guard's pipe) the guard armed with the group the child now leads. The command
+/// runs only once both hold.
 #[allow(unsafe_code)]
-fn set_parent_death_signal(cmd: &mut Command) {
+fn prepare_child(cmd: &mut Command, arm: Option<RawFd>) {
     let parent = rustix::process::getpid();
-    // SAFETY: the closure runs in the forked child before exec. It calls only prctl(2) and
-    // getppid(2), which are async-signal-safe, and builds its error from an errno without
-    // allocating. Tested by `a_killed_lock_holder_frees_the_lock_and_its_command` in
-    // tests/locks.rs.
+    // SAFETY: the closure runs in the forked child before exec. It calls only prctl(2),
+    // getppid(2), getpid(2) and write(2), which are async-signal-safe, and builds its error
+    // from an errno without allocating. `arm` is open in the child (inherited, closed on
+    // exec). Tested by `a_killed_lock_holder_frees_the_lock_and_its_command` in
+    // tests/locks.rs and the `a_wrapper_*` tests in tests/attack_redteam.rs.
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
@@ -219,6 +246,13 @@ fn set_parent_death_signal(cmd: &mut Command) {
                 return Err(io::Error::from_raw_os_error(
                     rustix::io::Errno::SRCH.raw_os_error(),
                 ));
+            }
+            if let Some(pipe) = arm {
+                // std has made us the leader of our new group by now: its id is our pid.
+                let pgid = rustix::process::getpid().as_raw_nonzero().get();
+                // A guard killed by hand cannot be armed: run unguarded, as when it could
+                // not be started.
+                let _ = rustix::io::write(BorrowedFd::borrow_raw(pipe), &pgid.to_ne_bytes());
             }
             Ok(())
         })

@@ -1,12 +1,18 @@
-//! The guard: a tiny process (`podsignal guard --pgid N`, hidden from `--help`) that kills a
-//! command's process group when the wrapper that started it dies without stopping it first.
+//! The guard: a tiny process (`podsignal guard`, hidden from `--help`) that kills a command's
+//! process group when the wrapper that started it dies without stopping it first.
 //!
-//! The wrapper (`lock`, `leader`, `run`) keeps the write end of a pipe whose read end is the
-//! guard's stdin; both ends are closed on exec, so the command never holds them. When the
-//! wrapper dies, however it dies (`kill -9` included), the kernel closes the write end: the
-//! guard reads end-of-file and sends SIGKILL to the group. A wrapper that stopped the group
-//! itself writes one byte first, and the guard exits without killing. The guard ignores
-//! SIGTERM, SIGINT, SIGHUP and SIGQUIT, which are meant for the wrapper.
+//! The wrapper (`lock`, `leader`, `run`) starts the guard *before* the command, and keeps
+//! the write end of a pipe whose read end is the guard's stdin; both ends are closed on exec,
+//! so the command never holds them. The guard is armed with the group's id (4 bytes, native
+//! endian) before the command runs an instruction of its own: by the wrapper when the group
+//! is its own (a terminal), else by the command's child process itself between fork and
+//! exec (`child::spawn_with`), once it leads its new group. So a wrapper killed at any instant
+//! after its command started leaves a guard that knows what to kill. When the wrapper dies,
+//! however it dies (`kill -9` included), the kernel closes the write end: the guard reads
+//! end-of-file and sends SIGKILL to the group (a guard never armed has nothing to kill: the
+//! command never ran). A wrapper that stopped the group itself writes one more byte first,
+//! and the guard exits without killing. The guard ignores SIGTERM, SIGINT, SIGHUP and
+//! SIGQUIT, which are meant for the wrapper.
 //!
 //! The guard runs in a process group of its own, so that killing the wrapper's group does not
 //! kill it too. When stdin is a terminal the command stays in the wrapper's process group
@@ -31,13 +37,13 @@ use rustix::process::{Pid, Signal};
 use crate::exit::ExitCode;
 use crate::reaper::Reaper;
 
-/// Starts the guard of process group `pgid`; returns the write end of its pipe and its pid
-/// (`None`, with a warning, if it could not be started).
-pub fn spawn(reaper: &Reaper, pgid: Pid) -> Option<(OwnedFd, Pid)> {
+/// Starts a guard, not yet armed; returns the write end of its pipe and its pid (`None`,
+/// with a warning, if it could not be started).
+pub fn spawn(reaper: &Reaper) -> Option<(OwnedFd, Pid)> {
     let started = (|| {
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let mut cmd = Command::new("/proc/self/exe");
-        cmd.args(["guard", "--pgid", &pgid.as_raw_nonzero().get().to_string()])
+        cmd.arg("guard")
             .stdin(Stdio::from(read))
             .stdout(Stdio::null())
             // Its own process group: a SIGKILL to the wrapper's group (a timeout(1), a job
@@ -50,16 +56,21 @@ pub fn spawn(reaper: &Reaper, pgid: Pid) -> Option<(OwnedFd, Pid)> {
         Ok(guard) => Some(guard),
         Err(e) => {
             tracing::warn!(
-                "cannot start the guard of process group {} ({e}): if podsignal is killed, what its command started may survive it",
-                pgid.as_raw_nonzero()
+                "cannot start the guard of the command's process group ({e}): if podsignal is killed, what its command started may survive it"
             );
             None
         }
     }
 }
 
-/// The guard's own process: waits for its wrapper to end, then kills the group unless told.
-pub fn run(pgid: i32) -> ExitCode {
+/// Arms the guard whose pipe is `pipe` with process group `pgid`.
+pub fn arm(pipe: &OwnedFd, pgid: Pid) {
+    let _ = rustix::io::write(pipe, &pgid.as_raw_nonzero().get().to_ne_bytes());
+}
+
+/// The guard's own process: waits to be armed, then for its wrapper to end; then kills the
+/// group unless told not to.
+pub fn run() -> ExitCode {
     for sig in [
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -69,12 +80,19 @@ pub fn run(pgid: i32) -> ExitCode {
         // A handler that only sets a flag nobody reads: the signal is ignored.
         let _ = signal_hook::flag::register(sig, Arc::new(AtomicBool::new(false)));
     }
+    let mut stdin = std::io::stdin();
+    let mut pgid = [0u8; 4];
+    // End of file before the group's id: the command never ran, nothing to kill.
+    if stdin.read_exact(&mut pgid).is_err() {
+        return ExitCode::SUCCESS;
+    }
+    let pgid = i32::from_ne_bytes(pgid);
     let Some(group) = Pid::from_raw(pgid) else {
         return ExitCode::USAGE;
     };
     let mut byte = [0u8; 1];
     let dismissed = loop {
-        match std::io::stdin().read(&mut byte) {
+        match stdin.read(&mut byte) {
             Ok(0) => break false,
             Ok(_) => break true,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

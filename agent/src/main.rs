@@ -43,8 +43,8 @@ use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::parse();
-    if let cli::Command::Guard(args) = &cli.command {
-        return std::process::ExitCode::from(guard::run(args.pgid).0);
+    if let cli::Command::Guard = &cli.command {
+        return std::process::ExitCode::from(guard::run().0);
     }
     // Before anything else: a signal that arrives from now on is handled, never lost.
     let signals = if cli.command.catches_signals() {

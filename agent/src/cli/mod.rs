@@ -362,15 +362,7 @@ pub enum Command {
     /// Kill a process group when the wrapper that started it dies (internal: started by
     /// lock, leader and run, never by hand).
     #[command(hide = true)]
-    Guard(GuardArgs),
-}
-
-/// `guard` (internal).
-#[derive(Debug, Args)]
-pub struct GuardArgs {
-    /// The process group to kill.
-    #[arg(long)]
-    pub pgid: i32,
+    Guard,
 }
 
 impl Command {

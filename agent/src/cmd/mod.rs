@@ -35,7 +35,7 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         Command::Inject(args) => return inject::inject(args),
         Command::Lint(args) => return lint::lint(args),
         Command::Completions(args) => return completions::completions(args),
-        Command::Guard(args) => return Ok(crate::guard::run(args.pgid)),
+        Command::Guard => return Ok(crate::guard::run()),
         Command::Agent(args) => return agent::agent(&global, args, stream(signals)?).await,
         Command::Run(args) if run::disabled() => return run::exec_disabled(&args),
         other => other,
@@ -137,7 +137,7 @@ async fn on<C: Coordinator>(
         | Command::Lint(_)
         | Command::Completions(_)
         | Command::Agent(_)
-        | Command::Guard(_) => {
+        | Command::Guard => {
             anyhow::bail!("internal error: this subcommand is dispatched before the transport")
         }
     }
