@@ -61,8 +61,12 @@ fn pid_from(path: &std::path::Path, leftovers: &mut KillOnDrop, what: &str) -> u
 #[test]
 fn a_wrapper_killed_with_its_whole_process_group_leaves_nothing_holding_the_lock() {
     let pod = Pod::new();
-    let gc = pod.path("GC");
-    let script = format!("sleep 300 & echo $! >{}; exec sleep 300", gc.display());
+    let (c, gc) = (pod.path("C"), pod.path("GC"));
+    let script = format!(
+        "echo $$ >{c}; sleep 300 & echo $! >{gc}; exec sleep 300",
+        c = c.display(),
+        gc = gc.display()
+    );
     // The wrapper leads a process group of its own, as under `timeout` or a shell job.
     let wrapper = pod
         .cmd(&["lock", "m", "--", "sh", "-c", &script])
@@ -74,6 +78,7 @@ fn a_wrapper_killed_with_its_whole_process_group_leaves_nothing_holding_the_lock
         .unwrap();
     let mut wrapper = Bg(wrapper);
     let mut leftovers = KillOnDrop::default();
+    let command = pid_from(&c, &mut leftovers, "the command");
     let grandchild = pid_from(&gc, &mut leftovers, "the command");
     kill9_group(wrapper.id());
     assert!(wait_exit(&mut wrapper.0, Duration::from_secs(5)).is_some());
@@ -81,6 +86,13 @@ fn a_wrapper_killed_with_its_whole_process_group_leaves_nothing_holding_the_lock
         eventually(Duration::from_secs(10), || !alive(grandchild)),
         "the command's grandchild (pid {grandchild}) is still running 10 s after its wrapper's \
          process group was SIGKILLed: the guard died with the wrapper"
+    );
+    // The lock is free once every holder is gone: the command too (killed as well, it may
+    // still be exiting on a loaded machine).
+    assert!(
+        eventually(Duration::from_secs(10), || !alive(command)),
+        "the command (pid {command}) is still running 10 s after its wrapper's process group \
+         was SIGKILLed"
     );
     let again = pod.run_within(
         &["lock", "m", "--no-wait", "--", "true"],
@@ -106,9 +118,11 @@ fn a_wrapper_with_a_terminal_on_stdin_killed_leaves_nothing_holding_the_lock() {
     require_tool("script", "--version");
     let pod = Pod::new();
     let (w, gc) = (pod.path("W"), pod.path("GC"));
+    let c = pod.path("C");
     let inner = format!(
-        "echo $PPID >{w}; sleep 300 & echo $! >{gc}; exec sleep 300",
+        "echo $PPID >{w}; echo $$ >{c}; sleep 300 & echo $! >{gc}; exec sleep 300",
         w = w.display(),
+        c = c.display(),
         gc = gc.display()
     );
     // script(1) gives an interactive shell a pseudo-terminal; with job control it runs the
@@ -136,6 +150,7 @@ fn a_wrapper_with_a_terminal_on_stdin_killed_leaves_nothing_holding_the_lock() {
     let _script = Bg(script);
     let mut leftovers = KillOnDrop::default();
     let wrapper = pid_from(&w, &mut leftovers, "the command");
+    let command = pid_from(&c, &mut leftovers, "the command");
     let grandchild = pid_from(&gc, &mut leftovers, "the command");
     kill9(wrapper);
     assert!(eventually(Duration::from_secs(5), || !alive(wrapper)));
@@ -143,6 +158,12 @@ fn a_wrapper_with_a_terminal_on_stdin_killed_leaves_nothing_holding_the_lock() {
         eventually(Duration::from_secs(10), || !alive(grandchild)),
         "the command's grandchild (pid {grandchild}) is still running 10 s after `kill -9` of \
          its wrapper (stdin a terminal: no process group, no guard)"
+    );
+    // The lock is free once every holder is gone: the command too (killed as well, it may
+    // still be exiting on a loaded machine).
+    assert!(
+        eventually(Duration::from_secs(10), || !alive(command)),
+        "the command (pid {command}) is still running 10 s after `kill -9` of its wrapper"
     );
     let again = pod.run_within(
         &["lock", "m", "--no-wait", "--", "true"],
