@@ -75,7 +75,8 @@ pub async fn agent(
     };
     let listener = bind(&addr, global.access).await?;
     let shutdown = CancellationToken::new();
-    let state = AppState::new(volume, config, shutdown.child_token());
+    // The state holds the agent's own token: `POST /quitquitquit` stops the agent with it.
+    let state = AppState::new(volume, config, shutdown.clone());
     tokio::spawn(watch_signals(signals, shutdown.clone()));
     tracing::info!(
         "serving {} on {} (token: {})",
