@@ -56,7 +56,7 @@ pub async fn agent(
     // --max-waiters bounds those threads too.
     let options = VolumeOptions {
         max_lock_waits: Some(max_waiters),
-        ..crate::volume_options(global, None)
+        ..crate::transport::volume_options(global, None)
     };
     let volume = Volume::open(&global.dir, options).await?;
     let config = Config {
