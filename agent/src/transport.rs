@@ -221,11 +221,14 @@ impl Coordinator for Transport {
 /// `source` names this process in what it writes (`run --name`), instead of the default
 /// (`PODSIGNAL_NAME`, else `pid@hostname`).
 /// `create`: whether a missing shared directory is created (false for commands that only
-/// read: see [`podsignal_client::VolumeOptions::create`]).
+/// read: see [`podsignal_client::VolumeOptions::create`]). `one_shot`: the command runs
+/// alone on a current-thread runtime, so its file operations run inline
+/// ([`podsignal_client::VolumeOptions::inline_io`]).
 pub async fn open_transport(
     global: &GlobalOpts,
     source: Option<String>,
     create: bool,
+    one_shot: bool,
 ) -> anyhow::Result<Transport> {
     match &global.agent {
         Some(url) => {
@@ -245,6 +248,7 @@ pub async fn open_transport(
         None => {
             let options = VolumeOptions {
                 create,
+                inline_io: one_shot,
                 ..volume_options(global, source)
             };
             Ok(Transport::Volume(Volume::open(&global.dir, options).await?))
@@ -266,5 +270,6 @@ pub fn volume_options(global: &GlobalOpts, source: Option<String>) -> VolumeOpti
         source,
         create: true,
         max_lock_waits: None,
+        inline_io: false,
     }
 }

@@ -220,7 +220,8 @@ pub fn read_token(path: &Path) -> anyhow::Result<String> {
 /// Creates `path` with a random token, mode 0640, unless it exists; returns the token.
 fn generate_token(path: &Path) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    podsignal_client::identity::fill_random(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     match std::fs::OpenOptions::new()
         .write(true)

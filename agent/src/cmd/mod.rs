@@ -47,7 +47,11 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         _ => None,
     };
     let missing = when_missing(&command);
-    let transport = open_transport(&global, source, missing == WhenMissing::Create).await?;
+    // A command that is not long-running runs alone on a current-thread runtime (`main`):
+    // nothing else needs that thread while it reads or writes a file.
+    let one_shot = !command.is_long_running();
+    let create = missing == WhenMissing::Create;
+    let transport = open_transport(&global, source, create, one_shot).await?;
     if let Transport::Volume(v) = &transport {
         check_exists(v, missing)?;
     }
