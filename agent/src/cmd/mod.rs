@@ -21,10 +21,10 @@ mod wait;
 use podsignal_client::{Coordinator, Volume};
 use podsignal_proto::Condition;
 
-use crate::Transport;
 use crate::cli::{Cli, Command, EventCommand, GlobalOpts, PhaseCommand};
 use crate::exit::{Exit, ExitCode};
 use crate::signals::SignalStream;
+use crate::transport::{Transport, open_transport};
 
 /// Runs the subcommand and returns the exit code. `signals` is the stream `main` installed
 /// first thing, for the subcommands that catch signals.
@@ -47,13 +47,15 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         _ => None,
     };
     let missing = when_missing(&command);
-    match crate::open_transport(&global, source, missing == WhenMissing::Create).await? {
-        Transport::Volume(v) => {
-            check_exists(&v, missing)?;
-            on(&v, command, &global, signals).await
-        }
-        Transport::Agent(a) => on(&a, command, &global, signals).await,
+    // A command that is not long-running runs alone on a current-thread runtime (`main`):
+    // nothing else needs that thread while it reads or writes a file.
+    let one_shot = !command.is_long_running();
+    let create = missing == WhenMissing::Create;
+    let transport = open_transport(&global, source, create, one_shot).await?;
+    if let Transport::Volume(v) = &transport {
+        check_exists(v, missing)?;
     }
+    on(&transport, command, &global, signals).await
 }
 
 /// What a subcommand does when the shared directory does not exist.

@@ -101,8 +101,14 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     response
 }
 
-async fn openapi_json() -> Json<&'static serde_json::Value> {
-    Json(openapi::document())
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        openapi::DOCUMENT,
+    )
 }
 
 async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
