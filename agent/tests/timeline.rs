@@ -325,6 +325,19 @@ fn real_runs_draw_waiting_ready_restart_stop_and_exit() {
     // Long enough to be more than a column wide, so that its mark is not covered by its exit.
     let again = pod.spawn(&["run", "--name", "db", "--", "sleep", "1"]);
     assert!(pod.take(again).wait().unwrap().success());
+    // A script's sticky record, and a lock held around a command.
+    assert!(
+        pod.run(&["ready", "migrated", "--reason", "schema v42"])
+            .status
+            .success()
+    );
+    let mut lock = pod.cmd(&["lock", "schema", "--", "true"]);
+    assert!(
+        lock.env("PODSIGNAL_NAME", "migrator")
+            .status()
+            .unwrap()
+            .success()
+    );
 
     let svg = timeline(&pod, &["--format", "svg"]);
     assert_no_injection(&svg);
@@ -340,6 +353,9 @@ fn real_runs_draw_waiting_ready_restart_stop_and_exit() {
         "test over",
         "db run 1: exited 143",
         "db run 2",
+        "migrated run 1",
+        "schema v42, sticky record by",
+        "lock schema held by migrator, token 1",
     ] {
         assert!(svg.contains(want), "{want:?} missing from:\n{svg}");
     }

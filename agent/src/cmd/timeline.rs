@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use podsignal_client::Coordinator;
-use podsignal_proto::{Event, Name, TombstoneRecord};
+use podsignal_proto::{Event, Name, ReadinessRecord, TombstoneRecord};
 
 use crate::cli::{TimelineArgs, TimelineFormat};
 use crate::exit::{Exit, ExitCode};
@@ -19,6 +19,12 @@ const MAX_EVENTS: usize = 100_000;
 pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let events = read_all(c).await?;
     let tombstones = tombstones(c, &events).await;
+    let records: Vec<ReadinessRecord> = c
+        .list_readiness()
+        .await?
+        .into_iter()
+        .filter_map(|r| r.record)
+        .collect();
     if let Some(n) = args.generation
         && timeline::generation_events(&events, n).is_none()
     {
@@ -32,15 +38,20 @@ pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Resu
             ),
         ));
     }
-    let picture = draw(&events, &tombstones, &args);
+    let picture = draw(&events, &tombstones, &records, &args);
     let mut out = std::io::stdout().lock();
     // A reader that went away (`| head`) is not an error.
     let _ = out.write_all(picture.as_bytes()).and_then(|()| out.flush());
     Ok(ExitCode::SUCCESS)
 }
 
-/// The picture `args` asks for (pure: also what the tests compare with golden files).
-pub fn draw(events: &[Event], tombstones: &[TombstoneRecord], args: &TimelineArgs) -> String {
+/// The picture `args` asks for (pure).
+pub fn draw(
+    events: &[Event],
+    tombstones: &[TombstoneRecord],
+    records: &[ReadinessRecord],
+    args: &TimelineArgs,
+) -> String {
     let first = events.first().map_or(0, |e| e.time_ms);
     let last = events.last().map_or(first, |e| e.time_ms);
     let window = Window {
@@ -48,7 +59,7 @@ pub fn draw(events: &[Event], tombstones: &[TombstoneRecord], args: &TimelineArg
         until_ms: args.until.map(|u| u.resolve(first, last)),
         generation: args.generation,
     };
-    let t = timeline::build(events, tombstones, window);
+    let t = timeline::build_with(events, tombstones, records, window);
     match args.format {
         TimelineFormat::Text => timeline::text(&t, usize::from(args.width)),
         TimelineFormat::Svg => timeline::svg(&t),

@@ -335,6 +335,25 @@ pub fn spawn_bookkeeping<C: Coordinator>(
     data: serde_json::Value,
     bound: Duration,
 ) {
+    drop(spawn_in_order(c, kind, data, bound));
+}
+
+/// [`spawn_bookkeeping`], waited for: returns once the event is published or given up.
+pub async fn bookkeeping_now<C: Coordinator>(
+    c: &C,
+    kind: &str,
+    data: serde_json::Value,
+    bound: Duration,
+) {
+    let _ = spawn_in_order(c, kind, data, bound).await;
+}
+
+fn spawn_in_order<C: Coordinator>(
+    c: &C,
+    kind: &str,
+    data: serde_json::Value,
+    bound: Duration,
+) -> tokio::task::JoinHandle<()> {
     let c = c.clone();
     let kind = event_kind(kind);
     let (done, next) = oneshot::channel::<()>();
@@ -358,7 +377,7 @@ pub fn spawn_bookkeeping<C: Coordinator>(
                 podsignal_proto::format_duration(bound)
             ),
         }
-    });
+    })
 }
 
 /// The next valid stop request for `name`. Errors (an agent that went away) are logged and

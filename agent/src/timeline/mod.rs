@@ -11,6 +11,8 @@
 //!   changes, generations) and lock/leader [`model::Tenure`]s. Bounded: lanes, rows, items, markers
 //!   and tenures are capped (`MAX_*` in `model`), strings cut and stripped of control
 //!   characters; what did not fit is counted in [`model::Timeline::notes`].
+//! - [`build_with`]: [`build`] with the readiness records there now, for names no `run`
+//!   published events for (a lane showing each record's state since it was set).
 //! - [`svg`]`(&Timeline) -> String`: a self-contained SVG document (no script, no external
 //!   reference, every string escaped, `<title>` tooltips with exact UTC times and reasons);
 //!   quiet stretches of 30 s or more that dominate the axis are collapsed into axis breaks.
@@ -31,7 +33,12 @@ mod text;
 mod time_arg;
 
 pub use html::html;
-pub use model::{MAX_LANES, Window, build, generation_events, generations};
+#[allow(
+    unused_imports,
+    reason = "the API the agent's GET /v1/timeline is written against"
+)]
+pub use model::build;
+pub use model::{MAX_LANES, Window, build_with, generation_events, generations};
 pub use svg::svg;
 pub use text::text;
 pub use time_arg::TimeArg;

@@ -1,7 +1,7 @@
 //! The timeline model: what each container did when, built from events and tombstones by a
 //! pure function (no I/O, no clock), so the renderers and their golden tests are deterministic.
 
-use podsignal_proto::{Event, TombstoneRecord};
+use podsignal_proto::{Event, ReadinessRecord, ReadinessState, TombstoneRecord};
 
 /// The most container lanes drawn; the others are named in [`Timeline::notes`].
 pub const MAX_LANES: usize = 32;
@@ -256,7 +256,23 @@ pub fn generations(events: &[Event]) -> Vec<u64> {
 
 /// Builds the timeline of `events` (in log order, as read) and `tombstones` (for exits whose
 /// event was rotated away), within `window`. Pure: the same input gives the same timeline.
+#[allow(
+    dead_code,
+    reason = "the API the agent's GET /v1/timeline is written against"
+)]
 pub fn build(events: &[Event], tombstones: &[TombstoneRecord], window: Window) -> Timeline {
+    build_with(events, tombstones, &[], window)
+}
+
+/// [`build`], with the readiness records there now: a name that no `run` published events for
+/// (`podsignal ready NAME` from a script, an application's own record) gets a lane showing its
+/// record's state since it was set (records keep no history; `run`'s events do).
+pub fn build_with(
+    events: &[Event],
+    tombstones: &[TombstoneRecord],
+    records: &[ReadinessRecord],
+    window: Window,
+) -> Timeline {
     let mut notes = Vec::new();
     let events = match window.generation {
         Some(n) => generation_events(events, n).unwrap_or_else(|| {
@@ -296,6 +312,9 @@ pub fn build(events: &[Event], tombstones: &[TombstoneRecord], window: Window) -
     if window.generation.is_none() {
         for t in tombstones {
             b.tombstone(t);
+        }
+        for r in records {
+            b.record(r);
         }
     }
     let first = b.times.iter().min().copied().unwrap_or(0);
@@ -677,10 +696,40 @@ impl Builder {
         self.times.push(t.exited_ms);
     }
 
+    fn record(&mut self, r: &ReadinessRecord) {
+        let name = clean(r.name.as_str(), MAX_NAME);
+        if self.lanes.iter().any(|(n, _)| *n == name) {
+            return; // `run`'s events tell its story
+        }
+        let Some(lane) = self.lane(&name) else {
+            return;
+        };
+        let state = match r.state {
+            ReadinessState::Ready => State::Ready,
+            ReadinessState::Unready => State::Unready,
+        };
+        let how = if r.held { "held" } else { "sticky" };
+        let mut detail = format!("{how} record by {}", clean(&r.writer.label(), MAX_NAME));
+        if let Some(reason) = &r.reason {
+            detail = format!("{}, {detail}", clean(reason, MAX_TEXT));
+        }
+        let mut run = OpenRun {
+            incarnation: clean(&r.writer.incarnation, 32),
+            first_ms: r.since_ms,
+            ..OpenRun::default()
+        };
+        run.set(state, r.since_ms, detail);
+        self.lanes[lane].1.push(run);
+        self.times.push(r.since_ms);
+    }
+
     fn finish(mut self, from_ms: u64, to_ms: u64, mut notes: Vec<String>) -> Timeline {
         let clip = |a: u64, b: u64| (a.clamp(from_ms, to_ms), b.clamp(from_ms, to_ms));
         let mut lanes = Vec::new();
-        for (name, mut runs) in std::mem::take(&mut self.lanes) {
+        let mut by_start = std::mem::take(&mut self.lanes);
+        // Top to bottom in the order they started (a record's lane among `run`'s).
+        by_start.sort_by_key(|(_, runs)| runs.iter().map(|r| r.first_ms).min());
+        for (name, mut runs) in by_start {
             runs.sort_by_key(|r| r.first_ms);
             let mut row_ends: Vec<u64> = Vec::new();
             let mut out: Vec<Run> = Vec::new();
