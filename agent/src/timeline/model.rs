@@ -734,8 +734,15 @@ impl Builder {
             let mut row_ends: Vec<u64> = Vec::new();
             let mut out: Vec<Run> = Vec::new();
             let mut left_out = 0;
+            // The lane's items so far: a crash loop's thousands of short runs are bounded too.
+            let mut items = 0;
             for (number, r) in runs.into_iter().enumerate() {
                 left_out += r.left_out;
+                let size = r.spans.len() + r.points.len();
+                if items + size > MAX_ITEMS_PER_LANE {
+                    left_out += size;
+                    continue;
+                }
                 let end = if r.exited {
                     r.points.last().map_or(r.first_ms, |p| p.time_ms)
                 } else {
@@ -757,6 +764,7 @@ impl Builder {
                     }
                 };
                 row_ends[row] = end;
+                items += size;
                 let spans = r
                     .spans
                     .into_iter()
