@@ -192,8 +192,9 @@ pub fn duration(ms: u64) -> String {
         0 => "0s".to_owned(),
         1..1_000 => format!("{ms}ms"),
         1_000..60_000 if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
-        1_000..10_000 => format!("{:.2}s", ms as f64 / 1000.0),
-        10_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        // Integer arithmetic: no float formatting code in the binary for this.
+        1_000..10_000 => format!("{}.{:02}s", ms / 1000, ms % 1000 / 10),
+        10_000..60_000 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
         60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
         3_600_000..86_400_000 => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
         _ => format!("{}d{:02}h", ms / 86_400_000, ms / 3_600_000 % 24),
