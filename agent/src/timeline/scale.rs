@@ -136,7 +136,7 @@ fn quiet_stretches(t: &Timeline) -> Vec<Break> {
     }
     times.sort_unstable();
     times.dedup();
-    let mut gaps: Vec<Break> = times
+    let gaps: Vec<Break> = times
         .windows(2)
         .map(|w| Break {
             from_ms: w[0],
@@ -146,7 +146,7 @@ fn quiet_stretches(t: &Timeline) -> Vec<Break> {
         .filter(|b| b.to_ms - b.from_ms >= MIN_BREAK_MS)
         .collect();
     // Longest first: each is collapsed while it is a large share of what is left.
-    gaps.sort_by_key(|b| std::cmp::Reverse(b.to_ms - b.from_ms));
+    let gaps = super::model::sorted_by(gaps, |b| u64::MAX - (b.to_ms - b.from_ms));
     let mut left = t.to_ms.saturating_sub(t.from_ms);
     let mut breaks = Vec::new();
     for g in gaps {
@@ -164,8 +164,7 @@ fn quiet_stretches(t: &Timeline) -> Vec<Break> {
             quiet_ms: len,
         });
     }
-    breaks.sort_by_key(|b| b.from_ms);
-    breaks
+    super::model::sorted_by(breaks, |b| b.from_ms)
 }
 
 /// The smallest of 1, 2, 5 × 10^k ms (and minutes, hours) at least `ms`.
