@@ -10,6 +10,7 @@
 //! - `condition/`: evaluating conditions (`wait`, `run --wait-for`, `--ready-when`).
 //! - `supervisor/`: `run`'s child supervision: sd_notify, shutdown steps, the state machine.
 //! - `http/`: the agent's HTTP API (`podsignal agent`).
+//! - `timeline/`: the timeline model and its pictures (SVG, text, HTML), without I/O.
 //! - `manifest`, `inject/`, `lint/`: Kubernetes manifests in, injected YAML or findings out.
 //! - `exit`: exit codes; `stderr`: writing to a stderr that may be gone.
 
@@ -35,6 +36,7 @@ mod reaper;
 mod signals;
 mod stderr;
 mod supervisor;
+mod timeline;
 
 use podsignal_client::{Access, Volume, VolumeOptions};
 

@@ -16,6 +16,7 @@ mod ready;
 mod run;
 mod status;
 mod stop;
+mod timeline;
 mod wait;
 
 use podsignal_client::{Coordinator, Volume};
@@ -74,7 +75,9 @@ enum WhenMissing {
 
 fn when_missing(command: &Command) -> WhenMissing {
     match command {
-        Command::Status(_) | Command::Phase(PhaseCommand::Get { .. }) => WhenMissing::Refuse,
+        Command::Status(_) | Command::Timeline(_) | Command::Phase(PhaseCommand::Get { .. }) => {
+            WhenMissing::Refuse
+        }
         Command::Leader(l) if l.show.is_some() => WhenMissing::Refuse,
         Command::Wait(w) if !w.unready && w.conditions.iter().all(is_probe) => WhenMissing::Unused,
         Command::Wait(_)
@@ -130,6 +133,7 @@ async fn on<C: Coordinator>(
         Command::Event(cmd) => event::event(c, cmd, signals).await,
         Command::Phase(cmd) => phase::phase(c, cmd).await,
         Command::Status(args) => status::status(c, args).await,
+        Command::Timeline(args) => timeline::timeline(c, args).await,
         Command::Stop(args) => stop::stop(c, args).await,
         Command::Run(args) => run::run(c, global, *args, stream(signals)?).await,
         Command::Install(_)
