@@ -168,3 +168,24 @@ fn a_status_long_poll_answers_when_readiness_changes() {
     // Woken by the change (inotify), not by its wait running out.
     assert!(answered_at.duration_since(changed_at) < Duration::from_secs(30));
 }
+
+#[test]
+fn the_timeline_is_served_as_svg_of_the_directory() {
+    let agent = Agent::start(&[]);
+    let out = agent.cli(&["run", "--name", "app", "--", "true"]);
+    assert!(out.status.success(), "{out:?}");
+    let r = request(agent.port, "GET", "/v1/timeline", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("default-src 'none'")
+    );
+    assert!(r.body.contains("<svg"), "{}", r.body);
+    assert!(r.body.contains(">app<"), "no lane for app: {}", r.body);
+    let windowed = request(agent.port, "GET", "/v1/timeline?since=5m&until=%2B0s", None);
+    assert_eq!(windowed.status, 200, "{}", windowed.body);
+    let (s, body) = agent.get("/v1/timeline?since=yesterday");
+    assert_eq!((s, code(&body).as_str()), (400, "bad_request"), "{body}");
+}

@@ -194,6 +194,12 @@ def rows(browser, table):
         ".map(r => [r.dataset.name, r.dataset.state]))")
 
 
+def timeline_lanes(browser):
+    """The lane labels of the timeline picture (the agent's SVG, in the page's DOM)."""
+    return browser.eval(
+        "[...document.querySelectorAll('#timeline svg text[x=\"8\"]')].map(t => t.textContent)") or []
+
+
 def event_kinds(browser):
     return browser.eval("[...document.querySelectorAll('#events li')].map(li => li.dataset.kind)")
 
@@ -237,12 +243,17 @@ def main():
             eventually("phase running", lambda: browser.eval(
                 "document.getElementById('phase').dataset.phase") == "running")
             eventually("the events", lambda: {"phase", "deploy"} <= set(event_kinds(browser) or []))
+            lanes = {"app", "lock migrations", "leader scheduler"}
+            eventually(f"the timeline's lanes {lanes}", lambda: lanes <= set(timeline_lanes(browser)))
+            if browser.eval("document.getElementById('timeline-box').hidden"):
+                fail("the timeline panel is hidden")
             eventually("the page says it is live", lambda: browser.eval(
                 "document.getElementById('link').dataset.state") == "live")
 
             log("it follows the directory: `podsignal ready web` shows up, with no reload")
             pod.cli("ready", "web", "--reason", "listening on 8080", name="web")
             eventually("web ready on the page", lambda: rows(browser, "readiness").get("web") == "ready")
+            eventually("a timeline lane for web", lambda: "web" in timeline_lanes(browser))
             pod.cli("event", "publish", "cache-warmed", "--data", '{"keys":1200}', name="cache")
             eventually("the new event on the page", lambda: "cache-warmed" in (event_kinds(browser) or []))
             pod.cli("unready", "cache", "--reason", "evicted", name="cache")
@@ -264,7 +275,8 @@ def main():
                 fail(f"the page logged errors: {problems}")
             height = browser.eval("Math.ceil(document.body.getBoundingClientRect().bottom)")
             clip = {"x": 0, "y": 0, "width": 1200, "height": height + 16, "scale": 1}
-            shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png", clip=clip)["data"])
+            shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png", clip=clip,
+                                                  captureBeyondViewport=True)["data"])
             for path in filter(None, [os.path.join(logdir, "agent-page.png"), screenshot]):
                 with open(path, "wb") as f:
                     f.write(shot)

@@ -11,7 +11,8 @@
 //!   `phase` (and shutdown), `exits` (tombstones and stop requests), `status` (everything at
 //!   once, long-polled for changes), `ops` (healthz, readyz, metrics); `hold` keeps something held for as long as a response stays open,
 //!   `leases` for as long as it is renewed.
-//! - `page`: the live page at `/` (static HTML, CSS and JS; it reads the API like any client).
+//! - `page`: the live page at `/` (static HTML, CSS and JS; it reads the API like any client);
+//!   `timeline`: the picture it shows, drawn by the same code as `podsignal timeline`.
 //! - `openapi`: the served spec, checked against the router's route table in tests.
 
 mod caller;
@@ -33,6 +34,7 @@ mod phase;
 mod readiness;
 mod serve;
 mod status;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -275,6 +277,7 @@ pub(crate) fn routes() -> Routes {
     let r = ops::routes(r);
     let r = page::routes(r);
     let r = status::routes(r);
+    let r = timeline::routes(r);
     let r = readiness::routes(r);
     let r = locks::routes(r);
     let r = leader::routes(r);

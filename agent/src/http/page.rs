@@ -1,5 +1,6 @@
-//! The live page at `/`: readiness, locks, leaders, phase and recent events of the shared
-//! directory, for a person with `kubectl port-forward POD 7781` and a browser.
+//! The live page at `/`: readiness, locks, leaders, phase, the timeline (`/v1/timeline`) and
+//! recent events of the shared directory, for a person with `kubectl port-forward POD 7781`
+//! and a browser.
 //!
 //! Three static files embedded in the binary (no CDN, nothing fetched from elsewhere), served
 //! without a token: they hold no data. The script then reads the API like any client, with
@@ -34,7 +35,7 @@ pub fn routes(r: Routes) -> Routes {
         PATHS[0],
         || file("text/html; charset=utf-8", HTML),
         Doc::new(
-            "The live page: readiness, locks, leaders, phase and events (asks for the token if the agent has one).",
+            "The live page: readiness, locks, leaders, phase, timeline and events (asks for the token if the agent has one).",
             Answer::File("text/html"),
         ),
     )
