@@ -22,7 +22,7 @@ use super::{ApiError, AppState};
 /// Routes callable without a token: the kubelet's probes, and the page's static files (they
 /// hold no data; the page asks for the token before it reads anything).
 fn is_open(path: &str) -> bool {
-    ["/healthz", "/readyz"].contains(&path) || super::page::PATHS.contains(&path)
+    ["/healthz", "/readyz"].contains(&path) || super::page::is_page_file(path)
 }
 
 /// The guard middleware.

@@ -12,7 +12,7 @@
 //! It stays live by long-polling `/v1/status` with its `ETag` (see `status`): any change in
 //! the directory answers at once.
 
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Uri, header};
 use axum::response::IntoResponse;
 
 use super::{Answer, Doc, Routes};
@@ -21,8 +21,17 @@ const HTML: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/page.js");
 const STYLE: &str = include_str!("page/page.css");
 
-/// The page's paths: static, so they need no token (see [`super::guard`]).
-pub const PATHS: [&str; 3] = ["/", "/page.js", "/page.css"];
+/// The page's files: path, media type, contents.
+const FILES: [(&str, &str, &str); 3] = [
+    ("/", "text/html; charset=utf-8", HTML),
+    ("/page.js", "text/javascript; charset=utf-8", SCRIPT),
+    ("/page.css", "text/css; charset=utf-8", STYLE),
+];
+
+/// True for the page's files: static, so they need no token (see [`super::guard`]).
+pub fn is_page_file(path: &str) -> bool {
+    FILES.iter().any(|(p, _, _)| *p == path)
+}
 
 /// Only this agent's own script, style sheet and API; no inline script, no frames, no forms
 /// sent anywhere. Inline `style` attributes stay refused too: the timeline's SVG is styled by
@@ -31,27 +40,33 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 pub fn routes(r: Routes) -> Routes {
+    // One handler for the three: each handler type costs its own copy of axum's plumbing in
+    // the binary.
     r.get(
-        PATHS[0],
-        || file("text/html; charset=utf-8", HTML),
+        FILES[0].0,
+        file,
         Doc::new(
             "The live page: readiness, locks, leaders, phase, timeline and events (asks for the token if the agent has one).",
             Answer::File("text/html"),
         ),
     )
     .get(
-        PATHS[1],
-        || file("text/javascript; charset=utf-8", SCRIPT),
+        FILES[1].0,
+        file,
         Doc::new("The page's script.", Answer::File("text/javascript")),
     )
     .get(
-        PATHS[2],
-        || file("text/css; charset=utf-8", STYLE),
+        FILES[2].0,
+        file,
         Doc::new("The page's style sheet.", Answer::File("text/css")),
     )
 }
 
-async fn file(media: &'static str, body: &'static str) -> impl IntoResponse {
+async fn file(uri: Uri) -> impl IntoResponse {
+    let (_, media, body) = FILES
+        .into_iter()
+        .find(|(p, _, _)| *p == uri.path())
+        .unwrap_or(FILES[0]);
     let headers: [(HeaderName, HeaderValue); 6] = [
         (header::CONTENT_TYPE, HeaderValue::from_static(media)),
         (
