@@ -270,9 +270,6 @@ def main():
             if "running" not in pod.cli("phase", "get"):
                 fail("the phase moved")
 
-            problems = browser.problems()
-            if problems:
-                fail(f"the page logged errors: {problems}")
             height = browser.eval("Math.ceil(document.body.getBoundingClientRect().bottom)")
             clip = {"x": 0, "y": 0, "width": 1200, "height": height + 16, "scale": 1}
             shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png", clip=clip,
@@ -281,6 +278,22 @@ def main():
                 with open(path, "wb") as f:
                     f.write(shot)
                 log(f"screenshot: {path}")
+
+            log("what the directory says is shown as text, never run as markup")
+            markup = "<img src=x onerror=\"document.title='owned'\">"
+            pod.cli("unready", "cache", "--reason", markup, name="cache")
+            pod.cli("event", "publish", "note", "--data", json.dumps({"html": markup}), name="cache")
+            eventually("the markup, as text", lambda: browser.eval(
+                "document.querySelector('#readiness tr[data-name=cache]').textContent.includes('<img')"
+                " && document.querySelector('#events li').textContent.includes('<img')"))
+            if browser.eval("document.querySelectorAll('main img').length") != 0:
+                fail("markup from the directory became elements")
+            if browser.eval("document.title") != "podsignal":
+                fail("markup from the directory ran")
+
+            problems = browser.problems()
+            if problems:
+                fail(f"the page logged errors: {problems}")
             log("passed")
         finally:
             if browser:

@@ -323,8 +323,8 @@ pub enum Command {
     /// Serve the shared directory over HTTP on localhost (the agent)
     ///
     /// A versioned JSON API under /v1 (readiness, locks, leaders, events with Server-Sent
-    /// Events, phase, shutdown), plus /healthz, /readyz, /metrics and /openapi.json, and a
-    /// live page at / for a browser (read-only). The directory stays the source of truth:
+    /// Events, phase, shutdown, the timeline as SVG), plus /healthz, /readyz, /metrics and
+    /// /openapi.json, and a live page at / for a browser (read-only). The directory stays the source of truth:
     /// the API and `podsignal` on the volume agree. Binds loopback only, unless
     /// --allow-remote with a --token-file. SIGTERM/SIGINT: open long-polls get 503, streams
     /// end, everything held is released, exit 0. See docs/http-api.md.
