@@ -226,6 +226,22 @@ fn thousands_of_events_make_a_bounded_picture() {
             serde_json::json!({"name": "c0", "reason": "flap", "incarnation": format!("{:016x}", 0)}),
         );
     }
+    // A crash loop: 3,000 more runs of c1.
+    for i in 0..3000u64 {
+        let inc = serde_json::json!(format!("{:016x}", 1_000_000 + i));
+        push(
+            &mut log,
+            2000 + i * 5,
+            "start",
+            serde_json::json!({"name": "c1", "incarnation": inc}),
+        );
+        push(
+            &mut log,
+            2002 + i * 5,
+            "exit",
+            serde_json::json!({"name": "c1", "exit_code": 1, "incarnation": inc}),
+        );
+    }
     for i in 0..300u64 {
         push(
             &mut log,
@@ -234,7 +250,12 @@ fn thousands_of_events_make_a_bounded_picture() {
             serde_json::json!({"phase": "running", "reason": i}),
         );
     }
-    std::fs::write(pod.dir.join("events/00000000000000000001.jsonl"), log).unwrap();
+    // In segments of 4,000 events, named by their first seq, as publishers rotate them (a
+    // reader reads at most about 1 MiB of one segment).
+    for (i, chunk) in log.lines().collect::<Vec<_>>().chunks(4000).enumerate() {
+        let name = format!("events/{:020}.jsonl", i * 4000 + 1);
+        std::fs::write(pod.dir.join(name), chunk.join("\n") + "\n").unwrap();
+    }
     let svg = timeline(&pod, &["--format", "svg"]);
     assert!(svg.len() < 300_000, "{} bytes", svg.len());
     assert!(
@@ -243,6 +264,14 @@ fn thousands_of_events_make_a_bounded_picture() {
         &svg[svg.len() - 2000..]
     );
     assert!(svg.contains("c0: "), "c0's lane says what it left out");
+    assert!(
+        svg.contains("c1: "),
+        "the crash loop's lane says what it left out"
+    );
+    assert!(
+        svg.matches("c1 run ").count() <= 400,
+        "a lane holds at most 400 items"
+    );
     assert!(svg.contains("marker(s) left out"));
     let text = timeline(&pod, &[]);
     assert_fits(&text, 100);

@@ -119,7 +119,7 @@ async fn read_all<C: Coordinator>(c: &C) -> podsignal_client::Result<Vec<Event>>
 
 /// The tombstones of the containers the events name (for exits rotated out of the log).
 async fn tombstones<C: Coordinator>(c: &C, events: &[Event]) -> Vec<TombstoneRecord> {
-    let mut names: Vec<Name> = events
+    let found = events
         .iter()
         .filter(|e| {
             matches!(
@@ -128,12 +128,18 @@ async fn tombstones<C: Coordinator>(c: &C, events: &[Event]) -> Vec<TombstoneRec
             )
         })
         .filter_map(|e| e.data.as_ref()?.get("name")?.as_str())
-        .filter_map(|n| Name::new(n).ok())
-        .collect();
-    names.sort();
-    names.dedup();
+        .filter_map(|n| Name::new(n).ok());
+    let mut names: Vec<Name> = Vec::new();
+    for name in found {
+        if names.len() == timeline::MAX_LANES {
+            break;
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     let mut out = Vec::new();
-    for name in names.iter().take(timeline::MAX_LANES) {
+    for name in &names {
         match c.tombstone(name).await {
             Ok(Some(t)) => out.push(t),
             Ok(None) => {}

@@ -65,7 +65,7 @@ pub fn html(t: &Timeline) -> String {
             detail: &te.holder,
         });
     }
-    rows.sort_by_key(|r| r.time_ms);
+    let rows = super::model::sorted_by(rows, |r| r.time_ms);
     let mut o = String::from(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>podsignal timeline</title>\n<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}td:nth-child(2){white-space:nowrap}</style></head><body>\n",
     );

@@ -324,6 +324,19 @@ pub fn build_with(
     b.finish(from_ms, to_ms, notes)
 }
 
+/// `items` in ascending order of `key`, equal keys in their order: every ordering in the
+/// timeline goes through here, one sort of `(u64, usize)` pairs, because each `sort_by_key`
+/// call would add its own copy of the sort code to the binary.
+pub fn sorted_by<T>(items: Vec<T>, key: impl Fn(&T) -> u64) -> Vec<T> {
+    let mut order: Vec<(u64, usize)> = items.iter().map(&key).zip(0..).collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|(_, i)| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
 /// A string from the log made safe to show: one line (control characters become `?`), at most
 /// `max` characters (`…` marks a cut).
 pub fn clean(s: &str, max: usize) -> String {
@@ -490,16 +503,13 @@ impl Builder {
                 .tenures
                 .iter()
                 .any(|x| x.scope == scope && x.name == name);
-            let lanes = {
-                let mut v: Vec<(&str, &str)> = self
-                    .tenures
-                    .iter()
-                    .map(|x| (x.scope, x.name.as_str()))
-                    .collect();
-                v.sort_unstable();
-                v.dedup();
-                v.len()
-            };
+            let mut names: Vec<(&str, &str)> = Vec::new();
+            for x in &self.tenures {
+                if !names.contains(&(x.scope, x.name.as_str())) {
+                    names.push((x.scope, x.name.as_str()));
+                }
+            }
+            let lanes = names.len();
             if self.tenures.len() >= MAX_TENURES || (!known && lanes >= MAX_TENURE_LANES) {
                 self.tenures_left_out += 1;
                 return;
@@ -726,16 +736,24 @@ impl Builder {
     fn finish(mut self, from_ms: u64, to_ms: u64, mut notes: Vec<String>) -> Timeline {
         let clip = |a: u64, b: u64| (a.clamp(from_ms, to_ms), b.clamp(from_ms, to_ms));
         let mut lanes = Vec::new();
-        let mut by_start = std::mem::take(&mut self.lanes);
         // Top to bottom in the order they started (a record's lane among `run`'s).
-        by_start.sort_by_key(|(_, runs)| runs.iter().map(|r| r.first_ms).min());
-        for (name, mut runs) in by_start {
-            runs.sort_by_key(|r| r.first_ms);
+        let by_start = sorted_by(std::mem::take(&mut self.lanes), |(_, runs)| {
+            runs.iter().map(|r| r.first_ms).min().unwrap_or(u64::MAX)
+        });
+        for (name, runs) in by_start {
+            let runs = sorted_by(runs, |r| r.first_ms);
             let mut row_ends: Vec<u64> = Vec::new();
             let mut out: Vec<Run> = Vec::new();
             let mut left_out = 0;
+            // The lane's items so far: a crash loop's thousands of short runs are bounded too.
+            let mut items = 0;
             for (number, r) in runs.into_iter().enumerate() {
                 left_out += r.left_out;
+                let size = r.spans.len() + r.points.len();
+                if items + size > MAX_ITEMS_PER_LANE {
+                    left_out += size;
+                    continue;
+                }
                 let end = if r.exited {
                     r.points.last().map_or(r.first_ms, |p| p.time_ms)
                 } else {
@@ -757,6 +775,7 @@ impl Builder {
                     }
                 };
                 row_ends[row] = end;
+                items += size;
                 let spans = r
                     .spans
                     .into_iter()
@@ -847,7 +866,7 @@ impl Builder {
             .into_iter()
             .filter(|m| (from_ms..=to_ms).contains(&m.time_ms))
             .collect();
-        let mut tenures: Vec<Tenure> = self
+        let tenures: Vec<Tenure> = self
             .tenures
             .into_iter()
             .filter_map(|mut t| {
@@ -862,7 +881,28 @@ impl Builder {
                 Some(t)
             })
             .collect();
-        tenures.sort_by(|a, b| (a.scope, &a.name, a.from_ms).cmp(&(b.scope, &b.name, b.from_ms)));
+        // Grouped by lock (in order of first tenure), each lock's in time order.
+        let mut names: Vec<(&str, String)> = Vec::new();
+        for t in &tenures {
+            if !names.iter().any(|(s, n)| *s == t.scope && *n == t.name) {
+                names.push((t.scope, t.name.clone()));
+            }
+        }
+        // (the lane, then the start: lanes are few, times fit in 48 bits until 10889 AD)
+        let keyed: Vec<(u64, Tenure)> = tenures
+            .into_iter()
+            .map(|t| {
+                let lane = names
+                    .iter()
+                    .position(|(s, n)| *s == t.scope && *n == t.name)
+                    .unwrap_or(0) as u64;
+                ((lane << 48) | (t.from_ms & ((1 << 48) - 1)), t)
+            })
+            .collect();
+        let tenures = sorted_by(keyed, |(key, _)| *key)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
         Timeline {
             from_ms,
             to_ms,

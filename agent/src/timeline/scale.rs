@@ -136,7 +136,7 @@ fn quiet_stretches(t: &Timeline) -> Vec<Break> {
     }
     times.sort_unstable();
     times.dedup();
-    let mut gaps: Vec<Break> = times
+    let gaps: Vec<Break> = times
         .windows(2)
         .map(|w| Break {
             from_ms: w[0],
@@ -146,7 +146,7 @@ fn quiet_stretches(t: &Timeline) -> Vec<Break> {
         .filter(|b| b.to_ms - b.from_ms >= MIN_BREAK_MS)
         .collect();
     // Longest first: each is collapsed while it is a large share of what is left.
-    gaps.sort_by_key(|b| std::cmp::Reverse(b.to_ms - b.from_ms));
+    let gaps = super::model::sorted_by(gaps, |b| u64::MAX - (b.to_ms - b.from_ms));
     let mut left = t.to_ms.saturating_sub(t.from_ms);
     let mut breaks = Vec::new();
     for g in gaps {
@@ -164,8 +164,7 @@ fn quiet_stretches(t: &Timeline) -> Vec<Break> {
             quiet_ms: len,
         });
     }
-    breaks.sort_by_key(|b| b.from_ms);
-    breaks
+    super::model::sorted_by(breaks, |b| b.from_ms)
 }
 
 /// The smallest of 1, 2, 5 × 10^k ms (and minutes, hours) at least `ms`.
@@ -192,8 +191,9 @@ pub fn duration(ms: u64) -> String {
         0 => "0s".to_owned(),
         1..1_000 => format!("{ms}ms"),
         1_000..60_000 if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
-        1_000..10_000 => format!("{:.2}s", ms as f64 / 1000.0),
-        10_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        // Integer arithmetic: no float formatting code in the binary for this.
+        1_000..10_000 => format!("{}.{:02}s", ms / 1000, ms % 1000 / 10),
+        10_000..60_000 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
         60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
         3_600_000..86_400_000 => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
         _ => format!("{}d{:02}h", ms / 86_400_000, ms / 3_600_000 % 24),

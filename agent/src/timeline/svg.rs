@@ -15,6 +15,11 @@ const LANE_GAP: f64 = 6.0;
 const TOP: f64 = 74.0;
 const BREAK: f64 = 14.0;
 
+/// `v` to a tenth of a pixel, which prints short (`179.9`, `180`).
+fn r(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
 /// The fill of each state.
 pub fn colour(state: State) -> &'static str {
     match state {
@@ -49,7 +54,7 @@ pub fn escape(s: &str) -> String {
 pub fn svg(t: &Timeline) -> String {
     let plot = WIDTH - LABEL - RIGHT;
     let scale = Scale::new(t, plot, BREAK);
-    let x = |ms: u64| LABEL + scale.x(ms);
+    let x = |ms: u64| r(LABEL + scale.x(ms));
     let mut o = String::new();
     let rows: usize = t.lanes.iter().map(|l| l.rows).sum();
     let tenure_lanes = tenure_lanes(t);
@@ -87,7 +92,7 @@ pub fn svg(t: &Timeline) -> String {
         }
         let _ = writeln!(
             o,
-            r##"<line x1="{tx:.1}" y1="34" x2="{tx:.1}" y2="{bottom:.1}" stroke="#eeeeee"/><text x="{tx:.1}" y="30" text-anchor="middle" fill="#555555">{label}</text>"##
+            r##"<line x1="{tx}" y1="34" x2="{tx}" y2="{bottom}" stroke="#eeeeee"/><text x="{tx}" y="30" text-anchor="middle" fill="#555555">{label}</text>"##
         );
         previous = label;
     }
@@ -101,16 +106,16 @@ pub fn svg(t: &Timeline) -> String {
         let ly = 46.0 + 12.0 * (i % 2) as f64;
         // Near the right edge the label goes left of its line.
         let (lx, anchor) = if mx > WIDTH - 120.0 {
-            (mx - 2.0, "end")
+            (r(mx - 2.0), "end")
         } else {
-            (mx + 2.0, "start")
+            (r(mx + 2.0), "start")
         };
         let _ = writeln!(
             o,
-            r#"<g><title>{}: {}</title><line x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{bottom:.1}" stroke="{colour}" stroke-dasharray="{dash}"/><text x="{lx:.1}" y="{ly}" fill="{colour}" text-anchor="{anchor}">{}</text></g>"#,
+            r#"<g><title>{}: {}</title><line x1="{mx}" y1="{}" x2="{mx}" y2="{bottom}" stroke="{colour}" stroke-dasharray="{dash}"/><text x="{lx}" y="{ly}" fill="{colour}" text-anchor="{anchor}">{}</text></g>"#,
             scale::utc(m.time_ms),
             escape(&m.detail),
-            ly + 2.0,
+            r(ly + 2.0),
             escape(&clip_to(&m.label, 40))
         );
     }
@@ -119,9 +124,9 @@ pub fn svg(t: &Timeline) -> String {
         let h = lane.rows as f64 * ROW;
         let _ = writeln!(
             o,
-            r##"<g><title>{0}</title><text x="8" y="{1:.1}">{2}</text></g><line x1="{LABEL}" y1="{3:.1}" x2="{4}" y2="{3:.1}" stroke="#dddddd"/>"##,
+            r##"<g><title>{0}</title><text x="8" y="{1}">{2}</text></g><line x1="{LABEL}" y1="{3}" x2="{4}" y2="{3}" stroke="#dddddd"/>"##,
             escape(&lane.name),
-            y + h / 2.0 + 4.0,
+            r(y + h / 2.0 + 4.0),
             escape(&clip_label(&lane.name)),
             y + h + LANE_GAP / 2.0,
             WIDTH - RIGHT
@@ -144,8 +149,8 @@ pub fn svg(t: &Timeline) -> String {
                 };
                 let _ = writeln!(
                     o,
-                    r#"<rect x="{a:.1}" y="{ry:.1}" width="{:.1}" height="{rh}" fill="{}"><title>{} run {}{}: {} {} to {} ({}): {}</title></rect>"#,
-                    (b - a).max(1.0),
+                    r#"<rect x="{a}" y="{ry}" width="{}" height="{rh}" fill="{}"><title>{} run {}{}: {} {} to {} ({}): {}</title></rect>"#,
+                    r((b - a).max(1.0)),
                     colour(s.state),
                     escape(&lane.name),
                     run.number,
@@ -160,9 +165,9 @@ pub fn svg(t: &Timeline) -> String {
             if restarts && let Some(first) = run.spans.first() {
                 let _ = writeln!(
                     o,
-                    r##"<text x="{:.1}" y="{:.1}" font-size="9" fill="#333333">#{}</text>"##,
-                    x(first.from_ms) + 1.0,
-                    ry + rh - 3.0,
+                    r##"<text x="{}" y="{}" font-size="9" fill="#333333">#{}</text>"##,
+                    r(x(first.from_ms) + 1.0),
+                    r(ry + rh - 3.0),
                     run.number
                 );
             }
@@ -192,9 +197,9 @@ pub fn svg(t: &Timeline) -> String {
                         };
                         let _ = writeln!(
                             o,
-                            r#"<path d="M{:.1} {:.1}h8l-4 7z" fill="{c}">{title}</path>"#,
-                            px - 4.0,
-                            ry - 3.0
+                            r#"<path d="M{} {}h8l-4 7z" fill="{c}">{title}</path>"#,
+                            r(px - 4.0),
+                            r(ry - 3.0)
                         );
                     }
                     PointKind::Exited { exit_code, .. } => {
@@ -206,12 +211,12 @@ pub fn svg(t: &Timeline) -> String {
                         let label = exit_code.map_or_else(|| "?".to_owned(), |c| c.to_string());
                         let _ = writeln!(
                             o,
-                            r#"<g>{title}<rect x="{:.1}" y="{:.1}" width="2" height="{}" fill="{c}"/><text x="{:.1}" y="{:.1}" font-size="9" fill="{c}">{label}</text></g>"#,
-                            px - 1.0,
-                            ry - 1.0,
-                            rh + 2.0,
-                            px + 3.0,
-                            ry + rh - 3.0
+                            r#"<g>{title}<rect x="{}" y="{}" width="2" height="{}" fill="{c}"/><text x="{}" y="{}" font-size="9" fill="{c}">{label}</text></g>"#,
+                            r(px - 1.0),
+                            r(ry - 1.0),
+                            r(rh + 2.0),
+                            r(px + 3.0),
+                            r(ry + rh - 3.0)
                         );
                     }
                 }
@@ -222,7 +227,7 @@ pub fn svg(t: &Timeline) -> String {
     for (scope, name) in &tenure_lanes {
         let _ = writeln!(
             o,
-            r#"<g><title>{scope} {0}</title><text x="8" y="{1:.1}" font-style="italic">{scope} {2}</text></g>"#,
+            r#"<g><title>{scope} {0}</title><text x="8" y="{1}" font-style="italic">{scope} {2}</text></g>"#,
             escape(name),
             y + ROW / 2.0 + 4.0,
             escape(&clip_label(name))
@@ -243,16 +248,16 @@ pub fn svg(t: &Timeline) -> String {
             };
             let _ = writeln!(
                 o,
-                r##"<g><title>{scope} {} held by {}{token}: {} to {} ({})</title><rect x="{a:.1}" y="{:.1}" width="{:.1}" height="{}" fill="#fee391" stroke="#cc9a06"/><text x="{:.1}" y="{:.1}" font-size="9">{}</text></g>"##,
+                r##"<g><title>{scope} {} held by {}{token}: {} to {} ({})</title><rect x="{a}" y="{}" width="{}" height="{}" fill="#fee391" stroke="#cc9a06"/><text x="{}" y="{}" font-size="9">{}</text></g>"##,
                 escape(name),
                 escape(&te.holder),
                 scale::utc(te.from_ms),
                 until,
                 scale::duration(te.to_ms - te.from_ms),
                 y + 4.0,
-                (b - a).max(1.0),
+                r((b - a).max(1.0)),
                 ROW - 8.0,
-                a + 2.0,
+                r(a + 2.0),
                 y + ROW - 7.0,
                 escape(&clip_to(&te.holder, ((b - a) / 6.0) as usize))
             );
@@ -261,17 +266,17 @@ pub fn svg(t: &Timeline) -> String {
     }
     // Axis breaks: a white band with two slanted strokes, across the lanes.
     for (i, br) in scale.breaks.iter().enumerate() {
-        let bx = LABEL + scale.break_x(i);
+        let bx = r(LABEL + scale.break_x(i));
         let _ = writeln!(
             o,
-            r##"<g><title>nothing happened for {} ({} to {} left out): not drawn to scale</title><rect x="{bx:.1}" y="34" width="{BREAK}" height="{:.1}" fill="#ffffff"/><path d="M{:.1} {:.1}l4 -8M{:.1} {:.1}l4 -8" stroke="#777777"/></g>"##,
+            r##"<g><title>nothing happened for {} ({} to {} left out): not drawn to scale</title><rect x="{bx}" y="34" width="{BREAK}" height="{}" fill="#ffffff"/><path d="M{} {}l4 -8M{} {}l4 -8" stroke="#777777"/></g>"##,
             scale::duration(br.quiet_ms),
             scale::utc(br.from_ms),
             scale::utc(br.to_ms),
             bottom - 34.0,
-            bx + 3.0,
+            r(bx + 3.0),
             40.0,
-            bx + 7.0,
+            r(bx + 7.0),
             40.0,
         );
     }
@@ -281,7 +286,7 @@ pub fn svg(t: &Timeline) -> String {
     for s in State::ALL {
         let _ = write!(
             o,
-            r#"<rect x="{lx}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{}" y="{ly:.1}">{}</text>"#,
+            r#"<rect x="{lx}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{ly}">{}</text>"#,
             ly - 9.0,
             colour(s),
             lx + 13.0,
@@ -291,7 +296,7 @@ pub fn svg(t: &Timeline) -> String {
     }
     let _ = writeln!(
         o,
-        r##"<path d="M{lx} {:.1}h8l-4 7z" fill="#54278f"/><text x="{}" y="{ly:.1}">stop requested</text><rect x="{}" y="{:.1}" width="2" height="12" fill="#d62728"/><text x="{}" y="{ly:.1}">exit code (red: failed)</text>"##,
+        r##"<path d="M{lx} {}h8l-4 7z" fill="#54278f"/><text x="{}" y="{ly}">stop requested</text><rect x="{}" y="{}" width="2" height="12" fill="#d62728"/><text x="{}" y="{ly}">exit code (red: failed)</text>"##,
         ly - 9.0,
         lx + 11.0,
         lx + 110.0,
@@ -301,7 +306,7 @@ pub fn svg(t: &Timeline) -> String {
     for (i, n) in t.notes.iter().enumerate() {
         let _ = writeln!(
             o,
-            r##"<text x="8" y="{:.1}" fill="#a50f15">{}</text>"##,
+            r##"<text x="8" y="{}" fill="#a50f15">{}</text>"##,
             ly + 16.0 + 14.0 * i as f64,
             escape(n)
         );

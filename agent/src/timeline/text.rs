@@ -154,7 +154,7 @@ pub fn text(t: &Timeline, width: usize) -> String {
         ));
     }
     // Stops and exits in time order, with their reasons: the most telling lines, bounded.
-    let mut listed: Vec<(u64, &str, &super::model::Point)> = t
+    let listed: Vec<(u64, &str, &super::model::Point)> = t
         .lanes
         .iter()
         .flat_map(|l| l.runs.iter().map(move |r| (l, r)))
@@ -165,7 +165,7 @@ pub fn text(t: &Timeline, width: usize) -> String {
         })
         .filter(|(_, _, p)| p.kind != PointKind::Watchdog)
         .collect();
-    listed.sort_by_key(|(time_ms, _, _)| *time_ms);
+    let listed = super::model::sorted_by(listed, |(time_ms, _, _)| *time_ms);
     for (time_ms, name, p) in listed.iter().take(MAX_LISTED) {
         let what = match &p.kind {
             PointKind::Exited {
