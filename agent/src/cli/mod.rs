@@ -323,13 +323,14 @@ pub enum Command {
     /// Serve the shared directory over HTTP on localhost (the agent)
     ///
     /// A versioned JSON API under /v1 (readiness, locks, leaders, events with Server-Sent
-    /// Events, phase, shutdown), plus /healthz, /readyz, /metrics and /openapi.json. The
-    /// directory stays the source of truth: the API and `podsignal` on the volume agree.
-    /// Binds loopback only, unless --allow-remote with a --token-file. SIGTERM/SIGINT: open
-    /// long-polls get 503, streams end, everything held is released, exit 0. See
-    /// docs/http-api.md.
+    /// Events, phase, shutdown, the timeline as SVG), plus /healthz, /readyz, /metrics and
+    /// /openapi.json, and a live page at / for a browser (read-only). The directory stays the source of truth:
+    /// the API and `podsignal` on the volume agree. Binds loopback only, unless
+    /// --allow-remote with a --token-file. SIGTERM/SIGINT: open long-polls get 503, streams
+    /// end, everything held is released, exit 0. See docs/http-api.md.
     ///
     ///   $ podsignal agent --listen 127.0.0.1:7781
+    ///   $ kubectl port-forward POD 7781     # then open http://localhost:7781/
     ///   $ podsignal agent --listen unix:/run/podsignal/agent.sock
     ///   $ curl -s localhost:7781/v1/readiness/db?wait=30s
     #[command(verbatim_doc_comment)]

@@ -16,7 +16,7 @@ mod ready;
 mod run;
 mod status;
 mod stop;
-mod timeline;
+pub mod timeline;
 mod wait;
 
 use podsignal_client::{Coordinator, Volume};

@@ -8,7 +8,7 @@ use podsignal_proto::{Event, Name, ReadinessRecord, TombstoneRecord};
 
 use crate::cli::{TimelineArgs, TimelineFormat};
 use crate::exit::{Exit, ExitCode};
-use crate::timeline::{self, Window};
+use crate::timeline::{self, TimeArg, Window};
 
 /// Events read per request.
 const PAGE: usize = 1000;
@@ -16,7 +16,19 @@ const PAGE: usize = 1000;
 /// typical size), so all of it, but bounded whatever a neighbour wrote.
 const MAX_EVENTS: usize = 100_000;
 
-pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Result<ExitCode> {
+/// What a picture is drawn from, read through either transport (the agent's
+/// `GET /v1/timeline` reads it from its volume).
+pub struct Sources {
+    /// Every event kept, oldest first.
+    pub events: Vec<Event>,
+    /// The tombstones of the containers the events name.
+    pub tombstones: Vec<TombstoneRecord>,
+    /// Every valid readiness record.
+    pub records: Vec<ReadinessRecord>,
+}
+
+/// Reads the event log, the tombstones and the readiness records.
+pub async fn read_sources<C: Coordinator>(c: &C) -> podsignal_client::Result<Sources> {
     let events = read_all(c).await?;
     let tombstones = tombstones(c, &events).await;
     let records: Vec<ReadinessRecord> = c
@@ -25,6 +37,19 @@ pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Resu
         .into_iter()
         .filter_map(|r| r.record)
         .collect();
+    Ok(Sources {
+        events,
+        tombstones,
+        records,
+    })
+}
+
+pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Result<ExitCode> {
+    let Sources {
+        events,
+        tombstones,
+        records,
+    } = read_sources(c).await?;
     if let Some(n) = args.generation
         && timeline::generation_events(&events, n).is_none()
     {
@@ -52,13 +77,7 @@ pub fn draw(
     records: &[ReadinessRecord],
     args: &TimelineArgs,
 ) -> String {
-    let first = events.first().map_or(0, |e| e.time_ms);
-    let last = events.last().map_or(first, |e| e.time_ms);
-    let window = Window {
-        since_ms: args.since.map(|s| s.resolve(first, last)),
-        until_ms: args.until.map(|u| u.resolve(first, last)),
-        generation: args.generation,
-    };
+    let window = window(events, args.since, args.until, args.generation);
     let t = timeline::build_with(events, tombstones, records, window);
     match args.format {
         TimelineFormat::Text => timeline::text(&t, usize::from(args.width)),
@@ -67,8 +86,24 @@ pub fn draw(
     }
 }
 
+/// The window `since`, `until` and `generation` name, for this log.
+pub fn window(
+    events: &[Event],
+    since: Option<TimeArg>,
+    until: Option<TimeArg>,
+    generation: Option<u64>,
+) -> Window {
+    let first = events.first().map_or(0, |e| e.time_ms);
+    let last = events.last().map_or(first, |e| e.time_ms);
+    Window {
+        since_ms: since.map(|s| s.resolve(first, last)),
+        until_ms: until.map(|u| u.resolve(first, last)),
+        generation,
+    }
+}
+
 /// Every event kept, oldest first (a loss at the start is the model's to note).
-async fn read_all<C: Coordinator>(c: &C) -> anyhow::Result<Vec<Event>> {
+async fn read_all<C: Coordinator>(c: &C) -> podsignal_client::Result<Vec<Event>> {
     let mut events: Vec<Event> = Vec::new();
     loop {
         let since = events.last().map_or(0, |e| e.seq);

@@ -8,9 +8,11 @@
 //!   caps, the request timeout; `error`: the one error type and JSON extractors.
 //! - `caller`: who is calling, so that what the agent writes for a caller names the caller.
 //! - One module per resource: `readiness`, `locks` (and `leader`, which reuses it), `events`,
-//!   `phase` (and shutdown), `exits` (tombstones and stop requests), `ops` (healthz, readyz,
-//!   metrics, status); `hold` keeps something held for as long as a response stays open,
+//!   `phase` (and shutdown), `exits` (tombstones and stop requests), `status` (everything at
+//!   once, long-polled for changes), `ops` (healthz, readyz, metrics); `hold` keeps something held for as long as a response stays open,
 //!   `leases` for as long as it is renewed.
+//! - `page`: the live page at `/` (static HTML, CSS and JS; it reads the API like any client);
+//!   `timeline`: the picture it shows, drawn by the same code as `podsignal timeline`.
 //! - `openapi`: the served spec, generated from the router's route table by a test.
 
 mod caller;
@@ -26,10 +28,13 @@ mod locks;
 pub mod metrics;
 mod openapi;
 mod ops;
+mod page;
 mod params;
 mod phase;
 mod readiness;
 mod serve;
+mod status;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +71,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How often hold streams send a heartbeat line (and so notice a vanished client).
     pub heartbeat: Duration,
-    /// The bearer token every request but `/healthz` and `/readyz` must carry, if set.
+    /// The bearer token every request but `/healthz`, `/readyz` and the page's static files
+    /// must carry, if set.
     pub token: Option<String>,
     /// Check that `Host` names a loopback address (off when remote access is allowed: the
     /// token is the defence then).
@@ -172,6 +178,8 @@ pub(crate) enum Answer {
     Stream(&'static str, &'static str),
     /// Plain text (metrics).
     Text,
+    /// A file of this media type (the page and its script and style sheet).
+    File(&'static str),
 }
 
 /// What the OpenAPI document says of a route: written beside the route, from the same types
@@ -279,6 +287,9 @@ pub(crate) fn routes() -> Routes {
         table: Vec::new(),
     };
     let r = ops::routes(r);
+    let r = page::routes(r);
+    let r = status::routes(r);
+    let r = timeline::routes(r);
     let r = readiness::routes(r);
     let r = locks::routes(r);
     let r = leader::routes(r);

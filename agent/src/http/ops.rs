@@ -1,12 +1,10 @@
 //! Operations: `/healthz` (the process answers), `/readyz` (the directory is writable, flock
-//! works, the watcher runs), `/metrics` (Prometheus text), `/openapi.json`, and
-//! `/v1/status` (everything in the shared directory at once).
+//! works, the watcher runs), `/metrics` (Prometheus text) and `/openapi.json`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use podsignal_client::{Coordinator, Status};
 use podsignal_proto::api::ErrorCode;
 
 use super::{Answer, ApiError, AppState, Doc, Routes, metrics, openapi, schema};
@@ -36,14 +34,6 @@ pub fn routes(r: Routes) -> Routes {
         Doc::new(
             "This document.",
             Answer::Json(200, schema::<serde_json::Value>),
-        ),
-    )
-    .get(
-        "/v1/status",
-        status,
-        Doc::new(
-            "Everything in the shared directory.",
-            Answer::Json(200, schema::<Status>),
         ),
     )
 }
@@ -109,8 +99,4 @@ async fn openapi_json() -> impl IntoResponse {
         )],
         openapi::DOCUMENT,
     )
-}
-
-async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    Ok(Json(state.volume().status().await?))
 }

@@ -19,6 +19,7 @@ const COMMON_ERRORS: [u16; 6] = [400, 401, 403, 409, 421, 503];
 
 fn status_text(code: u16) -> &'static str {
     match code {
+        304 => "Not modified: the status is still the one If-None-Match names.",
         400 => "A bad name, parameter, body or Host.",
         401 => "Missing or wrong bearer token.",
         403 => "A browser request (Origin header).",
@@ -131,6 +132,10 @@ fn operation(g: &mut SchemaGenerator, method: &str, path: &str, doc: &Doc, error
             200,
             json!({ "description": "Success.", "content": { "text/plain": { "schema": { "type": "string" } } } }),
         ),
+        Answer::File(media) => (
+            200,
+            json!({ "description": "The file.", "content": { media: { "schema": { "type": "string" } } } }),
+        ),
     };
     let mut ok = ok;
     if !doc.links.is_empty() {
@@ -153,10 +158,14 @@ fn operation(g: &mut SchemaGenerator, method: &str, path: &str, doc: &Doc, error
     }
     responses.insert(code.to_string(), ok);
     for e in doc.errors.iter().chain(&COMMON_ERRORS) {
-        responses.insert(
-            e.to_string(),
-            json!({ "description": status_text(*e), "content": { JSON: { "schema": error } } }),
-        );
+        let answer = match e {
+            // A 304 has no body.
+            304 => json!({ "description": status_text(*e) }),
+            _ => {
+                json!({ "description": status_text(*e), "content": { JSON: { "schema": error } } })
+            }
+        };
+        responses.insert(e.to_string(), answer);
     }
     let mut op = json!({
         "summary": doc.summary,
