@@ -446,3 +446,21 @@ impl EventReader {
         }
     }
 }
+
+/// Calls `f` with every event kept in the log, oldest first (losses to a concurrent rotation
+/// are skipped: the caller scans for what it can find, `reset` for the last generation).
+pub(crate) fn for_each_event(dir: &SafeDir, mut f: impl FnMut(Event)) -> Result<()> {
+    let mut reader = EventReader::new(0);
+    let mut items = Vec::new();
+    loop {
+        let more = reader.read_available(dir, STREAM_BATCH, &mut items)?;
+        for item in items.drain(..) {
+            if let Item::Event(e) = item {
+                f(e);
+            }
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}

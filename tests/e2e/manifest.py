@@ -9,7 +9,8 @@
                                          restartPolicy: Always) into regular containers;
                                          `env.CTR.VAR=VALUE` sets an env var; `only=NAME` keeps
                                          the document named NAME; `restart=POLICY` sets
-                                         the pod's restartPolicy
+                                         the pod's restartPolicy; `init=none` drops the
+                                         init containers
 """
 import sys
 import yaml
@@ -64,6 +65,8 @@ def main(argv):
                     keep = p["metadata"]["name"] == v
                 elif k == "restart":
                     p["spec"]["restartPolicy"] = v
+                elif k == "init" and v == "none":
+                    p["spec"].pop("initContainers", None)
                 elif k == "sidecars" and v == "containers":
                     spec = p["spec"]
                     sidecars = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]

@@ -253,6 +253,23 @@ pub enum Command {
     ///   $ podsignal phase wait running --timeout 2m
     #[command(subcommand, verbatim_doc_comment)]
     Phase(PhaseCommand),
+    /// Start a new generation of the shared directory: for an init container, when a Pod
+    /// restarts in place
+    ///
+    /// A Pod restarted in place (Kubernetes' RestartAllContainers) runs its init containers
+    /// again but keeps its emptyDir, and with it the last run's tombstones, readiness, stop
+    /// requests and phase: a sidecar with --exit-with exit:app would find app's old
+    /// tombstone and exit at once. reset removes them (held readiness whose holder is still
+    /// alive is carried over), sets the phase back to starting, writes generation.json and
+    /// appends a `generation` event; every record carries its generation, and one of an
+    /// older generation reads as absent. Fencing tokens and the event log go on. Prints the
+    /// new generation (a directory where reset never ran is generation 1). Run it in the
+    /// first init container, before any container that uses the directory starts.
+    ///
+    ///   $ podsignal reset --reason "pod restarted in place"
+    ///   $ podsignal install /podsignal-bin/ --reset   # what `podsignal inject` adds
+    #[command(verbatim_doc_comment)]
+    Reset(ResetArgs),
     /// Show everything in the shared directory: phase, readiness, locks, leaders, events
     ///
     /// Tables on stdout: the phase, each readiness record (held or sticky, its holder alive
@@ -387,6 +404,9 @@ impl Command {
             // Waits that say what they still wait for (reminders).
             Command::Phase(PhaseCommand::Wait { .. }) => true,
             Command::Stop(s) => s.wait,
+            // A new generation, in an init container's log.
+            Command::Reset(_) => true,
+            Command::Install(i) => i.reset,
             _ => false,
         };
         if lifecycle { "info" } else { "warn" }

@@ -13,6 +13,7 @@ mod lint;
 mod lock;
 mod phase;
 mod ready;
+mod reset;
 mod run;
 mod status;
 mod stop;
@@ -31,6 +32,13 @@ use crate::signals::SignalStream;
 pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result<ExitCode> {
     let Cli { global, command } = cli;
     let command = match command {
+        Command::Install(args) if args.reset => {
+            install::install(args)?;
+            Command::Reset(crate::cli::ResetArgs {
+                reason: Some("podsignal install --reset".into()),
+                json: false,
+            })
+        }
         Command::Install(args) => return install::install(args),
         Command::Inject(args) => return inject::inject(args),
         Command::Lint(args) => return lint::lint(args),
@@ -130,6 +138,7 @@ async fn on<C: Coordinator>(
         Command::Event(cmd) => event::event(c, cmd, signals).await,
         Command::Phase(cmd) => phase::phase(c, cmd).await,
         Command::Status(args) => status::status(c, args).await,
+        Command::Reset(args) => reset::reset(c, args).await,
         Command::Stop(args) => stop::stop(c, args).await,
         Command::Run(args) => run::run(c, global, *args, stream(signals)?).await,
         Command::Install(_)
