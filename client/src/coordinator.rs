@@ -31,7 +31,6 @@ use std::future::Future;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use podsignal_proto::generation::GenerationEvent;
 use podsignal_proto::{
     Event, FencingToken, HolderRecord, Name, Phase, PhaseRecord, StopRequest, TombstoneRecord,
 };
@@ -272,15 +271,6 @@ pub trait Coordinator: Clone + Send + Sync + 'static {
 
     /// Everything in the shared directory at one moment.
     fn status(&self) -> impl Future<Output = Result<Status>> + Send;
-
-    // ---- generations ----
-
-    /// Starts a new generation of the shared directory (`podsignal reset`, for an init
-    /// container of a Pod restarted in place): tombstones, stop requests and readiness are
-    /// removed (held readiness whose holder lives is carried over), the phase is `starting`
-    /// again, a `generation` event is appended; records of older generations read as absent
-    /// from then on. Fencing counters and the event log go on. Returns what it did.
-    fn reset(&self, reason: Option<&str>) -> impl Future<Output = Result<GenerationEvent>> + Send;
 
     // ---- written once, on top of the above ----
 

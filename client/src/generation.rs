@@ -51,8 +51,14 @@ impl Volume {
             .map_err(|why| Error::bad_record(root.path_of(file), why, repair()))
     }
 
-    /// Starts a new generation (see the module docs) and returns what it did.
-    pub(crate) async fn reset_now(&self, reason: Option<&str>) -> Result<GenerationEvent> {
+    /// Starts a new generation of the shared directory (`podsignal reset`, for an init
+    /// container of a Pod restarted in place, whose emptyDir is kept): readiness records are
+    /// removed, except held ones whose holder lives, which are carried over; tombstones and
+    /// stop requests are removed; the phase is `starting` again; a `generation` event is
+    /// appended; records of older generations read as absent from then on. Fencing counters
+    /// and the event log go on. Returns what it did (the event's data). Only on the volume:
+    /// it is what an init container does to the directory it mounts, before anyone uses it.
+    pub async fn reset(&self, reason: Option<&str>) -> Result<GenerationEvent> {
         let reason = reason.map(str::to_owned);
         self.with_events_lock(move |log| {
             let volume = log.volume();

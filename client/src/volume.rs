@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use podsignal_proto::generation::GenerationEvent;
 use podsignal_proto::{
     Event, FencingToken, HolderRecord, Identity, Name, Phase, PhaseRecord, StopRequest,
     TombstoneRecord, layout,
@@ -419,9 +418,5 @@ impl Coordinator for Volume {
     async fn status(&self) -> Result<Status> {
         let v = self.clone();
         crate::blocking(move || v.status_now()).await
-    }
-
-    async fn reset(&self, reason: Option<&str>) -> Result<GenerationEvent> {
-        self.reset_now(reason).await
     }
 }

@@ -116,14 +116,14 @@ pub struct GlobalOpts {
     /// set), or json (one object per line, the final error too).
     ///
     /// Levels come from PODSIGNAL_LOG: a level (debug, info, warn, error, off) or per-target
-    /// levels (podsignal_client=debug,info). By default agent, run, lock, leader, wait and
-    /// ready --hold log at info (what they wait for, hold, start and stop); the other
-    /// subcommands, which do one thing and return, only warn.
+    /// levels (podsignal_client=debug,info). By default agent, run, lock, leader, wait,
+    /// ready --hold and reset log at info (what they wait for, hold, start, stop and reset);
+    /// the other subcommands, which do one thing and return, only warn.
     #[arg(long, global = true, env = "PODSIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, help_heading = "Logging")]
     pub log_format: LogFormat,
 
     /// Go through a `podsignal agent` at URL (http://HOST:PORT or unix:PATH) instead of
-    /// the shared directory: every subcommand but agent and install works the same way
+    /// the shared directory: every subcommand but agent, install and reset works the same way
     /// (file:, tcp:, http:// and unix: conditions are checked here, where the command runs).
     #[arg(
         long,

@@ -58,7 +58,10 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
     match crate::open_transport(&global, source, missing == WhenMissing::Create).await? {
         Transport::Volume(v) => {
             check_exists(&v, missing)?;
-            on(&v, command, &global, signals).await
+            match command {
+                Command::Reset(args) => reset::reset(&v, args).await,
+                command => on(&v, command, &global, signals).await,
+            }
         }
         Transport::Agent(a) => on(&a, command, &global, signals).await,
     }
@@ -138,7 +141,10 @@ async fn on<C: Coordinator>(
         Command::Event(cmd) => event::event(c, cmd, signals).await,
         Command::Phase(cmd) => phase::phase(c, cmd).await,
         Command::Status(args) => status::status(c, args).await,
-        Command::Reset(args) => reset::reset(c, args).await,
+        // What an init container does to the directory it mounts, before anyone uses it.
+        Command::Reset(_) => Err(crate::exit::usage(
+            "reset works on the shared directory itself, not through --agent: run it where the directory is mounted (an init container)",
+        )),
         Command::Stop(args) => stop::stop(c, args).await,
         Command::Run(args) => run::run(c, global, *args, stream(signals)?).await,
         Command::Install(_)

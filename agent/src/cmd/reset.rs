@@ -1,11 +1,11 @@
 //! `podsignal reset`: a new generation of the shared directory.
 
-use podsignal_client::Coordinator;
+use podsignal_client::{Coordinator, Volume};
 
 use crate::cli::ResetArgs;
 use crate::exit::ExitCode;
 
-pub async fn reset<C: Coordinator>(c: &C, args: ResetArgs) -> anyhow::Result<ExitCode> {
+pub async fn reset(c: &Volume, args: ResetArgs) -> anyhow::Result<ExitCode> {
     let done = c.reset(args.reason.as_deref()).await?;
     if args.json {
         println!("{}", serde_json::to_string(&done)?);

@@ -1,14 +1,11 @@
 //! `/v1/phase` (get, set, wait with `?wait=&at_least=`) and shutdown: `POST /v1/shutdown`
 //! sets the phase to `draining`; `POST /quitquitquit` is the same, for Envoy and scuttle
-//! users. Neither stops the agent: it keeps serving the pod while it drains. `POST /v1/reset`
-//! starts a new generation, as `podsignal reset` does (an init container of a Pod restarted
-//! in place).
+//! users. Neither stops the agent: it keeps serving the pod while it drains.
 
 use axum::Json;
 use axum::extract::State;
 use podsignal_client::{Coordinator, Phase};
 use podsignal_proto::api::{PhaseView, Reason, SetPhase};
-use podsignal_proto::generation::GenerationEvent;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -46,16 +43,6 @@ pub fn routes(r: Routes) -> Routes {
     )
     .post("/v1/shutdown", shutdown, SHUTDOWN)
     .post("/quitquitquit", shutdown, SHUTDOWN)
-    .post(
-        "/v1/reset",
-        reset,
-        Doc::new(
-            "Start a new generation (podsignal reset): remove tombstones, stop requests and readiness (held readiness whose holder lives is carried over), set the phase to starting, append a generation event. Answers that event's data.",
-            Answer::Json(200, schema::<GenerationEvent>),
-        )
-        .body(schema::<Reason>, false)
-        .errors(&[413, 415]),
-    )
 }
 
 /// Query of `GET /v1/phase`.
@@ -128,14 +115,4 @@ async fn shutdown(
         phase: record.phase,
         record: Some(record),
     }))
-}
-
-/// Starts a new generation; answers what the reset did (the `generation` event's data).
-async fn reset(
-    Caller(volume): Caller,
-    OptionalJson(body): OptionalJson<Reason>,
-) -> Result<Json<GenerationEvent>, ApiError> {
-    let done = volume.reset(body.reason.as_deref()).await?;
-    tracing::info!("generation {} started", done.generation);
-    Ok(Json(done))
 }

@@ -26,7 +26,6 @@ use podsignal_proto::api::{
     EVENTS_LOST_HEADER, ExitView, Grant, IDEMPOTENCY_KEY_HEADER, PhaseView, Publish, Reason,
     SetPhase, SetReadiness,
 };
-use podsignal_proto::generation::GenerationEvent;
 use podsignal_proto::{
     Event, FencingToken, HolderRecord, Identity, Name, Phase, PhaseRecord, StopRequest,
     TombstoneRecord,
@@ -385,14 +384,6 @@ impl Coordinator for AgentClient {
 
     async fn status(&self) -> Result<Status> {
         self.json::<(), _>(Method::GET, "/v1/status".into(), None)
-            .await
-    }
-
-    async fn reset(&self, reason: Option<&str>) -> Result<GenerationEvent> {
-        let body = Reason {
-            reason: reason.map(str::to_owned),
-        };
-        self.json(Method::POST, "/v1/reset".into(), Some(&body))
             .await
     }
 }
