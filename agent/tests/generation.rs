@@ -415,3 +415,24 @@ fn install_reset_installs_then_starts_a_generation() {
     assert_eq!(stdout(&out).trim(), "2");
     assert!(!pod.dir.join("exits/main.json").exists());
 }
+
+/// A stop request of an older generation (one a racing `podsignal stop` wrote as the reset
+/// switched) is not acted on; one of this generation is.
+#[test]
+fn a_stop_request_of_an_older_generation_stops_nothing() {
+    let mut pod = Pod::new();
+    reset(&pod);
+    let (run, _) = start_run(&mut pod, "side", &[], "sleep 30");
+    let mut run = pod.take(run);
+    let stale = r#"{"version":1,"name":"side","reason":"last run","writer":{"pid":1,"hostname":"h","incarnation":"0123456789abcdef"},"requested_ms":1}"#;
+    std::fs::write(pod.dir.join("stop/side.json"), stale).unwrap();
+    assert!(
+        !eventually(Duration::from_millis(500), || run
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "stopped by a stop request of generation 1 in generation 2"
+    );
+    assert!(pod.run(&["stop", "side"]).status.success());
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(10)), Some(143));
+}

@@ -33,21 +33,13 @@ impl Volume {
     /// A record that cannot be read is an error naming it and `podsignal reset`, which
     /// replaces it.
     pub(crate) fn generation_now(&self) -> Result<u64> {
-        Ok(self
-            .generation_record_now()?
-            .map_or(generation::FIRST, |r| r.generation))
-    }
-
-    /// The generation record, if `reset` ever ran.
-    pub(crate) fn generation_record_now(&self) -> Result<Option<GenerationRecord>> {
         let root = &self.inner.root;
         let file = layout::GENERATION_FILE;
         let repair = || "`podsignal reset` replaces it (and starts a new generation)".to_owned();
         let Some(bytes) = root.read_record(file).map_err(|e| e.with_repair(repair))? else {
-            return Ok(None);
+            return Ok(generation::FIRST);
         };
-        GenerationRecord::decode(&bytes)
-            .map(Some)
+        GenerationRecord::decode_generation(&bytes)
             .map_err(|why| Error::bad_record(root.path_of(file), why, repair()))
     }
 

@@ -8,7 +8,8 @@ use crate::exit::ExitCode;
 pub async fn reset(c: &Volume, args: ResetArgs) -> anyhow::Result<ExitCode> {
     let done = c.reset(args.reason.as_deref()).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&done)?);
+        // Through a JSON value, the event's own encoding: no second serializer for it.
+        println!("{}", serde_json::to_value(&done)?);
         return Ok(ExitCode::SUCCESS);
     }
     let names = |list: &[podsignal_client::Name]| {
