@@ -21,7 +21,7 @@
 use podsignal_proto::generation::{self, GenerationEvent, Removed};
 use podsignal_proto::record::encode;
 use podsignal_proto::{
-    FORMAT_VERSION, GenerationRecord, Name, Phase, PhaseRecord, ReadinessRecord, layout,
+    Event, FORMAT_VERSION, GenerationRecord, Name, Phase, PhaseRecord, ReadinessRecord, layout,
 };
 
 use crate::error::{Error, Result};
@@ -48,9 +48,11 @@ impl Volume {
     /// removed, except held ones whose holder lives, which are carried over; tombstones and
     /// stop requests are removed; the phase is `starting` again; a `generation` event is
     /// appended; records of older generations read as absent from then on. Fencing counters
-    /// and the event log go on. Returns what it did (the event's data). Only on the volume:
+    /// and the event log go on. Only on the volume:
     /// it is what an init container does to the directory it mounts, before anyone uses it.
-    pub async fn reset(&self, reason: Option<&str>) -> Result<GenerationEvent> {
+    /// The `generation` event is returned (its `data` is a [`GenerationEvent`]): the same
+    /// type publishing returns, so the events flock's machinery is not compiled again.
+    pub async fn reset(&self, reason: Option<&str>) -> Result<Event> {
         let reason = reason.map(str::to_owned);
         self.with_events_lock(move |log| {
             let volume = log.volume();
@@ -109,20 +111,16 @@ impl Volume {
                 let data = serde_json::to_value(&done)
                     .map_err(|e| Error::Invalid(format!("cannot encode the event: {e}")))?;
                 let mut data = Some(data);
-                let kind = Name::new(generation::EVENT_KIND)?;
-                let mut kind = Some(kind);
-                root.write_atomic_after(
-                    file,
-                    &bytes,
-                    volume.write_options(),
-                    false,
-                    &mut || match (kind.take(), data.take()) {
-                        (Some(k), d) => log.append(k, d).map(drop),
-                        (None, _) => Ok(()),
-                    },
-                )
-            })?;
-            Ok(done)
+                let mut kind = Some(Name::new(generation::EVENT_KIND)?);
+                let mut event = None;
+                root.write_atomic_after(file, &bytes, volume.write_options(), false, &mut || {
+                    if let Some(k) = kind.take() {
+                        event = Some(log.append(k, data.take())?);
+                    }
+                    Ok(())
+                })?;
+                event.ok_or_else(|| Error::Invalid("the generation event was not written".into()))
+            })
         })
         .await
     }

@@ -311,16 +311,13 @@ impl Volume {
             Ok(None) => return not(Readiness::NO_RECORD.into(), None, None),
             Err(e) => return not(crate::error_chain(&e), None, None),
         };
-        match current {
-            g if !generation::counts(record.generation, g) => {
-                let state = match record.state {
-                    ReadinessState::Ready => "ready",
-                    ReadinessState::Unready => "unready",
-                };
-                let why = generation::stale_why(state, record.generation, g);
-                return not(why, Some(record), None);
-            }
-            _ => {}
+        if !generation::counts(record.generation, current) {
+            let state = match record.state {
+                ReadinessState::Ready => "ready",
+                ReadinessState::Unready => "unready",
+            };
+            let why = generation::stale_why(state, record.generation, current);
+            return not(why, Some(record), None);
         }
         let alive = if record.held {
             Some(holder_alive(&self.inner.ready, name, &record))

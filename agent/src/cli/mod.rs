@@ -256,15 +256,13 @@ pub enum Command {
     /// Start a new generation of the shared directory: for an init container, when a Pod
     /// restarts in place
     ///
-    /// A Pod restarted in place (Kubernetes' RestartAllContainers) runs its init containers
-    /// again but keeps its emptyDir, and with it the last run's tombstones, readiness, stop
-    /// requests and phase: a sidecar with --exit-with exit:app would find app's old
-    /// tombstone and exit at once. reset removes them (held readiness whose holder is still
-    /// alive is carried over), sets the phase back to starting, writes generation.json and
-    /// appends a `generation` event; every record carries its generation, and one of an
-    /// older generation reads as absent. Fencing tokens and the event log go on. Prints the
-    /// new generation (a directory where reset never ran is generation 1). Run it in the
-    /// first init container, before any container that uses the directory starts.
+    /// A Pod restarted in place (RestartAllContainers) runs its init containers again but
+    /// keeps its emptyDir: a sidecar with --exit-with exit:app would find app's last
+    /// tombstone and exit at once. reset removes tombstones, stop requests and readiness
+    /// (held readiness whose holder lives is carried over), sets the phase to starting and
+    /// appends a `generation` event; records of older generations read as absent. Fencing
+    /// tokens and the event log go on. Prints the new generation (1 before any reset). Run it
+    /// in the first init container, on the directory itself (not through --agent).
     ///
     ///   $ podsignal reset --reason "pod restarted in place"
     ///   $ podsignal install /podsignal-bin/ --reset   # what `podsignal inject` adds

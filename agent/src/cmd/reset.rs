@@ -6,32 +6,27 @@ use crate::cli::ResetArgs;
 use crate::exit::ExitCode;
 
 pub async fn reset(c: &Volume, args: ResetArgs) -> anyhow::Result<ExitCode> {
-    let done = c.reset(args.reason.as_deref()).await?;
+    let event = c.reset(args.reason.as_deref()).await?;
+    // The event's data is what reset did (`GenerationEvent`, docs/protocol.md).
+    let done = event.data.unwrap_or_default();
     if args.json {
-        // Through a JSON value, the event's own encoding: no second serializer for it.
-        println!("{}", serde_json::to_value(&done)?);
+        println!("{done}");
         return Ok(ExitCode::SUCCESS);
     }
-    let names = |list: &[podsignal_client::Name]| {
-        let all: Vec<&str> = list.iter().map(|n| n.as_str()).collect();
-        if all.is_empty() {
-            "none".to_owned()
-        } else {
-            all.join(", ")
-        }
-    };
+    let count = |list: &serde_json::Value| list.as_array().map_or(0, Vec::len);
+    let removed = &done["removed"];
+    // Counts here; the names are in the event (and --json).
     tracing::info!(
-        "generation {} started in {} (was {}, phase was {}); removed readiness: {}; tombstones: {}; stop requests: {}; carried over (holder alive): {}{}",
-        done.generation,
+        "generation {} started in {} (was {}, phase was {}): removed {} readiness records, {} tombstones, {} stop requests; carried over {} held readiness records whose holder lives",
+        done["generation"],
         c.describe(),
-        done.previous,
-        done.previous_phase,
-        names(&done.removed.ready),
-        names(&done.removed.exits),
-        names(&done.removed.stop),
-        names(&done.carried),
-        if done.truncated { " (lists cut)" } else { "" },
+        done["previous"],
+        done["previous_phase"].as_str().unwrap_or_default(),
+        count(&removed["ready"]),
+        count(&removed["exits"]),
+        count(&removed["stop"]),
+        count(&done["carried"]),
     );
-    println!("{}", done.generation);
+    println!("{}", done["generation"]);
     Ok(ExitCode::SUCCESS)
 }
