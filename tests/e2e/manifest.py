@@ -9,8 +9,7 @@
                                          restartPolicy: Always) into regular containers;
                                          `env.CTR.VAR=VALUE` sets an env var; `only=NAME` keeps
                                          the document named NAME; `restart=POLICY` sets
-                                         the pod's restartPolicy; `init=none` drops the
-                                         init containers
+                                         the pod's restartPolicy
 """
 import sys
 import yaml
@@ -65,8 +64,6 @@ def main(argv):
                     keep = p["metadata"]["name"] == v
                 elif k == "restart":
                     p["spec"]["restartPolicy"] = v
-                elif k == "init" and v == "none":
-                    p["spec"].pop("initContainers", None)
                 elif k == "sidecars" and v == "containers":
                     spec = p["spec"]
                     sidecars = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
