@@ -178,4 +178,9 @@ pub struct StopArgs {
 pub struct InstallArgs {
     /// Where to copy the binary: a directory (gets DEST/podsignal) or a file path.
     pub dest: PathBuf,
+    /// Then start a new generation of the shared directory, as `podsignal reset` does (the
+    /// init container `podsignal inject` adds runs first, also when the Pod restarts in
+    /// place).
+    #[arg(long)]
+    pub reset: bool,
 }

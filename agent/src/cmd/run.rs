@@ -319,6 +319,8 @@ async fn record_exit<C: Coordinator>(c: &C, args: &RunArgs, exit: &Exited<'_>, d
         reason: exit.why.to_owned(),
         started_ms: exit.started_ms,
         exited_ms: now_ms(),
+        // Stamped by whoever writes it (the volume, or the agent's): the generation then.
+        generation: None,
         writer: identity,
     };
     let data = serde_json::json!({
