@@ -46,6 +46,10 @@ fn main() -> std::process::ExitCode {
     if let cli::Command::Guard = &cli.command {
         return std::process::ExitCode::from(guard::run().0);
     }
+    if let cli::Command::ExecWithWatchdogPid(args) = &cli.command {
+        let code = supervisor::notify::exec_with_watchdog_pid(&args.command);
+        return std::process::ExitCode::from(code.0);
+    }
     // Before anything else: a signal that arrives from now on is handled, never lost.
     let signals = if cli.command.catches_signals() {
         match signals::SignalStream::install() {
