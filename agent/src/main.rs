@@ -42,13 +42,15 @@ use crate::cli::{AccessArg, GlobalOpts, LogFormat};
 use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
+    // `run --watchdog` starts its command through this binary again (supervisor::notify):
+    // answered before clap, which has nothing to add to an exec.
+    if let Some(argv) = supervisor::notify::watchdog_exec_argv() {
+        let code = supervisor::notify::exec_with_watchdog_pid(&argv);
+        return std::process::ExitCode::from(code.0);
+    }
     let cli = cli::parse();
     if let cli::Command::Guard = &cli.command {
         return std::process::ExitCode::from(guard::run().0);
-    }
-    if let cli::Command::ExecWithWatchdogPid(args) = &cli.command {
-        let code = supervisor::notify::exec_with_watchdog_pid(&args.command);
-        return std::process::ExitCode::from(code.0);
     }
     // Before anything else: a signal that arrives from now on is handled, never lost.
     let signals = if cli.command.catches_signals() {

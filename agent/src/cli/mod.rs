@@ -367,18 +367,6 @@ pub enum Command {
     /// lock, leader and run, never by hand).
     #[command(hide = true)]
     Guard,
-    /// Exec CMD with WATCHDOG_PID set to its own pid (internal: `run --watchdog` starts its
-    /// command through it, since the pid is known only after the fork).
-    #[command(hide = true)]
-    ExecWithWatchdogPid(ExecArgs),
-}
-
-/// The hidden `exec-with-watchdog-pid`.
-#[derive(Debug, clap::Args)]
-pub struct ExecArgs {
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<std::ffi::OsString>,
 }
 
 impl Command {

@@ -36,11 +36,6 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         Command::Lint(args) => return lint::lint(args),
         Command::Completions(args) => return completions::completions(args),
         Command::Guard => return Ok(crate::guard::run()),
-        Command::ExecWithWatchdogPid(args) => {
-            return Ok(crate::supervisor::notify::exec_with_watchdog_pid(
-                &args.command,
-            ));
-        }
         Command::Agent(args) => return agent::agent(&global, args, stream(signals)?).await,
         Command::Run(args) if run::disabled() => return run::exec_disabled(&args),
         other => other,
@@ -142,8 +137,7 @@ async fn on<C: Coordinator>(
         | Command::Lint(_)
         | Command::Completions(_)
         | Command::Agent(_)
-        | Command::Guard
-        | Command::ExecWithWatchdogPid(_) => {
+        | Command::Guard => {
             anyhow::bail!("internal error: this subcommand is dispatched before the transport")
         }
     }

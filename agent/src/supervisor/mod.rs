@@ -338,15 +338,11 @@ fn extend(state: &mut State, d: Duration) {
             deadline,
             ..
         } => deadline,
+        // Killed already; or running, where there is nothing to extend.
         State::Stopping {
             step: Step::Killed, ..
-        } => return,
-        State::Running => {
-            tracing::debug!(
-                "EXTEND_TIMEOUT_USEC while running: nothing to extend (run has no start or run time limit)"
-            );
-            return;
         }
+        | State::Running => return,
     };
     if at > *kill_at {
         *kill_at = at;
@@ -366,8 +362,7 @@ async fn drain_notify(
     flush: &notify::FlushMarker,
     state: &mut NotifyState,
 ) {
-    if let Err(e) = flush.send() {
-        tracing::debug!("notify socket: cannot send the flush marker: {e}");
+    if flush.send().is_err() {
         return;
     }
     let drain = async {

@@ -404,8 +404,19 @@ impl NotifyState {
     }
 }
 
-/// The hidden subcommand `run --watchdog` starts its command through.
+/// The hidden first argument `run --watchdog` starts its command through podsignal with
+/// (`podsignal exec-with-watchdog-pid -- CMD...`). Not a clap subcommand: nothing in it needs
+/// parsing, and it must not fail on what the global options read from the environment.
 pub const WATCHDOG_EXEC: &str = "exec-with-watchdog-pid";
+
+/// CMD, when this process was started as `podsignal exec-with-watchdog-pid -- CMD...`.
+pub fn watchdog_exec_argv() -> Option<Vec<OsString>> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != WATCHDOG_EXEC || args.next()? != "--" {
+        return None;
+    }
+    Some(args.collect())
+}
 
 /// `argv` for the child when `--watchdog` is on: podsignal again (the same binary, through
 /// `/proc/self/exe`), which sets `WATCHDOG_PID` to its pid and execs CMD in its place.
@@ -421,8 +432,8 @@ pub fn through_watchdog_exec(argv: &[OsString]) -> Vec<OsString> {
     v
 }
 
-/// The hidden subcommand: exec `argv` with `WATCHDOG_PID` set to this process's pid, which
-/// CMD keeps. Returns only if the exec failed (127 not found, 126 otherwise, as a shell).
+/// [`WATCHDOG_EXEC`]: exec `argv` with `WATCHDOG_PID` set to this process's pid, which CMD
+/// keeps. Returns only if the exec failed (127 not found, 126 otherwise, as a shell).
 pub fn exec_with_watchdog_pid(argv: &[OsString]) -> crate::exit::ExitCode {
     use std::os::unix::process::CommandExt;
     let Some(program) = argv.first() else {

@@ -7,7 +7,8 @@
 //! FallbackToLogsOnError` (the kubelet uses the log's tail only when the file is empty), so
 //! `--termination-log off` writes nothing.
 
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Where Kubernetes reads a container's termination message by default.
@@ -35,12 +36,13 @@ impl TerminationLog {
     }
 }
 
-/// What to append to a termination log that holds `existing`, for `ours`: a newline if the
-/// text before does not end with one, then as much of `ours` as fits in [`MAX`] bytes, cut at
-/// a character boundary. Empty when nothing of ours fits.
-pub fn addition(existing: &[u8], ours: &str) -> Vec<u8> {
-    let newline = !existing.is_empty() && !existing.ends_with(b"\n");
-    let room = MAX.saturating_sub(existing.len() + usize::from(newline));
+/// What to append to a termination log of `len` bytes (the last a newline, or not), for
+/// `ours`: a newline if the text before does not end with one, then as much of `ours` as fits
+/// in [`MAX`] bytes, cut at a character boundary. Empty when nothing of ours fits.
+pub fn addition(len: u64, ends_with_newline: bool, ours: &str) -> Vec<u8> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let newline = len > 0 && !ends_with_newline;
+    let room = MAX.saturating_sub(len.saturating_add(usize::from(newline)));
     let mut end = ours.len().min(room);
     while !ours.is_char_boundary(end) {
         end -= 1;
@@ -70,18 +72,19 @@ pub fn write(target: Option<&TerminationLog>, why: &str) {
         .append(true)
         .create(create)
         .open(path);
-    let mut file = match file {
-        Ok(f) => f,
-        Err(e) if create => {
-            tracing::warn!("writing the termination log {}: {e}", path.display());
-            return;
+    // No /dev/termination-log: not in Kubernetes, nothing to do.
+    if file.is_err() && !create {
+        return;
+    }
+    // What CMD wrote: only its length and last byte matter.
+    let result = file.and_then(|mut file| {
+        let len = file.metadata()?.len();
+        let mut last = [0u8];
+        if len > 0 {
+            file.read_exact_at(&mut last, len - 1)?;
         }
-        // No /dev/termination-log: not in Kubernetes, nothing to do.
-        Err(_) => return,
-    };
-    let mut existing = Vec::new();
-    let read = (&mut file).take(MAX as u64 + 1).read_to_end(&mut existing);
-    let result = read.and_then(|_| file.write_all(&addition(&existing, why)));
+        file.write_all(&addition(len, last == *b"\n", why))
+    });
     if let Err(e) = result {
         tracing::warn!("writing the termination log {}: {e}", path.display());
     }
@@ -93,17 +96,20 @@ mod tests {
 
     #[test]
     fn ours_goes_after_the_apps_text_and_only_ours_is_cut() {
-        assert_eq!(addition(b"", "exited with code 3"), b"exited with code 3");
-        assert_eq!(addition(b"db down", "exited"), b"\nexited");
-        assert_eq!(addition(b"db down\n", "exited"), b"exited");
+        assert_eq!(
+            addition(0, false, "exited with code 3"),
+            b"exited with code 3"
+        );
+        assert_eq!(addition(7, false, "exited"), b"\nexited");
+        assert_eq!(addition(8, true, "exited"), b"exited");
         // 4090 bytes of the app's: a newline and 5 of ours make 4096.
-        let app = vec![b'a'; 4090];
-        assert_eq!(addition(&app, "exited with code 3"), b"\nexite");
+        assert_eq!(addition(4090, false, "exited with code 3"), b"\nexite");
         // Full, or over: nothing of ours, not even the newline.
-        assert!(addition(&vec![b'a'; 4095], "exited").is_empty());
-        assert!(addition(&vec![b'a'; 5000], "exited").is_empty());
+        assert!(addition(4095, false, "exited").is_empty());
+        assert!(addition(5000, false, "exited").is_empty());
+        assert!(addition(u64::MAX, false, "exited").is_empty());
         // Cut at a character boundary: 'é' is two bytes, one fits.
-        assert_eq!(addition(&vec![b'a'; 4093], "xé"), b"\nx");
+        assert_eq!(addition(4093, false, "xé"), b"\nx");
     }
 
     #[test]
