@@ -21,7 +21,7 @@ VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$
 IMAGE=localhost/podsignal:$VERSION
 DEMO=localhost/podsignal-demo:$VERSION
 SHELL_IMAGE=localhost/podsignal-demo-shell:$VERSION
-ALL_EXAMPLES=(startup-ordering native-sidecar ambassador adapter leader-election job-sidecars debug crash-loop inject generation)
+ALL_EXAMPLES=(startup-ordering native-sidecar ambassador adapter leader-election job-sidecars debug crash-loop inject generation stop-signal)
 [ -z "${PODSIGNAL_STATIC_BIN:-}" ] || PODSIGNAL_STATIC_BIN=$(realpath "$PODSIGNAL_STATIC_BIN")
 WORK=$(mktemp -d /tmp/podsignal-e2e-XXXXXX)
 # kube play must not run from a directory holding a folder named like an image.

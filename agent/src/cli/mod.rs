@@ -308,15 +308,19 @@ pub enum Command {
     /// started; --ready-when never opts out); when CMD exits, a tombstone
     /// (exit:NAME) and an `exit` event tell the others. Signals are forwarded to CMD; zombies
     /// are reaped (as PID 1, or as a child subreaper); if run is killed, CMD dies with it.
-    /// Stopping is: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
-    /// SIGKILL. run exits with CMD's code, 128+N if a signal N killed it, 124 if --wait-for
-    /// timed out, 143/130 if SIGTERM/SIGINT arrived while waiting.
+    /// A --stop-on signal (SIGTERM, SIGINT; a container's lifecycle.stopSignal) starts the
+    /// stop: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
+    /// SIGKILL. Why CMD ended goes to the tombstone and, after what CMD wrote there, to
+    /// /dev/termination-log. run exits with CMD's code, 128+N if a signal N killed it, 124
+    /// if --wait-for timed out, 128+N if stop signal N arrived while waiting.
     ///
     ///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
     ///   $ podsignal run --name proxy --ready-when http://127.0.0.1:15021/ready \
     ///         --exit-with exit:app --exit-code on-stop-zero -- ./proxy
     ///   $ podsignal run --name web --drain --drain-ports 8080 --grace 20s -- ./web
     ///   $ podsignal run --name api --ready-when notify -- ./api   # the child sends READY=1
+    ///   $ podsignal run --name db --ready-when fd:3 -- ./db       # writes a newline to fd 3
+    ///   $ podsignal run --name nginx --stop-on QUIT,TERM,INT -- nginx -g 'daemon off;'
     #[command(verbatim_doc_comment)]
     Run(Box<RunArgs>),
     /// Ask the container running `run --name NAME` to stop gracefully
