@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use podsignal_client::Coordinator;
+use podsignal_client::identity::now_ms;
 use podsignal_proto::{Event, Name, ReadinessRecord, TombstoneRecord};
 
 use crate::cli::{TimelineArgs, TimelineFormat};
@@ -38,7 +39,7 @@ pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Resu
             ),
         ));
     }
-    let picture = draw(&events, &tombstones, &records, &args);
+    let picture = draw(&events, &tombstones, &records, &args, now_ms());
     let mut out = std::io::stdout().lock();
     // A reader that went away (`| head`) is not an error.
     let _ = out.write_all(picture.as_bytes()).and_then(|()| out.flush());
@@ -46,20 +47,27 @@ pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Resu
 }
 
 /// The picture `args` asks for (pure).
+/// Without `--until`, a picture of a live pod (something still running or held) ends `now_ms`,
+/// not at the last event: the open bars reach the present.
 pub fn draw(
     events: &[Event],
     tombstones: &[TombstoneRecord],
     records: &[ReadinessRecord],
     args: &TimelineArgs,
+    now_ms: u64,
 ) -> String {
     let first = events.first().map_or(0, |e| e.time_ms);
     let last = events.last().map_or(first, |e| e.time_ms);
-    let window = Window {
+    let mut window = Window {
         since_ms: args.since.map(|s| s.resolve(first, last)),
         until_ms: args.until.map(|u| u.resolve(first, last)),
         generation: args.generation,
     };
-    let t = timeline::build_with(events, tombstones, records, window);
+    let mut t = timeline::build_with(events, tombstones, records, window);
+    if args.until.is_none() && t.is_live() && now_ms > t.to_ms {
+        window.until_ms = Some(now_ms);
+        t = timeline::build_with(events, tombstones, records, window);
+    }
     match args.format {
         TimelineFormat::Text => timeline::text(&t, usize::from(args.width)),
         TimelineFormat::Svg => timeline::svg(&t),

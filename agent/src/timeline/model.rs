@@ -208,6 +208,16 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Something is still so at the end: a run not exited, a lock still held.
+    pub fn is_live(&self) -> bool {
+        let open_run = |l: &Lane| {
+            l.runs
+                .iter()
+                .any(|r| r.spans.last().is_some_and(|s| s.open))
+        };
+        self.lanes.iter().any(open_run) || self.tenures.iter().any(|t| t.open)
+    }
+
     /// Nothing to draw: no lane, no marker, no tenure.
     pub fn is_empty(&self) -> bool {
         self.lanes.is_empty() && self.markers.is_empty() && self.tenures.is_empty()
