@@ -143,14 +143,24 @@ fn since_and_until_cut_the_axis_and_keep_the_state_at_the_cut() {
 #[test]
 fn generations_select_the_events_between_their_markers() {
     let pod = pod_with("generations");
-    let all = timeline(&pod, &["--format", "svg"]);
+    let all = timeline(&pod, &["--format", "svg", "--until", "0s"]);
     golden("generations.svg", &all);
-    let second = timeline(&pod, &["--generation", "2"]);
+    let second = timeline(&pod, &["--generation", "2", "--until", "0s"]);
     golden("generations-2.txt", &second);
     assert!(second.contains("generation 2"), "{second}");
     assert!(
         !second.contains("exit 2"),
         "generation 1's exit is not in 2: {second}"
+    );
+    // Live (app's third run has not exited): without --until the picture ends now.
+    let live = timeline(&pod, &[]);
+    assert!(
+        !live
+            .lines()
+            .next()
+            .unwrap()
+            .contains("to 2025-11-24 16:00:09.100Z"),
+        "{live}"
     );
     let first = timeline(&pod, &["--generation", "1"]);
     assert!(first.contains("exit 2"), "{first}");
@@ -169,10 +179,13 @@ fn generations_select_the_events_between_their_markers() {
 #[test]
 fn hostile_logs_are_escaped_bounded_and_say_what_they_left_out() {
     let pod = pod_with("hostile");
-    let svg = timeline(&pod, &["--format", "svg"]);
+    let svg = timeline(
+        &pod,
+        &["--format", "svg", "--until", "2025-11-27T16:00:02Z"],
+    );
     assert_no_injection(&svg);
     golden("hostile.svg", &svg);
-    let text = timeline(&pod, &[]);
+    let text = timeline(&pod, &["--until", "2025-11-27T16:00:02Z"]);
     assert_fits(&text, 100);
     assert!(!text.contains('\u{1b}') && !text.contains("\nsecond line"));
     golden("hostile.txt", &text);

@@ -269,7 +269,7 @@ write_timeline() {
   for v in "${VOLUMES[@]}"; do
     [ -d "$(volume_dir "$v")/events" ] || continue
     "$BIN" --dir "$(volume_dir "$v")" timeline --format svg >"$WORK/timeline.svg" || fail "podsignal timeline --format svg failed"
-    grep -q ' run 1' "$WORK/timeline.svg" || fail "the timeline of $v shows no container"
+    if grep -q 'no lifecycle events to draw' "$WORK/timeline.svg"; then fail "the timeline of $v is empty"; fi
     mv "$WORK/timeline.svg" "$dir/timeline.svg"
     "$BIN" --dir "$(volume_dir "$v")" timeline || fail "podsignal timeline failed"
     ok "timeline of $v written to examples/$(basename "$dir")/timeline.svg"

@@ -264,7 +264,8 @@ pub struct TimelineArgs {
     /// before the last.
     #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
     pub since: Option<crate::timeline::TimeArg>,
-    /// Up to this time (same forms as --since).
+    /// Up to this time (same forms as --since); default: now while something still runs or is
+    /// held, else the last event.
     #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
     pub until: Option<crate::timeline::TimeArg>,
     /// Only generation N: from `podsignal reset`'s N-th generation event to the next (1: up

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use podsignal_client::Coordinator;
+use podsignal_client::identity::now_ms;
 use podsignal_proto::{Event, Name, ReadinessRecord, TombstoneRecord};
 
 use crate::cli::{TimelineArgs, TimelineFormat};
@@ -63,7 +64,7 @@ pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Resu
             ),
         ));
     }
-    let picture = draw(&events, &tombstones, &records, &args);
+    let picture = draw(&events, &tombstones, &records, &args, now_ms());
     let mut out = std::io::stdout().lock();
     // A reader that went away (`| head`) is not an error.
     let _ = out.write_all(picture.as_bytes()).and_then(|()| out.flush());
@@ -71,19 +72,44 @@ pub async fn timeline<C: Coordinator>(c: &C, args: TimelineArgs) -> anyhow::Resu
 }
 
 /// The picture `args` asks for (pure).
+/// Without `--until`, a picture of a live pod (something still running or held) ends `now_ms`,
+/// not at the last event: the open bars reach the present.
 pub fn draw(
     events: &[Event],
     tombstones: &[TombstoneRecord],
     records: &[ReadinessRecord],
     args: &TimelineArgs,
+    now_ms: u64,
 ) -> String {
-    let window = window(events, args.since, args.until, args.generation);
-    let t = timeline::build_with(events, tombstones, records, window);
+    let t = model(
+        events,
+        tombstones,
+        records,
+        window(events, args.since, args.until, args.generation),
+        now_ms,
+    );
     match args.format {
         TimelineFormat::Text => timeline::text(&t, usize::from(args.width)),
         TimelineFormat::Svg => timeline::svg(&t),
         TimelineFormat::Html => timeline::html(&t),
     }
+}
+
+/// The model of `window`. Without an end (`until`), a live pod's picture (something still
+/// running or held) reaches `now_ms`, not the last event: the open bars reach the present.
+pub fn model(
+    events: &[Event],
+    tombstones: &[TombstoneRecord],
+    records: &[ReadinessRecord],
+    mut window: Window,
+    now_ms: u64,
+) -> timeline::model::Timeline {
+    let t = timeline::build_with(events, tombstones, records, window);
+    if window.until_ms.is_none() && t.is_live() && now_ms > t.to_ms {
+        window.until_ms = Some(now_ms);
+        return timeline::build_with(events, tombstones, records, window);
+    }
+    t
 }
 
 /// The window `since`, `until` and `generation` name, for this log.

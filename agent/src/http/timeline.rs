@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
+use podsignal_client::identity::now_ms;
 use podsignal_proto::api::ErrorCode;
 use podsignal_proto::duration::{DURATION_PATTERN, parse_duration_capped};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -14,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::error::ApiQuery;
 use super::{Answer, ApiError, AppState, Doc, Routes, schema};
-use crate::cmd::timeline::{Sources, read_sources, window};
+use crate::cmd::timeline::{Sources, model, read_sources, window};
 use crate::timeline::{self, TimeArg};
 
 pub fn routes(r: Routes) -> Routes {
@@ -92,12 +93,7 @@ async fn picture(
             records,
         } = sources;
         let window = window(&events, q.since.map(|t| t.0), q.until.map(|t| t.0), None);
-        timeline::svg(&timeline::build_with(
-            &events,
-            &tombstones,
-            &records,
-            window,
-        ))
+        timeline::svg(&model(&events, &tombstones, &records, window, now_ms()))
     })
     .await
     .map_err(|e| {

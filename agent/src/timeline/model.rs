@@ -208,6 +208,16 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Something is still so at the end: a run not exited, a lock still held.
+    pub fn is_live(&self) -> bool {
+        let open_run = |l: &Lane| {
+            l.runs
+                .iter()
+                .any(|r| r.spans.last().is_some_and(|s| s.open))
+        };
+        self.lanes.iter().any(open_run) || self.tenures.iter().any(|t| t.open)
+    }
+
     /// Nothing to draw: no lane, no marker, no tenure.
     pub fn is_empty(&self) -> bool {
         self.lanes.is_empty() && self.markers.is_empty() && self.tenures.is_empty()
@@ -224,16 +234,19 @@ pub fn generation_events(events: &[Event], n: u64) -> Option<&[Event]> {
         .filter(|(_, e)| e.kind.as_str() == "generation")
         .map(|(i, e)| (i, data_u64(e, "generation")))
         .collect();
-    let start = if n == 1 {
-        0
+    let (start, end) = if n == 1 {
+        if events
+            .first()
+            .is_some_and(|e| e.kind.as_str() == "generation")
+        {
+            return None; // its events were rotated away: the log starts with a later one
+        }
+        (0, markers.first().map_or(events.len(), |(i, _)| *i))
     } else {
-        markers.iter().find(|(_, g)| *g == Some(n))?.0
+        let start = markers.iter().find(|(_, g)| *g == Some(n))?.0;
+        let next = markers.iter().map(|(i, _)| *i).find(|i| *i > start);
+        (start, next.unwrap_or(events.len()))
     };
-    let end = markers
-        .iter()
-        .map(|(i, _)| *i)
-        .find(|i| *i > start)
-        .unwrap_or(events.len());
     Some(&events[start..end])
 }
 
@@ -911,5 +924,63 @@ impl Builder {
             tenures,
             notes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, kind: &str, data: serde_json::Value) -> Event {
+        Event {
+            seq,
+            time_ms: seq * 1000,
+            kind: podsignal_proto::Name::new(kind).unwrap(),
+            source: "s".into(),
+            data: Some(data),
+        }
+    }
+
+    #[test]
+    fn generations_are_cut_at_their_markers() {
+        let log = [
+            event(1, "start", serde_json::json!({"name": "a"})),
+            event(2, "generation", serde_json::json!({"generation": 2})),
+            event(3, "start", serde_json::json!({"name": "a"})),
+            event(4, "generation", serde_json::json!({"generation": 3})),
+        ];
+        assert_eq!(generations(&log), [1, 2, 3]);
+        let seqs =
+            |n| generation_events(&log, n).map(|e| e.iter().map(|e| e.seq).collect::<Vec<_>>());
+        assert_eq!(seqs(1), Some(vec![1]));
+        assert_eq!(seqs(2), Some(vec![2, 3]));
+        assert_eq!(seqs(3), Some(vec![4]));
+        assert_eq!(seqs(4), None);
+        // Generation 1 rotated away: the log starts with generation 2's marker.
+        assert_eq!(generations(&log[1..]), [2, 3]);
+        assert_eq!(generation_events(&log[1..], 1), None);
+        assert_eq!(generation_events(&[], 1).map(<[Event]>::len), Some(0));
+    }
+
+    #[test]
+    fn a_new_incarnation_ends_the_one_before_that_never_said_it_exited() {
+        let log = [
+            event(
+                1,
+                "start",
+                serde_json::json!({"name": "a", "incarnation": "1"}),
+            ),
+            event(
+                2,
+                "start",
+                serde_json::json!({"name": "a", "incarnation": "2"}),
+            ),
+        ];
+        let t = build(&log, &[], Window::default());
+        let runs = &t.lanes[0].runs;
+        assert_eq!(t.lanes[0].rows, 1, "one container runs once at a time");
+        assert_eq!(runs[0].points[0].time_ms, 2000);
+        assert!(runs[0].points[0].detail.contains("ended unrecorded"));
+        assert!(runs[1].spans[0].open);
     }
 }

@@ -192,6 +192,7 @@ pub fn duration(ms: u64) -> String {
         1..1_000 => format!("{ms}ms"),
         1_000..60_000 if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
         // Integer arithmetic: no float formatting code in the binary for this.
+        1_000..10_000 if ms.is_multiple_of(100) => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
         1_000..10_000 => format!("{}.{:02}s", ms / 1000, ms % 1000 / 10),
         10_000..60_000 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
         60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
