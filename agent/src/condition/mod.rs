@@ -17,8 +17,11 @@ mod http;
 pub mod net;
 mod proc_net;
 mod remind;
+mod service;
 mod sock_diag;
+mod stable;
 mod unix;
+mod unready;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +36,7 @@ use crate::exit::{Exit, ExitCode};
 
 pub use http::request;
 pub use remind::{Reminders, while_waiting};
+pub use unready::wait_unready;
 
 /// How often probes run.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +87,7 @@ impl ProbeTiming {
             Condition::Tcp(t) => t.is_local(),
             Condition::Http(h) => podsignal_proto::is_loopback_host(&h.host),
             Condition::Unix(_) => true,
+            Condition::Service(s) => s.target.is_local(),
             _ => false,
         };
         if loopback {
@@ -105,13 +110,22 @@ pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every condition holds (or one, in [`WaitMode::Any`]). Each is waited for on
-/// its own; once all have been seen holding, the file-backed ones (readiness, tombstones,
-/// phase, files) are checked again together, and any that stopped holding meanwhile (a
-/// dependency that crashed) is waited for again: the wait ends on a state in which all hold,
-/// not on a sequence of edges. Probes (tcp, http, unix) count once they pass. A timeout is
-/// an [`Exit`] with code 124 naming every unmet condition and why. With `reminders`, it says
-/// what it waits for when it starts, and what is still missing and why at each reminder.
+/// How a wait for conditions ends, besides their holding.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitPlan {
+    /// Every condition, or one.
+    pub mode: WaitMode,
+    /// Give up after this long (exit 124).
+    pub timeout: Option<Duration>,
+    /// They must hold for this long in a row (`--stable`).
+    pub stable: Option<Duration>,
+    /// How probes are timed.
+    pub timing: ProbeTiming,
+    /// Say what is waited for, and remind what is missing.
+    pub reminders: Option<Reminders>,
+}
+
+/// [`wait_until`] without `--stable`, for `--exit-with` and `--stop-after`.
 pub async fn wait_all<C: Coordinator>(
     volume: &C,
     conditions: &[Condition],
@@ -120,26 +134,54 @@ pub async fn wait_all<C: Coordinator>(
     timing: ProbeTiming,
     reminders: Option<Reminders>,
 ) -> anyhow::Result<()> {
+    let plan = WaitPlan {
+        mode,
+        timeout,
+        stable: None,
+        timing,
+        reminders,
+    };
+    wait_until(volume, conditions, &plan).await
+}
+
+/// Waits until every condition holds (or one, in [`WaitMode::Any`]). Each is waited for on
+/// its own; once all have been seen holding, the file-backed ones (readiness, tombstones,
+/// phase, files) are checked again together, and any that stopped holding meanwhile (a
+/// dependency that crashed) is waited for again: the wait ends on a state in which all hold,
+/// not on a sequence of edges. Probes (tcp, http, unix, protocols) count once they pass.
+/// With `stable`, they must then go on holding for that long ([`stable::lapse`] watches
+/// them), or the wait starts over. A timeout is an [`Exit`] with code 124 naming every unmet
+/// condition and why. With `reminders`, it says what it waits for when it starts, and what
+/// is still missing and why at each reminder.
+pub async fn wait_until<C: Coordinator>(
+    volume: &C,
+    conditions: &[Condition],
+    plan: &WaitPlan,
+) -> anyhow::Result<()> {
     check_supported(conditions)?;
     if conditions.is_empty() {
         return Ok(());
     }
+    let (mode, timing) = (plan.mode, plan.timing);
     let whys: Vec<Why> = conditions.iter().map(|_| Why::default()).collect();
     let met: Vec<AtomicBool> = conditions.iter().map(|_| AtomicBool::new(false)).collect();
+    let window = stable::Window::default();
+    let (whys, met, window) = (&whys, &met, &window);
     // One closure makes every wait the same future type, so a lapsed one can be re-queued.
-    let wait_one = |i: usize| {
+    let wait_one = move |i: usize| {
         let (c, why) = (&conditions[i], &whys[i]);
         async move { (i, hold(volume, c, timing, why).await) }
     };
-    let mut pending: FuturesUnordered<_> = (0..conditions.len()).map(wait_one).collect();
-    let all = async {
+    // Resolves with the conditions that hold: all of them, or the first one, with `Any`.
+    let reach = move || async move {
+        let mut pending: FuturesUnordered<_> = (0..conditions.len()).map(wait_one).collect();
         loop {
             while let Some((i, result)) = pending.next().await {
                 result?;
                 tracing::info!("condition {} holds", conditions[i]);
                 met[i].store(true, Ordering::Relaxed);
                 if mode == WaitMode::Any {
-                    return anyhow::Ok(());
+                    return anyhow::Ok(vec![i]);
                 }
             }
             let mut lapsed = Vec::new();
@@ -149,7 +191,7 @@ pub async fn wait_all<C: Coordinator>(
                 }
             }
             if lapsed.is_empty() {
-                return Ok(());
+                return Ok((0..conditions.len()).collect());
             }
             for i in lapsed {
                 tracing::info!(
@@ -161,17 +203,50 @@ pub async fn wait_all<C: Coordinator>(
             }
         }
     };
+    let all = async {
+        loop {
+            let holding = reach().await?;
+            let Some(stable) = plan.stable else {
+                return Ok(());
+            };
+            let watched: Vec<&Condition> = holding.iter().map(|&i| &conditions[i]).collect();
+            window.open();
+            tokio::select! {
+                () = tokio::time::sleep(stable) => return Ok(()),
+                lapse = stable::lapse(volume, &watched, timing) => {
+                    let (c, why) = lapse?;
+                    let held = window.close(format!("{c}: {why}"));
+                    tracing::info!(
+                        "condition {c} stopped holding after {} of --stable {}: {why}; waiting again",
+                        podsignal_proto::format_duration(held),
+                        podsignal_proto::format_duration(stable),
+                    );
+                    for m in met {
+                        m.store(false, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    };
     let far = Duration::from_secs(86_400 * 365);
-    let limit = timeout.unwrap_or(far);
+    let limit = plan.timeout.unwrap_or(far);
     let list = conditions.iter().map(|c| c.to_string());
+    let stable_for = plan.stable.map_or(String::new(), |d| {
+        format!(", stable for {}", podsignal_proto::format_duration(d))
+    });
     let intro = format!(
-        "waiting for {}{}",
+        "waiting for {}{stable_for}{}",
         list.collect::<Vec<_>>().join(", "),
         read_from(volume, conditions)
     );
-    let (whys, met) = (&whys, &met);
-    let missing = || unmet(volume, conditions, whys, met);
-    let waited = remind::while_waiting(all, &intro, reminders, missing);
+    let missing = || async move {
+        let unmet = unmet(volume, conditions, whys, met).await;
+        match (plan.stable, unmet.is_empty()) {
+            (Some(stable), true) => window.describe(stable),
+            _ => unmet,
+        }
+    };
+    let waited = remind::while_waiting(all, &intro, plan.reminders, missing);
     match tokio::time::timeout(limit, waited).await {
         Ok(r) => r,
         Err(_) => Err(Exit::with(
@@ -179,9 +254,33 @@ pub async fn wait_all<C: Coordinator>(
             format!(
                 "timed out after {}: {}",
                 podsignal_proto::format_duration(limit),
-                unmet(volume, conditions, whys, met).await
+                missing().await
             ),
         )),
+    }
+}
+
+/// What `--on-timeout` does when the wait times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnTimeout {
+    /// Exit 124, naming what is missing (the default).
+    Fail,
+    /// Log one warning naming what is missing, and carry on as if it held.
+    Continue,
+}
+
+/// `result`, except that with [`OnTimeout::Continue`] a timeout (exit 124) becomes a warning
+/// (the timeout's own line, naming what was missing) and success.
+pub fn on_timeout(result: anyhow::Result<()>, on_timeout: OnTimeout) -> anyhow::Result<()> {
+    match result {
+        Err(e)
+            if on_timeout == OnTimeout::Continue
+                && crate::exit::code_of(&e) == ExitCode::TIMEOUT =>
+        {
+            tracing::warn!("{e}; continuing (--on-timeout continue)");
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -228,7 +327,7 @@ async fn holds_now<C: Coordinator>(volume: &C, condition: &Condition) -> bool {
         }
         Condition::Phase(p) => volume.current_phase().await.is_ok_and(|now| now >= *p),
         Condition::File(path) => std::path::Path::new(path).exists(),
-        Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) => true,
+        Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) | Condition::Service(_) => true,
     }
 }
 
@@ -309,6 +408,7 @@ pub async fn check_once(condition: &Condition) -> Result<(), String> {
         }
         Condition::Http(h) => http::check(h).await,
         Condition::Unix(p) => unix::check(p.as_ref()).await,
+        Condition::Service(s) => service::check(s).await,
         Condition::File(p) => match std::fs::symlink_metadata(p) {
             Ok(_) => Ok(()),
             Err(e) => Err(io_why(&e)),
