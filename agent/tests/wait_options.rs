@@ -215,6 +215,25 @@ fn run_wait_for_stable_starts_the_command_once_the_window_passed() {
 }
 
 #[test]
+fn stable_with_any_needs_one_condition_to_hold_that_long() {
+    let pod = Pod::new();
+    assert!(pod.run(&["ready", "db"]).status.success());
+    let started = Instant::now();
+    let out = pod.run(&[
+        "wait",
+        "db",
+        "cache",
+        "--any",
+        "--stable",
+        "300ms",
+        "--timeout",
+        "20s",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
 fn unready_tcp_waits_until_nothing_listens_on_the_port() {
     let mut pod = Pod::new();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

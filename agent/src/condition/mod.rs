@@ -81,13 +81,13 @@ impl crate::cli::ProbeArgs {
 impl ProbeTiming {
     /// The delays between attempts at `condition`. A loopback target (127.0.0.0/8, `::1`,
     /// `localhost`, a unix socket) answers in well under a millisecond, so it
-    /// is asked every `local_interval`; a remote one is backed off from.
+    /// is asked every `local_interval`; a remote one is backed off from. So is every protocol
+    /// probe: a server that listens but is not ready logs each attempt it refuses.
     pub fn delays_for(&self, condition: &Condition) -> Backoff {
         let loopback = match condition {
             Condition::Tcp(t) => t.is_local(),
             Condition::Http(h) => podsignal_proto::is_loopback_host(&h.host),
             Condition::Unix(_) => true,
-            Condition::Service(s) => s.target.is_local(),
             _ => false,
         };
         if loopback {
@@ -367,6 +367,26 @@ pub async fn hold<C: Coordinator>(
             volume.wait_phase(*p, None).await?;
         }
         Condition::File(path) => file::wait_exists(path.as_ref(), timing.rescan, why).await,
+        Condition::Service(s) => {
+            // Until a local port listens, the kernel says so without a connection (nothing
+            // in the server's log); then the hello, backed off from.
+            let mut delays = timing.delays_for(condition);
+            loop {
+                if s.target.is_local()
+                    && net::listeners_visible()
+                    && !net::is_listening(s.target.port)
+                {
+                    why.set("nothing listening");
+                    tokio::time::sleep(timing.tcp_interval).await;
+                    continue;
+                }
+                match service::check(s).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => why.set(e),
+                }
+                tokio::time::sleep(delays.next_delay()).await;
+            }
+        }
         Condition::Tcp(t) if t.is_local() && net::listeners_visible() => loop {
             if net::is_listening(t.port) {
                 return Ok(());
@@ -572,6 +592,9 @@ mod tests {
             "http://db:8080/",
             "tcp:10.0.0.7:5432",
             "http://[fe80::1]:80/",
+            // Protocol probes, even of a loopback server: each refused hello is logged.
+            "postgres://127.0.0.1",
+            "mysql://localhost",
         ] {
             let mut d = timing.delays_for(&c(remote));
             assert_eq!(d.next_delay(), timing.backoff_min, "{remote}");
