@@ -28,9 +28,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use podsignal_client::{Coordinator, WaitMode};
-use podsignal_proto::{Condition, HttpCheck};
+use podsignal_proto::{Condition, HttpCheck, Name};
 
 use crate::exit::{Exit, ExitCode};
 
@@ -110,6 +111,73 @@ pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The shared directory (or the agent) as the waits here read it, behind one vtable: the
+/// waits are compiled once, not once per [`Coordinator`] (the binary has a size budget).
+pub trait Records: Sync {
+    /// [`hold`]: resolves once `condition` holds.
+    fn hold<'a>(
+        &'a self,
+        condition: &'a Condition,
+        timing: ProbeTiming,
+        why: &'a Why,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// [`holds_now`].
+    fn holds_now<'a>(&'a self, condition: &'a Condition) -> BoxFuture<'a, bool>;
+    /// [`describe`]: why it does not hold now.
+    fn why_not<'a>(&'a self, condition: &'a Condition, why: &'a Why) -> BoxFuture<'a, String>;
+    /// Resolves once every name (or one) is not ready.
+    fn unready<'a>(
+        &'a self,
+        names: &'a [Name],
+        mode: WaitMode,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// One readiness record, evaluated.
+    fn readiness<'a>(
+        &'a self,
+        name: &'a Name,
+    ) -> BoxFuture<'a, podsignal_client::Result<podsignal_client::Readiness>>;
+    /// Where records are read: the directory, or the agent.
+    fn location(&self) -> String;
+}
+
+impl<C: Coordinator> Records for C {
+    fn hold<'a>(
+        &'a self,
+        condition: &'a Condition,
+        timing: ProbeTiming,
+        why: &'a Why,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(hold(self, condition, timing, why))
+    }
+
+    fn holds_now<'a>(&'a self, condition: &'a Condition) -> BoxFuture<'a, bool> {
+        Box::pin(holds_now(self, condition))
+    }
+
+    fn why_not<'a>(&'a self, condition: &'a Condition, why: &'a Why) -> BoxFuture<'a, String> {
+        Box::pin(describe(self, condition, why))
+    }
+
+    fn unready<'a>(
+        &'a self,
+        names: &'a [Name],
+        mode: WaitMode,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move { Ok(self.wait_unready(names, mode, None).await?) })
+    }
+
+    fn readiness<'a>(
+        &'a self,
+        name: &'a Name,
+    ) -> BoxFuture<'a, podsignal_client::Result<podsignal_client::Readiness>> {
+        Box::pin(Coordinator::readiness(self, name))
+    }
+
+    fn location(&self) -> String {
+        self.describe()
+    }
+}
+
 /// How a wait for conditions ends, besides their holding.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitPlan {
@@ -126,8 +194,8 @@ pub struct WaitPlan {
 }
 
 /// [`wait_until`] without `--stable`, for `--exit-with` and `--stop-after`.
-pub async fn wait_all<C: Coordinator>(
-    volume: &C,
+pub async fn wait_all(
+    volume: &dyn Records,
     conditions: &[Condition],
     mode: WaitMode,
     timeout: Option<Duration>,
@@ -153,8 +221,8 @@ pub async fn wait_all<C: Coordinator>(
 /// them), or the wait starts over. A timeout is an [`Exit`] with code 124 naming every unmet
 /// condition and why. With `reminders`, it says what it waits for when it starts, and what
 /// is still missing and why at each reminder.
-pub async fn wait_until<C: Coordinator>(
-    volume: &C,
+pub async fn wait_until(
+    volume: &dyn Records,
     conditions: &[Condition],
     plan: &WaitPlan,
 ) -> anyhow::Result<()> {
@@ -170,7 +238,7 @@ pub async fn wait_until<C: Coordinator>(
     // One closure makes every wait the same future type, so a lapsed one can be re-queued.
     let wait_one = move |i: usize| {
         let (c, why) = (&conditions[i], &whys[i]);
-        async move { (i, hold(volume, c, timing, why).await) }
+        async move { (i, volume.hold(c, timing, why).await) }
     };
     // Resolves with the conditions that hold: all of them, or the first one, with `Any`.
     let reach = move || async move {
@@ -186,7 +254,7 @@ pub async fn wait_until<C: Coordinator>(
             }
             let mut lapsed = Vec::new();
             for (i, c) in conditions.iter().enumerate() {
-                if !holds_now(volume, c).await {
+                if !volume.holds_now(c).await {
                     lapsed.push(i);
                 }
             }
@@ -286,8 +354,8 @@ pub fn on_timeout(result: anyhow::Result<()>, on_timeout: OnTimeout) -> anyhow::
 
 /// Every condition not (or no longer) seen holding, and why: "db: no record in
 /// /run/podsignal; tcp:5432: connection refused" (a record's reason names the directory).
-async fn unmet<C: Coordinator>(
-    volume: &C,
+async fn unmet(
+    volume: &dyn Records,
     conditions: &[Condition],
     whys: &[Why],
     met: &[AtomicBool],
@@ -295,7 +363,7 @@ async fn unmet<C: Coordinator>(
     let mut missing = Vec::new();
     for ((c, why), m) in conditions.iter().zip(whys).zip(met) {
         if !m.load(Ordering::Relaxed) {
-            missing.push(format!("{c}: {}", describe(volume, c, why).await));
+            missing.push(format!("{c}: {}", volume.why_not(c, why).await));
         }
     }
     missing.join("; ")
@@ -303,7 +371,7 @@ async fn unmet<C: Coordinator>(
 
 /// " (read from DIR)" when some of `conditions` are records in the shared directory (or
 /// through the agent): a wrong `--dir` is the first thing to rule out.
-pub fn read_from<C: Coordinator>(volume: &C, conditions: &[Condition]) -> String {
+pub fn read_from(volume: &dyn Records, conditions: &[Condition]) -> String {
     let records = conditions.iter().any(|c| {
         matches!(
             c,
@@ -311,7 +379,7 @@ pub fn read_from<C: Coordinator>(volume: &C, conditions: &[Condition]) -> String
         )
     });
     if records {
-        format!(" (read from {})", volume.describe())
+        format!(" (read from {})", volume.location())
     } else {
         String::new()
     }

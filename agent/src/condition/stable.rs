@@ -10,15 +10,15 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use podsignal_client::{Coordinator, WaitMode};
+use podsignal_client::WaitMode;
 use podsignal_proto::{Condition, format_duration};
 use tokio::time::Instant;
 
-use super::{ProbeTiming, Why, check_once, describe, holds_now};
+use super::{ProbeTiming, Records, Why, check_once};
 
 /// Resolves when one of `conditions` stops holding: which one, and why.
-pub async fn lapse<C: Coordinator>(
-    volume: &C,
+pub async fn lapse(
+    volume: &dyn Records,
     conditions: &[&Condition],
     timing: ProbeTiming,
 ) -> anyhow::Result<(String, String)> {
@@ -32,24 +32,24 @@ pub async fn lapse<C: Coordinator>(
     }
 }
 
-async fn lapse_of<C: Coordinator>(
-    volume: &C,
+async fn lapse_of(
+    volume: &dyn Records,
     condition: &Condition,
     timing: ProbeTiming,
 ) -> anyhow::Result<(String, String)> {
     let why = match condition {
         Condition::Ready(name) => {
             volume
-                .wait_unready(std::slice::from_ref(name), WaitMode::All, None)
+                .unready(std::slice::from_ref(name), WaitMode::All)
                 .await?;
-            describe(volume, condition, &Why::default()).await
+            volume.why_not(condition, &Why::default()).await
         }
         Condition::Exit { .. } | Condition::Phase(_) | Condition::File(_) => loop {
             tokio::time::sleep(timing.rescan).await;
-            if !holds_now(volume, condition).await {
+            if !volume.holds_now(condition).await {
                 break match condition {
                     Condition::File(_) => "no longer exists".to_owned(),
-                    _ => describe(volume, condition, &Why::default()).await,
+                    _ => volume.why_not(condition, &Why::default()).await,
                 };
             }
         },

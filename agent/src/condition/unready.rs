@@ -11,17 +11,17 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use podsignal_client::{Coordinator, WaitMode};
+use podsignal_client::WaitMode;
 use podsignal_proto::{Condition, Name};
 
-use super::{ProbeTiming, Reminders, check_once, read_from};
+use super::{ProbeTiming, Records, Reminders, check_once, read_from};
 use crate::exit::{Exit, ExitCode};
 
 /// Waits until every condition does not hold (or one, with [`WaitMode::Any`]): readiness
 /// NAMEs and probes; other conditions are a usage error. A timeout is an [`Exit`] with code
 /// 124 naming what still holds.
-pub async fn wait_unready<C: Coordinator>(
-    volume: &C,
+pub async fn wait_unready(
+    volume: &dyn Records,
     conditions: &[Condition],
     mode: WaitMode,
     timeout: Option<Duration>,
@@ -47,10 +47,7 @@ pub async fn wait_unready<C: Coordinator>(
     let failed: Vec<AtomicBool> = probes.iter().map(|_| AtomicBool::new(false)).collect();
     let mut waits: FuturesUnordered<BoxFuture<'_, anyhow::Result<()>>> = FuturesUnordered::new();
     if !names.is_empty() {
-        waits.push(Box::pin(async {
-            volume.wait_unready(&names, mode, None).await?;
-            Ok(())
-        }));
+        waits.push(Box::pin(async { volume.unready(&names, mode).await }));
     }
     for (probe, failed) in probes.iter().zip(&failed) {
         waits.push(Box::pin(async move {
@@ -106,7 +103,7 @@ pub async fn wait_unready<C: Coordinator>(
 }
 
 /// The names still ready, and why: "web: still ready: serving".
-async fn still_ready<C: Coordinator>(volume: &C, names: &[Name]) -> Vec<String> {
+async fn still_ready(volume: &dyn Records, names: &[Name]) -> Vec<String> {
     let mut ready = Vec::new();
     for n in names {
         match volume.readiness(n).await {
