@@ -354,6 +354,7 @@ mod tests {
             ("postgres://db", Service::Postgres, "db", 5432),
             ("redis://127.0.0.1:6380/", Service::Redis, "127.0.0.1", 6380),
             ("mysql://[::1]", Service::Mysql, "::1", 3306),
+            ("postgresql://db:6432", Service::Postgres, "db", 6432),
         ] {
             let want = ServiceCheck {
                 service,

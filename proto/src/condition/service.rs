@@ -60,20 +60,22 @@ pub struct ServiceCheck {
 }
 
 impl ServiceCheck {
-    /// The service whose scheme `input` starts with, if any.
-    pub fn scheme_of(input: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| {
-            input
-                .strip_prefix(s.scheme())
-                .is_some_and(|r| r.starts_with("://"))
-        })
+    /// The service whose scheme `input` starts with, and the rest after `://`; libpq's
+    /// `postgresql://` is read as `postgres://`.
+    pub fn scheme_of(input: &str) -> Option<(Service, &str)> {
+        let (scheme, rest) = input.split_once("://")?;
+        let service = match scheme {
+            "postgresql" => Service::Postgres,
+            _ => Service::ALL.into_iter().find(|s| s.scheme() == scheme)?,
+        };
+        Some((service, rest))
     }
 
     /// Parses `SCHEME://HOST[:PORT]` (a trailing `/` allowed).
     pub fn parse(input: &str) -> Result<ServiceCheck, ConditionError> {
         let err = |why: &str| ConditionError::new(input, why);
-        let service = ServiceCheck::scheme_of(input).ok_or_else(|| err("unknown scheme"))?;
-        let rest = &input[service.scheme().len() + 3..];
+        let (service, rest) =
+            ServiceCheck::scheme_of(input).ok_or_else(|| err("unknown scheme"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('@') {
             return Err(err(
