@@ -487,6 +487,16 @@ mod tests {
     }
 
     #[test]
+    fn a_protocol_probe_of_a_loopback_server_waits_for_its_port() {
+        // `--wait-for postgres://127.0.0.1` orders a container after the one serving 5432.
+        let port = |s: &str| local_port(&Condition::parse(s).unwrap());
+        assert_eq!(port("postgres://127.0.0.1"), Some(5432));
+        assert_eq!(port("redis://localhost:6380"), Some(6380));
+        assert_eq!(port("mysql://[::1]"), Some(3306));
+        assert_eq!(port("mysql://db"), None);
+    }
+
+    #[test]
     fn a_database_client_in_a_loop_is_replaced_by_its_protocol_probe() {
         for (script, cond) in [
             (
