@@ -82,7 +82,10 @@ fn well_formed(c: &Condition) {
                 shown.starts_with(&format!("{}://", check.service.scheme())),
                 "{shown:?}"
             );
-            assert!(shown.ends_with(&format!(":{}", check.target.port)), "{shown:?}");
+            assert!(
+                shown.ends_with(&format!(":{}", check.target.port)),
+                "{shown:?}"
+            );
         }
         Condition::Tcp(t) => {
             good_host(&t.host);
