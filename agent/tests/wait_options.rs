@@ -165,8 +165,9 @@ fn stable_rechecks_a_probe_and_a_lapse_starts_the_window_over() {
         l.contains(&format!("condition {tcp} stopped holding")) && l.contains("nothing listening")
     });
     assert!(!exited(&mut waiter.0), "returned on a lapse");
-    let _again = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    // Taken before the bind: the window cannot start before the port listens again.
     let back = Instant::now();
+    let _again = TcpListener::bind(("127.0.0.1", port)).unwrap();
     assert_eq!(wait_exit(&mut waiter.0, LIMIT), Some(0));
     assert!(
         back.elapsed() >= Duration::from_secs(1),
