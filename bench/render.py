@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Turn the JSON results of podsignal-bench into BENCHMARKS.md and PNG plots (bench/run.sh)."""
-import argparse, datetime, glob, json, math, os
+import argparse, datetime, glob, json, math, os, re
 
-ORDER = ["waiters", "readiness", "cli", "locks", "events", "cost"]
+ORDER = ["waiters", "readiness", "cli", "locks", "events", "scaling", "cost"]
 
 MISSING = """\
 ## Not measured yet
@@ -11,8 +11,12 @@ MISSING = """\
   published event (`POST /v1/events` → `/v1/events/stream`), not a readiness change.
 - **Events over HTTP** (`/v1/events/stream` SSE, `?wait=` long-polls): the events rows above
   use the library on the shared directory.
-- **Startup ordering** beyond the probe wake (`podsignal run --wait-for NAME` of a chain of
-  containers).
+- **linkerd-await, dockerize and wait-for-it themselves**: none can be built or fetched here
+  (no network but the package registries; linkerd-await and dockerize are not on crates.io),
+  so the baselines are the loops they run by default: a 1 s HTTP poll (`until curl`), a 1 s
+  TCP poll, `sleep 1` and `sleep 0.1` file loops.
+- **Startup ordering across a chain of containers** (A → B → C): the CLI rows time one link
+  (`ready X` → `run --wait-for X -- CMD` has run CMD); a chain costs one link per container.
 """
 
 HOW = """\
@@ -40,6 +44,112 @@ cores, so the numbers are noisy: compare a row with its own floor, not with anot
   `podsignal ready db` process, the floor by one `POST`, and the time runs from just before
   that to the last client's response head.
 """
+
+
+def goals(reports, probes_503):
+    """Issue 17's goals, each checked against this run's rows: what was measured, and
+    whether it meets the goal. A goal whose row is not in this run says so."""
+    rows = [r for rep in reports for r in rep["rows"]]
+
+    def row(prefix):
+        return next((r for r in rows if r["figure"].startswith(prefix)), None)
+
+    def stat(r, label, which):
+        """`which` (p50/p99) of the samples named `label` in a row's note."""
+        if r is None:
+            return None
+        m = re.search(re.escape(label) + r"[^;]*? n=\d+ p50 ([\d.]+) p99 ([\d.]+)", r["note"])
+        return float(m.group(1 if which == "p50" else 2)) if m else None
+
+    def baseline(r, name):
+        return next((v for n, v in (r or {}).get("baselines", []) if n.startswith(name)), None)
+
+    def largest(suffix):
+        found = [r for r in rows if r["figure"].endswith(suffix) and "long-poll waiters" in r["figure"]]
+        return max(found, key=lambda r: int(r["figure"].split()[0]), default=None)
+
+    def probe(label):
+        m = re.search(re.escape(label) + r"\s+p50\s+([\d.]+) ms", probes_503)
+        return float(m.group(1)) if m else None
+
+    def cpu_share(block):
+        part = probes_503.split(block, 1)[1] if block in probes_503 else ""
+        m = re.search(r"after\s+(?:podsignal\s+)?[\d.]+ s CPU =\s+([\d.]+) %", part)
+        return float(m.group(1)) if m else None
+
+    out = []
+
+    def goal(text, measured, ok, how=""):
+        if measured is None:
+            out.append(f"| {text} | not in this run | — |")
+        else:
+            out.append(f"| {text} | {measured}{(' ' + how) if how else ''} | {'met' if ok else '**not met**'} |")
+
+    rss, last = largest("server RSS"), largest("ready → last answer")
+    if rss:
+        n = rss["figure"].split()[0]
+        goal(f"{n} long-poll waiters: agent RSS ≤ 1.25× the floor server's", f"{rss['podsignal'] / rss['floor']:.2f}×", rss["podsignal"] <= 1.25 * rss["floor"])
+    if last:
+        n = last["figure"].split()[0]
+        goal(f"{n} long-poll waiters: last answer ≤ 1.5× the floor server's", f"{last['podsignal'] / last['floor']:.2f}×", last["podsignal"] <= 1.5 * last["floor"])
+    idle = [r for r in rows if "idle CPU per second waiting" in r["figure"]]
+    if idle:
+        worst = max(r["podsignal"] for r in idle)
+        # CPU time is counted in 10 ms clock ticks: one tick over the period is noise.
+        secs = min(float(m.group(1)) for r in idle if (m := re.search(r"over ([\d.]+) s", r["note"])))
+        tick = 10 / secs
+        goal(
+            "idle CPU independent of the number of waiters",
+            f"at most {worst:.3f} ms/s",
+            worst <= max(r["floor"] for r in idle) + tick,
+            f"(one clock tick over the period is {tick:.1f} ms/s)",
+        )
+    lib = row("readiness wake, writer → waiter in another process: library")
+    p50, p99, floor = stat(lib, "podsignal", "p50"), stat(lib, "podsignal", "p99"), stat(lib, "floor", "p50")
+    if None not in (p50, p99, floor):
+        goal("readiness wake, library: p50 ≤ 3× raw inotify, p99 < 1 ms", f"{p50 / floor:.1f}×, p99 {p99:.2f} ms", p50 <= 3 * floor and p99 < 1)
+    http = row("readiness wake, writer → waiter in another process: agent")
+    p99 = stat(http, "podsignal", "p99")
+    goal("readiness wake, HTTP long-poll: p99 < 1 ms", None if p99 is None else f"{p99:.2f} ms", p99 is not None and p99 < 1)
+    cli = row("CLI readiness")
+    base = baseline(cli, "touch → inotifywait")
+    if cli and base:
+        goal("CLI path (`ready` → `wait` exits): p50 ≤ 1.5× inotifywait", f"{cli['podsignal'] / base:.2f}×", cli["podsignal"] <= 1.5 * base)
+    hand = row("lock hand-off: holder releases")
+    p99, floor = stat(hand, "podsignal", "p99"), stat(hand, "floor", "p99")
+    if None not in (p99, floor):
+        goal(
+            "lock hand-off, library: p99 ≤ 3× raw flock",
+            f"{p99:.2f} ms vs {floor:.3f} ms",
+            p99 <= 3 * floor,
+            "(the new holder fsyncs the fencing counter before it holds: the project's "
+            "durability rule; a raw flock hand-off writes nothing)",
+        )
+    death = row("lock holder death: kill -9 holder")
+    p99 = stat(death, "podsignal", "p99")
+    goal("lock holder death (kill -9 → waiter holds): p99 < 5 ms", None if p99 is None else f"{p99:.2f} ms", p99 is not None and p99 < 5)
+    one = row("one-shot command")
+    if one:
+        goal("one-shot `ready x` ≤ 1.3× `--version`", f"{one['podsignal'] / one['floor']:.2f}×", one["podsignal"] <= 1.3 * one["floor"])
+    rss = row("agent: idle: RSS")
+    goal("agent idle RSS < 6 MiB", None if rss is None else f"{rss['podsignal']:.2f} MiB", rss is not None and rss["podsignal"] < 6)
+    wrk = row("agent: GET one readiness record, wrk")
+    goal("`GET` of one record with wrk on 2 cores > 30k req/s", None if wrk is None else f"{wrk['podsignal']:,.0f} req/s", wrk is not None and wrk["podsignal"] > 30000)
+    ours, poll = probe("after: wait http 503->200"), probe("1 s poll: until curl -fs")
+    if ours is not None and poll is not None:
+        goal("probe of a loopback 503 → 200: p50 ≥ 10× better than a 1 s poll", f"{poll / ours:.0f}× ({ours:.1f} vs {poll:.0f} ms)", poll >= 10 * ours)
+    share = cpu_share("of `wait tcp:PORT`")
+    goal("`wait tcp:PORT` beside 10,000 connections: < 5% of a core", None if share is None else f"{share:.1f} %", share is not None and share < 5)
+    return [
+        "## Goals (issue 17)",
+        "",
+        "Each goal checked against the rows above, from this same run.",
+        "",
+        "| goal | measured | |",
+        "|---|---|---|",
+        *out,
+        "",
+    ]
 
 
 def fmt(v):
@@ -117,10 +227,14 @@ def main():
         if os.path.exists(path):
             with open(path) as f:
                 reports.append(json.load(f))
-    probes = ""
-    if os.path.exists(os.path.join(a.results, "probes.txt")):
-        with open(os.path.join(a.results, "probes.txt")) as f:
-            probes = f.read().strip()
+    def text_of(name):
+        path = os.path.join(a.results, name)
+        if not os.path.exists(path):
+            return ""
+        with open(path) as f:
+            return f.read().strip()
+
+    probes, probes_503 = text_of("probes.txt"), text_of("probes-503.txt")
 
     images = plots(reports, a.plots) if a.plots else []
     md_dir = os.path.dirname(os.path.abspath(a.markdown))
@@ -162,13 +276,28 @@ def main():
             probes,
             "```",
         ]
+    if probes_503:
+        lines += [
+            "",
+            "## Probes: a loopback `/ready` answering 503 first, and what probing costs (bench/probes.sh)",
+            "",
+            "A server answers 503 from the start of the wait and 200 from a random moment 0.2-1.2 s "
+            "later; the time runs from that moment to the waiter's exit. The 1 s `until curl` loop is "
+            "linkerd-await's and dockerize's default behaviour (neither can be built here: no "
+            "network but the package registries, and neither is on crates.io). Then the CPU a "
+            "`wait` spends while its condition does not hold:",
+            "",
+            "```",
+            probes_503,
+            "```",
+        ]
     if images:
         lines += ["", "## Plots", ""]
         for p in images:
             rel = os.path.relpath(p, md_dir)
             lines.append(f"![{os.path.basename(p)}]({rel})")
             lines.append("")
-    lines += ["", HOW, MISSING]
+    lines += [""] + goals(reports, probes_503) + [HOW, MISSING]
     with open(a.markdown, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
 

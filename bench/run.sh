@@ -55,7 +55,7 @@ export PODSIGNAL_LOG=warn
 # 10k waiters need 10k descriptors in the client and as many in the agent.
 ulimit -n "$(ulimit -Hn)"
 
-if [ ${#quick[@]} -gt 0 ]; then ns=10,1000 idle=5 probe_rounds=3; else ns=10,1000,10000 idle=10 probe_rounds=10; fi
+if [ ${#quick[@]} -gt 0 ]; then ns=10,1000 idle=5 probe_rounds=3 probe_503_rounds=5; else ns=10,1000,10000 idle=10 probe_rounds=10 probe_503_rounds=30; fi
 
 step "many long-poll waiters ($ns)"
 "$bench" waiters --podsignal "$ps" --n "$ns" --idle-secs "$idle" --json "$out/waiters.json"
@@ -73,6 +73,8 @@ step "agent cost"
 "$bench" cost --podsignal "$ps" "${quick[@]}" --json "$out/cost.json"
 step "probes: run --wait-for tcp:/http:// (bench/wait-latency.sh $probe_rounds)"
 PODSIGNAL_BIN=$ps bash bench/wait-latency.sh "$probe_rounds" | tee "$out/probes.txt"
+step "probes: 503 → 200 vs a 1 s poll, and their CPU cost (bench/probes.sh $probe_503_rounds)"
+PODSIGNAL_BIN=$ps bash bench/probes.sh "$probe_503_rounds" | tee "$out/probes-503.txt"
 
 step "report"
 machine=$("$bench" machine)

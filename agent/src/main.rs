@@ -10,7 +10,9 @@
 //! - `condition/`: evaluating conditions (`wait`, `run --wait-for`, `--ready-when`).
 //! - `supervisor/`: `run`'s child supervision: sd_notify, shutdown steps, the state machine.
 //! - `http/`: the agent's HTTP API (`podsignal agent`).
+//! - `timeline/`: the timeline model and its pictures (SVG, text, HTML), without I/O.
 //! - `manifest`, `inject/`, `lint/`: Kubernetes manifests in, injected YAML or findings out.
+//! - `transport`: the directory or an agent, one `Coordinator` for the subcommands.
 //! - `exit`: exit codes; `stderr`: writing to a stderr that may be gone.
 
 /// `eprintln!` that never panics: a line for stderr, dropped if stderr is gone
@@ -35,10 +37,10 @@ mod reaper;
 mod signals;
 mod stderr;
 mod supervisor;
+mod timeline;
+mod transport;
 
-use podsignal_client::{Access, Volume, VolumeOptions};
-
-use crate::cli::{AccessArg, GlobalOpts, LogFormat};
+use crate::cli::LogFormat;
 use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
@@ -133,65 +135,4 @@ fn init_logging(format: LogFormat, default_level: &str) {
 fn colour() -> bool {
     let refused = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     !refused && std::io::IsTerminal::is_terminal(&std::io::stderr())
-}
-
-/// Where the operations go: the shared directory, or an agent (`--agent`).
-#[derive(Debug)]
-pub enum Transport {
-    /// The shared directory, opened in this process.
-    Volume(Volume),
-    /// A `podsignal agent`.
-    Agent(podsignal_client::http::AgentClient),
-}
-
-/// The transport the global options ask for: the agent at `--agent`, else the volume.
-/// `source` names this process in what it writes (`run --name`), instead of the default
-/// (`PODSIGNAL_NAME`, else `pid@hostname`).
-/// `create`: whether a missing shared directory is created (false for commands that only
-/// read: see [`podsignal_client::VolumeOptions::create`]).
-pub async fn open_transport(
-    global: &GlobalOpts,
-    source: Option<String>,
-    create: bool,
-) -> anyhow::Result<Transport> {
-    match &global.agent {
-        Some(url) => {
-            let token = global
-                .token_file
-                .as_deref()
-                .map(cmd::agent::read_token)
-                .transpose()?;
-            let mut identity = podsignal_client::identity::current();
-            if source.is_some() {
-                identity.source = source;
-            }
-            let client = podsignal_client::http::AgentClient::with_identity(url, token, identity)
-                .map_err(|e| crate::exit::usage(format!("--agent: {e}")))?;
-            Ok(Transport::Agent(client))
-        }
-        None => {
-            let options = VolumeOptions {
-                create,
-                ..volume_options(global, source)
-            };
-            Ok(Transport::Volume(Volume::open(&global.dir, options).await?))
-        }
-    }
-}
-
-/// The volume options the global options ask for, writing as `source` (else the default).
-pub fn volume_options(global: &GlobalOpts, source: Option<String>) -> VolumeOptions {
-    let access = match global.access {
-        AccessArg::Owner => Access::Owner,
-        AccessArg::Group => Access::Group,
-        AccessArg::All => Access::All,
-    };
-    VolumeOptions {
-        access,
-        durable: global.durable,
-        rescan: global.rescan,
-        source,
-        create: true,
-        max_lock_waits: None,
-    }
 }

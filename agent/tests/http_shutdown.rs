@@ -104,3 +104,73 @@ fn an_agent_whose_stderr_is_gone_still_serves_and_exits_on_sigterm() {
         .expect("the agent exits on SIGTERM with its stderr closed");
     assert!(status.success(), "{status:?}");
 }
+
+/// `POST /quitquitquit` is what Envoy, pilot-agent and cloud-sql-proxy exit on, and what
+/// scuttle-style Jobs call to end their sidecars: the agent answers (phase `draining`), lets
+/// the requests already open finish (a long-poll gets its 503 `shutting_down`), releases
+/// what it holds and exits 0.
+#[test]
+fn quitquitquit_drains_and_exits_0() {
+    let mut agent = Agent::start(&[]);
+    let port = agent.port;
+    let poll = std::thread::spawn(move || {
+        http_support::raw(
+            port,
+            "GET",
+            "/v1/readiness/w?wait=60s",
+            &[("Host", "localhost")],
+            None,
+        )
+    });
+    let (s, _) = agent.call("POST", "/v1/locks/db?ttl=1h", &[], None);
+    assert_eq!(s, 200);
+    assert!(http_support::eventually(Duration::from_secs(20), || {
+        agent.get("/metrics").1.contains("podsignal_waiters 1")
+    }));
+
+    let (s, body) = agent.call("POST", "/quitquitquit", &[], None);
+    assert_eq!(
+        (s, http_support::json(&body)["phase"].as_str()),
+        (200, Some("draining")),
+        "{body}"
+    );
+    let mut status = None;
+    assert!(
+        http_support::eventually(Duration::from_secs(15), || {
+            status = agent.child.try_wait().unwrap();
+            status.is_some()
+        }),
+        "agent still running 15 s after POST /quitquitquit"
+    );
+    assert_eq!(status.unwrap().code(), Some(0), "{}", agent.stderr());
+    let (s, body) = poll.join().unwrap();
+    assert_eq!(
+        (s, http_support::code(&body).as_str()),
+        (503, "shutting_down"),
+        "{body}"
+    );
+    let out = agent.cli(&["lock", "db", "--no-wait", "--", "true"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = agent.cli(&["phase", "get"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "draining");
+}
+
+/// `POST /v1/shutdown` only sets the phase: the agent keeps serving the pod while it drains.
+#[test]
+fn v1_shutdown_sets_draining_and_keeps_serving() {
+    let mut agent = Agent::start(&[]);
+    let (s, body) = agent.call("POST", "/v1/shutdown", &[], None);
+    assert_eq!(
+        (s, http_support::json(&body)["phase"].as_str()),
+        (200, Some("draining")),
+        "{body}"
+    );
+    // Still serving, and still running, well after the answer.
+    let (s, _) = agent.json("PUT", "/v1/readiness/app", r#"{"ready":true}"#);
+    assert_eq!(s, 200);
+    assert!(agent.child.try_wait().unwrap().is_none());
+}

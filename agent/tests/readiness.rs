@@ -267,3 +267,40 @@ fn wait_ends_on_a_state_where_all_hold_not_on_edges_seen_at_different_times() {
     assert!(pod.run(&["ready", "a"]).status.success());
     assert_eq!(wait_exit(&mut waiter, Duration::from_secs(10)), Some(0));
 }
+
+/// How many descriptors `pid` has open on `path`.
+fn descriptors_on(pid: u32, path: &std::path::Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |fds| {
+        fds.flatten()
+            .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+            .count()
+    })
+}
+
+/// A one-shot command does its file work on its one thread: starting a thread for a single
+/// write cost more than the write (issue 17). Seen while the write waits for the directory's
+/// write lock, which the test holds: the writer has then opened `ready/` a second time, to
+/// lock it.
+#[test]
+fn a_one_shot_write_starts_no_thread() {
+    let mut pod = Pod::new();
+    assert!(pod.run(&["ready", "first"]).status.success());
+    let ready_dir = pod.dir.join("ready");
+    let lock = std::fs::File::open(&ready_dir).unwrap();
+    lock.lock().unwrap();
+    let pid = pod.spawn(&["ready", "second"]);
+    let in_wait = eventually(Duration::from_secs(10), || {
+        descriptors_on(pid, &ready_dir) >= 2
+    });
+    assert!(in_wait, "the writer never waited for the directory's lock");
+    assert_eq!(
+        proc_status(pid, "Threads"),
+        Some(1),
+        "threads while writing"
+    );
+    drop(lock);
+    let mut writer = pod.take(pid);
+    assert_eq!(wait_exit(&mut writer, Duration::from_secs(10)), Some(0));
+    let out = pod.run(&["wait", "second", "--timeout", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

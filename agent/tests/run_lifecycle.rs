@@ -210,18 +210,18 @@ fn podsignal_stop_stops_run_gracefully_from_another_process() {
         !pod.dir.join("stop/proxy.json").exists(),
         "the request was not cleared"
     );
-    // Events: start, stop, exit.
+    // Events: start, ready, stop, exit.
     let events = stdout(&pod.run(&[
         "event",
         "watch",
         "--since",
         "0",
         "--count",
-        "3",
+        "4",
         "--timeout",
         "2s",
     ]));
-    for kind in ["\"start\"", "\"stop\"", "\"exit\""] {
+    for kind in ["\"start\"", "\"ready\"", "\"stop\"", "\"exit\""] {
         assert!(events.contains(kind), "{kind} missing: {events}");
     }
 }

@@ -19,6 +19,40 @@ pub struct Sizes {
     pub requests: usize,
     /// Starts timed.
     pub starts: usize,
+    /// One-shot commands timed (each next to a `--version`).
+    pub one_shots: usize,
+}
+
+/// A one-shot command's wall time (`podsignal ready x`, spawn to exit) next to the same
+/// binary's `--version` (its floor: exec, parse, print, exit), interleaved so that drift on a
+/// shared machine hits both alike. Issue 17's goal: ≤ 1.3×.
+fn one_shots(podsignal: &Path, n: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+    let dir = tempfile::tempdir()?;
+    let time = |args: &[&std::ffi::OsStr]| -> Result<f64> {
+        let t0 = Instant::now();
+        let status = Command::new(podsignal)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        let took = ms(t0.elapsed());
+        if !status.success() {
+            bail!("podsignal {args:?}: {status}");
+        }
+        Ok(took)
+    };
+    let version = [std::ffi::OsStr::new("--version")];
+    let ready = [
+        std::ffi::OsStr::new("ready"),
+        std::ffi::OsStr::new("x"),
+        std::ffi::OsStr::new("--dir"),
+        dir.path().as_os_str(),
+    ];
+    let (mut floor, mut ready_ms) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        floor.push(time(&version)?);
+        ready_ms.push(time(&ready)?);
+    }
+    Ok((floor, ready_ms))
 }
 
 /// Makes `db` ready on `server`.
@@ -175,6 +209,20 @@ pub async fn run(podsignal: &Path, sizes: Sizes) -> Result<Report> {
             note,
         });
     }
+    let (version, ready) = one_shots(podsignal, sizes.one_shots)?;
+    let (version, ready) = (summary(&version), summary(&ready));
+    println!(
+        "cost | one-shot: ready {:.3} --version {:.3} ms p50",
+        ready.p50, version.p50
+    );
+    report.rows.push(Row {
+        figure: "one-shot command: spawn → exit of `podsignal ready x` (floor: the same binary's `--version`)".into(),
+        unit: "ms p50".into(),
+        floor: Some(version.p50),
+        podsignal: Some(ready.p50),
+        baselines: vec![],
+        note: format!("n={}, interleaved; ready {ready}; --version {version}", sizes.one_shots),
+    });
     let size = std::fs::metadata(podsignal)?.len();
     println!("cost | binary size: {:.2} MiB", mib(size));
     report.rows.push(Row {

@@ -260,6 +260,7 @@ fn run(cli: Cli) -> Result<()> {
                     wrk: Duration::from_secs(3),
                     requests: 200,
                     starts: 5,
+                    one_shots: 50,
                 }
             } else {
                 cost::Sizes {
@@ -267,6 +268,7 @@ fn run(cli: Cli) -> Result<()> {
                     wrk: Duration::from_secs(10),
                     requests: 2000,
                     starts: 20,
+                    one_shots: 500,
                 }
             };
             runtime()?

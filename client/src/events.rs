@@ -113,7 +113,7 @@ impl Volume {
         stop_at_loss: bool,
     ) -> Result<EventPage> {
         let dir = self.inner.events.clone();
-        crate::blocking(move || {
+        self.blocking(move || {
             let mut reader = EventReader::new(since);
             let mut page = EventPage::default();
             let mut items = Vec::new();
@@ -191,12 +191,13 @@ impl Volume {
             changes.mark_seen();
             let Some(mut r) = reader.take() else { return };
             let dir = dir.clone();
-            let read = crate::blocking(move || {
-                let mut items = Vec::new();
-                let read = r.read_available(&dir, STREAM_BATCH, &mut items);
-                Ok((r, items, read))
-            })
-            .await;
+            let read = self
+                .blocking(move || {
+                    let mut items = Vec::new();
+                    let read = r.read_available(&dir, STREAM_BATCH, &mut items);
+                    Ok((r, items, read))
+                })
+                .await;
             let (r, items, read) = match read {
                 Ok(x) => x,
                 Err(e) => {

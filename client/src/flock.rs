@@ -174,7 +174,7 @@ impl Volume {
     ) -> Result<T> {
         let first = dir.open_lockable(file, self.access())?;
         match first.try_lock() {
-            Ok(()) => return crate::blocking(move || f(first)).await,
+            Ok(()) => return self.blocking(move || f(first)).await,
             Err(std::fs::TryLockError::WouldBlock) => drop(first),
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(Error::io("cannot lock", dir.path_of(file), e));

@@ -147,12 +147,3 @@ pub fn deadline_after(from: tokio::time::Instant, d: Duration) -> tokio::time::I
         .or_else(|| from.checked_add(Duration::from_secs(86_400 * 365 * 30)))
         .unwrap_or(from)
 }
-
-/// Runs blocking file work on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Invalid(format!("a blocking task failed: {e}")))?
-}

@@ -211,7 +211,9 @@ impl Volume {
             // Check, then grant, on the blocking pool: the fence is fsynced.
             let volume = self.clone();
             let (dir2, name2) = (dir.clone(), name.clone());
-            let granted = crate::blocking(move || volume.grant(dir2, &name2, file)).await?;
+            let granted = self
+                .blocking(move || volume.grant(dir2, &name2, file))
+                .await?;
             match granted {
                 Some(guard) => return Ok(guard),
                 None => continue,

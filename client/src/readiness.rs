@@ -184,7 +184,7 @@ impl Volume {
             hold.to_owned(),
             reason.map(str::to_owned),
         );
-        crate::blocking(move || {
+        self.blocking(move || {
             let state = if ready {
                 ReadinessState::Ready
             } else {

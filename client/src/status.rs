@@ -88,6 +88,21 @@ impl Volume {
         })
     }
 
+    /// The status once `unchanged` says it differs from what the caller has seen: read at
+    /// once, then again whenever anything in the directory changes (or at the rescan). Waits
+    /// for as long as it takes; the caller bounds it (a dropped wait leaves nothing behind).
+    pub async fn next_status(&self, unchanged: impl Fn(&Status) -> bool) -> Result<Status> {
+        let mut changes = self.watcher().subscribe(&crate::watch::Area::ALL);
+        loop {
+            changes.mark_seen();
+            let status = crate::Coordinator::status(self).await?;
+            if !unchanged(&status) {
+                return Ok(status);
+            }
+            changes.changed().await;
+        }
+    }
+
     /// One line per file that is not what the protocol puts there, or is debris.
     fn stray_files(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();

@@ -43,6 +43,13 @@ pub struct VolumeOptions {
     /// that lives until the lock is free); `None`: no limit. For servers whose callers choose
     /// the lock names: the agent sets its `--max-waiters`.
     pub max_lock_waits: Option<usize>,
+    /// Run file operations (reads, atomic writes, listings, a lock grant) on the calling
+    /// task rather than on tokio's blocking pool. Each takes microseconds but blocks the
+    /// runtime's thread meanwhile (a write may wait up to 2 s for the directory's write
+    /// lock), so this is for a process that has nothing else to do in the meantime: a
+    /// one-shot command (`podsignal ready x`), for which starting a pool thread costs more
+    /// than the write. Waiting for a held lock still happens on a thread of its own.
+    pub inline_io: bool,
 }
 
 impl Default for VolumeOptions {
@@ -54,6 +61,7 @@ impl Default for VolumeOptions {
             source: None,
             create: true,
             max_lock_waits: None,
+            inline_io: false,
         }
     }
 }
@@ -247,6 +255,20 @@ impl Volume {
             .get_or_init(|| Watcher::start(self.inner.areas.clone(), self.inner.options.rescan))
     }
 
+    /// Runs blocking file work: on tokio's blocking pool, or right here with
+    /// [`VolumeOptions::inline_io`].
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if self.inner.options.inline_io {
+            return f();
+        }
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Invalid(format!("a blocking task failed: {e}")))?
+    }
+
     pub(crate) fn write_options(&self) -> WriteOptions {
         WriteOptions {
             access: self.inner.options.access,
@@ -279,7 +301,7 @@ impl Coordinator for Volume {
         reason: Option<&str>,
     ) -> Result<Readiness> {
         let (v, name, reason) = (self.clone(), name.clone(), reason.map(str::to_owned));
-        crate::blocking(move || {
+        self.blocking(move || {
             let state = if ready {
                 podsignal_proto::ReadinessState::Ready
             } else {
@@ -293,7 +315,8 @@ impl Coordinator for Volume {
 
     async fn hold_ready(&self, name: &Name, reason: Option<&str>) -> Result<ReadinessGuard> {
         let (v, name, reason) = (self.clone(), name.clone(), reason.map(str::to_owned));
-        crate::blocking(move || v.hold_ready_now(&name, reason.as_deref())).await
+        self.blocking(move || v.hold_ready_now(&name, reason.as_deref()))
+            .await
     }
 
     async fn readiness(&self, name: &Name) -> Result<Readiness> {
@@ -302,7 +325,7 @@ impl Coordinator for Volume {
 
     async fn list_readiness(&self) -> Result<Vec<Readiness>> {
         let v = self.clone();
-        crate::blocking(move || v.list_readiness_now()).await
+        self.blocking(move || v.list_readiness_now()).await
     }
 
     async fn wait_readiness(
@@ -325,7 +348,7 @@ impl Coordinator for Volume {
 
     async fn list_locks(&self, scope: Scope) -> Result<Vec<LockStatus>> {
         let v = self.clone();
-        crate::blocking(move || v.list_locks_now(scope)).await
+        self.blocking(move || v.list_locks_now(scope)).await
     }
 
     async fn wait_leader_change(
@@ -360,7 +383,7 @@ impl Coordinator for Volume {
 
     async fn last_event_seq(&self) -> Result<u64> {
         let v = self.clone();
-        crate::blocking(move || v.last_event_seq_now()).await
+        self.blocking(move || v.last_event_seq_now()).await
     }
 
     async fn watch_events(&self, since: Option<u64>) -> Result<EventStream> {
@@ -390,7 +413,7 @@ impl Coordinator for Volume {
 
     async fn write_tombstone(&self, record: &TombstoneRecord) -> Result<()> {
         let (v, record) = (self.clone(), record.clone());
-        crate::blocking(move || v.write_tombstone_now(&record)).await
+        self.blocking(move || v.write_tombstone_now(&record)).await
     }
 
     async fn starting(&self, name: &Name) -> Result<()> {
@@ -408,7 +431,8 @@ impl Coordinator for Volume {
 
     async fn request_stop(&self, name: &Name, reason: Option<&str>) -> Result<StopRequest> {
         let (v, name, reason) = (self.clone(), name.clone(), reason.map(str::to_owned));
-        crate::blocking(move || v.request_stop_now(&name, reason.as_deref())).await
+        self.blocking(move || v.request_stop_now(&name, reason.as_deref()))
+            .await
     }
 
     async fn take_stop_request(&self, name: &Name) -> Result<StopRequest> {
@@ -417,6 +441,6 @@ impl Coordinator for Volume {
 
     async fn status(&self) -> Result<Status> {
         let v = self.clone();
-        crate::blocking(move || v.status_now()).await
+        self.blocking(move || v.status_now()).await
     }
 }

@@ -57,7 +57,8 @@ pub(crate) enum Area {
 const AREAS: usize = 7;
 
 impl Area {
-    const ALL: [Area; AREAS] = [
+    /// Every area.
+    pub(crate) const ALL: [Area; AREAS] = [
         Area::Root,
         Area::Ready,
         Area::Locks,

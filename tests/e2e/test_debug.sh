@@ -15,12 +15,18 @@ test_main() {
   grep -Eq '^web +ready +alive' <<<"$out" || fail "status does not show web ready and held"
   grep -Eq '^db-maintenance +held +[0-9]+ +maintenance' <<<"$out" || fail "status does not show who holds db-maintenance"
   ok "late container: podsignal status shows phase running, web ready (held, alive), db-maintenance held by maintenance"
-  out=$(podman run --rm --pod $pod -v debug-signals:/run/podsignal "$IMAGE" event watch --since 0 --count 3) \
+  out=$(podman run --rm --pod $pod -v debug-signals:/run/podsignal "$IMAGE" event watch --since 0 --kind maintenance-started --kind phase --count 2) \
     || fail "podsignal event watch in the late container failed"
   echo "$out"
   grep -q '"kind":"maintenance-started"' <<<"$out" || fail "event watch misses maintenance-started"
   grep -q '"kind":"phase"' <<<"$out" || fail "event watch misses the phase event"
   ok "late container: podsignal event watch --since 0 replays the history ($(wc -l <<<"$out") events)"
+  out=$(podman run --rm --pod $pod --read-only --cap-drop ALL -v debug-signals:/run/podsignal:ro "$IMAGE" timeline) \
+    || fail "podsignal timeline in the late container failed"
+  echo "$out"
+  grep -Eq '^web +[-#]' <<<"$out" || fail "the timeline has no lane for web"
+  grep -Eq '^lock db-maint' <<<"$out" || fail "the timeline does not show the db-maintenance lock held"
+  ok "late container: podsignal timeline (volume read-only) draws web's lane and the db-maintenance lock held"
   # A late container can also see every container's processes (shareProcessNamespace).
   out=$(podman run --rm --pod $pod --pid container:$pod-web --user 65532 --cap-drop ALL "$DEMO" ps -o pid,user,args 2>&1) \
     || fail "ps in the late container failed: $out"

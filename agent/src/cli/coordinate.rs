@@ -1,4 +1,5 @@
-//! The coordination subcommands: ready, unready, wait, lock, leader, event, phase, status.
+//! The coordination subcommands: ready, unready, wait, lock, leader, event, phase, status,
+//! timeline.
 
 use std::ffi::OsString;
 
@@ -250,4 +251,37 @@ pub struct StatusArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `timeline`.
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// What to draw: a text chart, an SVG picture, or an HTML page (the picture and a table).
+    #[arg(long, value_enum, default_value_t = TimelineFormat::Text)]
+    pub format: TimelineFormat,
+    /// From this time: 2025-11-24T16:00:00Z, Unix ms, +DUR after the first event, or DUR
+    /// before the last.
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub since: Option<crate::timeline::TimeArg>,
+    /// Up to this time (same forms as --since).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub until: Option<crate::timeline::TimeArg>,
+    /// Only generation N: from `podsignal reset`'s N-th generation event to the next (1: up
+    /// to the first reset).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub generation: Option<u64>,
+    /// The text chart's width in columns (40 to 400).
+    #[arg(long, default_value_t = 100, value_name = "COLUMNS", value_parser = clap::value_parser!(u16).range(40..=400))]
+    pub width: u16,
+}
+
+/// `timeline --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimelineFormat {
+    /// An ASCII Gantt chart.
+    Text,
+    /// A self-contained SVG document.
+    Svg,
+    /// An HTML page: the SVG and a table of every change.
+    Html,
 }

@@ -271,6 +271,26 @@ pub enum Command {
     ///   $ kubectl exec mypod -c app -- podsignal status
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Draw what the containers did, when, and who waited on whom: a timeline of the events
+    ///
+    /// Reads the event log (and the tombstones) of the shared directory and draws one lane per
+    /// container (`run --name`): waiting (and on what), started, ready, unready, draining,
+    /// stopping, stop requests and exits (code, reason); each restart is a run of its own
+    /// (#2, #3); phase changes and generations are vertical markers, lock and leader
+    /// tenures are bars. Long quiet stretches are collapsed into axis breaks. Works on the
+    /// live directory (a debug container) and on a copy after the Pod is gone. The picture
+    /// is bounded (lanes, changes and markers are capped; it says what it left out).
+    ///
+    /// --since and --until take a time (2025-11-24T16:00:00Z, or Unix milliseconds), an
+    /// offset from the first event (+30s), or a duration before the last event (5m: the
+    /// last five minutes).
+    ///
+    ///   $ podsignal timeline                              # a text chart, 100 columns
+    ///   $ podsignal timeline --format svg > timeline.svg  # hover for exact times and reasons
+    ///   $ podsignal timeline --format html --since 10m > last-10-minutes.html
+    ///   $ kubectl debug -it mypod --image=IMAGE --target=app -- podsignal timeline
+    #[command(verbatim_doc_comment)]
+    Timeline(TimelineArgs),
     /// Run a container's command: wait for its dependencies, publish its readiness, stop
     /// it in step with the others, and exit with its code
     ///
@@ -313,13 +333,14 @@ pub enum Command {
     /// Serve the shared directory over HTTP on localhost (the agent)
     ///
     /// A versioned JSON API under /v1 (readiness, locks, leaders, events with Server-Sent
-    /// Events, phase, shutdown), plus /healthz, /readyz, /metrics and /openapi.json. The
-    /// directory stays the source of truth: the API and `podsignal` on the volume agree.
-    /// Binds loopback only, unless --allow-remote with a --token-file. SIGTERM/SIGINT: open
-    /// long-polls get 503, streams end, everything held is released, exit 0. See
-    /// docs/http-api.md.
+    /// Events, phase, shutdown, the timeline as SVG), plus /healthz, /readyz, /metrics and
+    /// /openapi.json, and a live page at / for a browser (read-only). The directory stays the source of truth:
+    /// the API and `podsignal` on the volume agree. Binds loopback only, unless
+    /// --allow-remote with a --token-file. SIGTERM/SIGINT: open long-polls get 503, streams
+    /// end, everything held is released, exit 0. See docs/http-api.md.
     ///
     ///   $ podsignal agent --listen 127.0.0.1:7781
+    ///   $ kubectl port-forward POD 7781     # then open http://localhost:7781/
     ///   $ podsignal agent --listen unix:/run/podsignal/agent.sock
     ///   $ curl -s localhost:7781/v1/readiness/db?wait=30s
     #[command(verbatim_doc_comment)]

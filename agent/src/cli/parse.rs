@@ -40,3 +40,7 @@ pub(super) fn parse_remap(s: &str) -> Result<(u8, u8), String> {
 pub(super) fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
 }
+
+pub(super) fn parse_time_arg(s: &str) -> Result<crate::timeline::TimeArg, String> {
+    crate::timeline::TimeArg::parse(s)
+}

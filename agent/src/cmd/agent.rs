@@ -56,7 +56,7 @@ pub async fn agent(
     // --max-waiters bounds those threads too.
     let options = VolumeOptions {
         max_lock_waits: Some(max_waiters),
-        ..crate::volume_options(global, None)
+        ..crate::transport::volume_options(global, None)
     };
     let volume = Volume::open(&global.dir, options).await?;
     let config = Config {
@@ -75,7 +75,8 @@ pub async fn agent(
     };
     let listener = bind(&addr, global.access).await?;
     let shutdown = CancellationToken::new();
-    let state = AppState::new(volume, config, shutdown.child_token());
+    // The state holds the agent's own token: `POST /quitquitquit` stops the agent with it.
+    let state = AppState::new(volume, config, shutdown.clone());
     tokio::spawn(watch_signals(signals, shutdown.clone()));
     tracing::info!(
         "serving {} on {} (token: {})",
@@ -220,7 +221,8 @@ pub fn read_token(path: &Path) -> anyhow::Result<String> {
 /// Creates `path` with a random token, mode 0640, unless it exists; returns the token.
 fn generate_token(path: &Path) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    podsignal_client::identity::fill_random(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     match std::fs::OpenOptions::new()
         .write(true)

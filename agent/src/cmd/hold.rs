@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use podsignal_client::Hold;
+use podsignal_client::{Coordinator, Hold, LockHold, Name};
 use rustix::process::Signal;
 use tokio::time::Instant;
 
@@ -26,6 +26,29 @@ pub struct Holding<'a> {
     pub env: Vec<(String, String)>,
     /// How long what it leaves behind gets between SIGTERM and SIGKILL.
     pub grace: Duration,
+}
+
+/// How long the event saying a lock or leadership was released may hold up the exit.
+const RELEASE_EVENT_BOUND: Duration = Duration::from_secs(1);
+
+/// [`run`] for a lock or leadership `name` (`kind`: `lock` or `leader`), told in the event log
+/// for the timeline: a `kind` event with `"held": true` and the fencing token once the
+/// command runs, `"held": false` once it is released.
+pub async fn run_told<C: Coordinator, H: LockHold>(
+    c: &C,
+    kind: &str,
+    name: &Name,
+    hold: H,
+    how: Holding<'_>,
+    signals: &mut SignalStream,
+) -> anyhow::Result<ExitCode> {
+    let token = hold.token();
+    let data = |held: bool| serde_json::json!({"name": name, "token": token, "held": held});
+    let bound = crate::supervisor::BOOKKEEPING_BOUND;
+    crate::supervisor::spawn_bookkeeping(c, kind, data(true), bound);
+    let result = run(hold, how, signals).await;
+    crate::supervisor::bookkeeping_now(c, kind, data(false), RELEASE_EVENT_BOUND).await;
+    result
 }
 
 /// Runs the command while `hold` lives; releases it (drops it) only once the command and

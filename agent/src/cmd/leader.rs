@@ -39,7 +39,7 @@ pub async fn leader<C: Coordinator>(
         env,
         grace: args.grace,
     };
-    hold::run(held, how, &mut signals).await
+    hold::run_told(c, "leader", &name, held, how, &mut signals).await
 }
 
 async fn show<C: Coordinator>(c: &C, name: &Name, json: bool) -> anyhow::Result<ExitCode> {

@@ -41,5 +41,5 @@ pub async fn lock<C: Coordinator>(
         env,
         grace: args.grace,
     };
-    hold::run(held, how, &mut signals).await
+    hold::run_told(c, "lock", &args.name, held, how, &mut signals).await
 }

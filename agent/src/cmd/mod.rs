@@ -16,15 +16,16 @@ mod ready;
 mod run;
 mod status;
 mod stop;
+pub mod timeline;
 mod wait;
 
 use podsignal_client::{Coordinator, Volume};
 use podsignal_proto::Condition;
 
-use crate::Transport;
 use crate::cli::{Cli, Command, EventCommand, GlobalOpts, PhaseCommand};
 use crate::exit::{Exit, ExitCode};
 use crate::signals::SignalStream;
+use crate::transport::{Transport, open_transport};
 
 /// Runs the subcommand and returns the exit code. `signals` is the stream `main` installed
 /// first thing, for the subcommands that catch signals.
@@ -47,13 +48,15 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         _ => None,
     };
     let missing = when_missing(&command);
-    match crate::open_transport(&global, source, missing == WhenMissing::Create).await? {
-        Transport::Volume(v) => {
-            check_exists(&v, missing)?;
-            on(&v, command, &global, signals).await
-        }
-        Transport::Agent(a) => on(&a, command, &global, signals).await,
+    // A command that is not long-running runs alone on a current-thread runtime (`main`):
+    // nothing else needs that thread while it reads or writes a file.
+    let one_shot = !command.is_long_running();
+    let create = missing == WhenMissing::Create;
+    let transport = open_transport(&global, source, create, one_shot).await?;
+    if let Transport::Volume(v) = &transport {
+        check_exists(v, missing)?;
     }
+    on(&transport, command, &global, signals).await
 }
 
 /// What a subcommand does when the shared directory does not exist.
@@ -75,7 +78,9 @@ enum WhenMissing {
 
 fn when_missing(command: &Command) -> WhenMissing {
     match command {
-        Command::Status(_) | Command::Phase(PhaseCommand::Get { .. }) => WhenMissing::Refuse,
+        Command::Status(_) | Command::Timeline(_) | Command::Phase(PhaseCommand::Get { .. }) => {
+            WhenMissing::Refuse
+        }
         Command::Leader(l) if l.show.is_some() => WhenMissing::Refuse,
         Command::Wait(w) if w.conditions.iter().all(is_probe) => WhenMissing::Unused,
         Command::Wait(_)
@@ -135,6 +140,7 @@ async fn on<C: Coordinator>(
         Command::Event(cmd) => event::event(c, cmd, signals).await,
         Command::Phase(cmd) => phase::phase(c, cmd).await,
         Command::Status(args) => status::status(c, args).await,
+        Command::Timeline(args) => timeline::timeline(c, args).await,
         Command::Stop(args) => stop::stop(c, args).await,
         Command::Run(args) => run::run(c, global, *args, stream(signals)?).await,
         Command::Install(_)

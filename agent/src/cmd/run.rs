@@ -208,6 +208,14 @@ async fn wait_for<C: Coordinator>(
     if args.wait_for.is_empty() {
         return Ok(());
     }
+    if let Some(name) = &args.name {
+        // Who waits on whom, for the timeline: published in order before `start`.
+        let data = serde_json::json!({
+            "name": name, "for": join(&args.wait_for, if args.any { " or " } else { ", " }),
+            "incarnation": podsignal_client::identity::incarnation(),
+        });
+        sup::spawn_bookkeeping(volume, "waiting", data, sup::BOOKKEEPING_BOUND);
+    }
     let mode = if args.any {
         WaitMode::Any
     } else {

@@ -1,7 +1,7 @@
 //! Who may call: requests from browsers (an `Origin` header) are refused, the `Host` must be
 //! loopback (DNS-rebinding defence: a page on evil.example that resolves to 127.0.0.1 still
-//! sends `Host: evil.example`), and when a token is set every request but `/healthz` and
-//! `/readyz` must carry it as `Authorization: Bearer TOKEN` (the scheme in any case, RFC
+//! sends `Host: evil.example`), and when a token is set every request but `/healthz`,
+//! `/readyz` and the page's static files must carry it as `Authorization: Bearer TOKEN` (the scheme in any case, RFC
 //! 9110).
 //!
 //! The host check looks at every place a request can name its host: exactly one `Host`
@@ -19,8 +19,11 @@ use podsignal_proto::api::ErrorCode;
 
 use super::{ApiError, AppState};
 
-/// Routes a kubelet probe may call without a token.
-const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+/// Routes callable without a token: the kubelet's probes, and the page's static files (they
+/// hold no data; the page asks for the token before it reads anything).
+fn is_open(path: &str) -> bool {
+    ["/healthz", "/readyz"].contains(&path) || super::page::is_page_file(path)
+}
 
 /// The guard middleware.
 pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -45,7 +48,7 @@ fn refuse(state: &AppState, request: &Request) -> Option<ApiError> {
         return Some(err);
     }
     if let Some(token) = &state.config().token
-        && !OPEN_PATHS.contains(&request.uri().path())
+        && !is_open(request.uri().path())
     {
         let given = headers
             .get(header::AUTHORIZATION)

@@ -8,10 +8,12 @@
 //!   caps, the request timeout; `error`: the one error type and JSON extractors.
 //! - `caller`: who is calling, so that what the agent writes for a caller names the caller.
 //! - One module per resource: `readiness`, `locks` (and `leader`, which reuses it), `events`,
-//!   `phase` (and shutdown), `exits` (tombstones and stop requests), `ops` (healthz, readyz,
-//!   metrics, status); `hold` keeps something held for as long as a response stays open,
+//!   `phase` (and shutdown), `exits` (tombstones and stop requests), `status` (everything at
+//!   once, long-polled for changes), `ops` (healthz, readyz, metrics); `hold` keeps something held for as long as a response stays open,
 //!   `leases` for as long as it is renewed.
-//! - `openapi`: the served spec, checked against the router's route table in tests.
+//! - `page`: the live page at `/` (static HTML, CSS and JS; it reads the API like any client);
+//!   `timeline`: the picture it shows, drawn by the same code as `podsignal timeline`.
+//! - `openapi`: the served spec, generated from the router's route table by a test.
 
 mod caller;
 mod error;
@@ -26,10 +28,13 @@ mod locks;
 pub mod metrics;
 mod openapi;
 mod ops;
+mod page;
 mod params;
 mod phase;
 mod readiness;
 mod serve;
+mod status;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +71,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// How often hold streams send a heartbeat line (and so notice a vanished client).
     pub heartbeat: Duration,
-    /// The bearer token every request but `/healthz` and `/readyz` must carry, if set.
+    /// The bearer token every request but `/healthz`, `/readyz` and the page's static files
+    /// must carry, if set.
     pub token: Option<String>,
     /// Check that `Host` names a loopback address (off when remote access is allowed: the
     /// token is the defence then).
@@ -161,6 +167,8 @@ pub(crate) fn schema<T: schemars::JsonSchema>(
 
 /// What a route answers when it succeeds.
 #[derive(Clone, Copy)]
+// Read only where the OpenAPI document is generated, a test.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) enum Answer {
     /// JSON of this schema, with this status.
     Json(u16, SchemaFn),
@@ -170,11 +178,16 @@ pub(crate) enum Answer {
     Stream(&'static str, &'static str),
     /// Plain text (metrics).
     Text,
+    /// A file of this media type (the page and its script and style sheet).
+    File(&'static str),
 }
 
 /// What the OpenAPI document says of a route: written beside the route, from the same types
 /// the handler uses, so the document cannot drift from what is served.
 #[derive(Clone, Copy)]
+// Read only where the OpenAPI document is generated, a test: the binary serves the committed
+// document, and so does not contain `schemars`.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct Doc {
     pub(crate) summary: &'static str,
     /// The query string's type: each field is a parameter.
@@ -236,6 +249,9 @@ impl Doc {
 /// document.
 pub(crate) struct Routes {
     router: Router<AppState>,
+    /// Only where the document is generated (a test): in the binary the docs are dropped
+    /// unread, and with them every reference to the schema code.
+    #[cfg(test)]
     table: Vec<(&'static str, &'static str, Doc)>,
 }
 
@@ -246,7 +262,10 @@ macro_rules! route_method {
             H: Handler<T, AppState>,
             T: 'static,
         {
+            #[cfg(test)]
             self.table.push(($word, path, doc));
+            #[cfg(not(test))]
+            let _ = doc;
             self.router = self.router.route(path, axum::routing::$fn(handler));
             self
         }
@@ -264,9 +283,13 @@ impl Routes {
 pub(crate) fn routes() -> Routes {
     let r = Routes {
         router: Router::new(),
+        #[cfg(test)]
         table: Vec::new(),
     };
     let r = ops::routes(r);
+    let r = page::routes(r);
+    let r = status::routes(r);
+    let r = timeline::routes(r);
     let r = readiness::routes(r);
     let r = locks::routes(r);
     let r = leader::routes(r);

@@ -1,12 +1,10 @@
 //! Operations: `/healthz` (the process answers), `/readyz` (the directory is writable, flock
-//! works, the watcher runs), `/metrics` (Prometheus text), `/openapi.json`, and
-//! `/v1/status` (everything in the shared directory at once).
+//! works, the watcher runs), `/metrics` (Prometheus text) and `/openapi.json`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use podsignal_client::{Coordinator, Status};
 use podsignal_proto::api::ErrorCode;
 
 use super::{Answer, ApiError, AppState, Doc, Routes, metrics, openapi, schema};
@@ -36,14 +34,6 @@ pub fn routes(r: Routes) -> Routes {
         Doc::new(
             "This document.",
             Answer::Json(200, schema::<serde_json::Value>),
-        ),
-    )
-    .get(
-        "/v1/status",
-        status,
-        Doc::new(
-            "Everything in the shared directory.",
-            Answer::Json(200, schema::<Status>),
         ),
     )
 }
@@ -101,10 +91,12 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     response
 }
 
-async fn openapi_json() -> Json<&'static serde_json::Value> {
-    Json(openapi::document())
-}
-
-async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    Ok(Json(state.volume().status().await?))
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        openapi::DOCUMENT,
+    )
 }

@@ -1,6 +1,7 @@
 //! `/v1/phase` (get, set, wait with `?wait=&at_least=`) and shutdown: `POST /v1/shutdown`
-//! sets the phase to `draining`; `POST /quitquitquit` is the same, for Envoy and scuttle
-//! users. Neither stops the agent: it keeps serving the pod while it drains.
+//! sets the phase to `draining` and the agent keeps serving the pod while it drains;
+//! `POST /quitquitquit` sets `draining` too and then stops the agent gracefully, as Envoy,
+//! pilot-agent and cloud-sql-proxy do on it (scuttle-style Jobs call it to end a sidecar).
 
 use axum::Json;
 use axum::extract::State;
@@ -15,12 +16,11 @@ use super::params::Dur;
 use super::{Answer, ApiError, AppState, Doc, Routes, schema};
 
 pub fn routes(r: Routes) -> Routes {
-    const SHUTDOWN: Doc = Doc::new(
-        "Set the phase to draining (unless draining or stopping already).",
-        Answer::Json(200, schema::<PhaseView>),
-    )
-    .body(schema::<Reason>, false)
-    .errors(&[413, 415]);
+    let shutdown_doc = |summary| {
+        Doc::new(summary, Answer::Json(200, schema::<PhaseView>))
+            .body(schema::<Reason>, false)
+            .errors(&[413, 415])
+    };
     r.get(
         "/v1/phase",
         show,
@@ -41,8 +41,16 @@ pub fn routes(r: Routes) -> Routes {
         .body(schema::<SetPhase>, true)
         .errors(&[413, 415]),
     )
-    .post("/v1/shutdown", shutdown, SHUTDOWN)
-    .post("/quitquitquit", shutdown, SHUTDOWN)
+    .post(
+        "/v1/shutdown",
+        shutdown,
+        shutdown_doc("Set the phase to draining (unless draining or stopping already); the agent keeps serving."),
+    )
+    .post(
+        "/quitquitquit",
+        quit,
+        shutdown_doc("Set the phase to draining (unless draining or stopping already), then stop the agent: open requests get their answer, leases are released, it exits 0."),
+    )
 }
 
 /// Query of `GET /v1/phase`.
@@ -90,6 +98,19 @@ async fn set(
         phase: record.phase,
         record: Some(record),
     }))
+}
+
+/// `POST /quitquitquit`: [`shutdown`], then the agent stops as on SIGTERM. The answer still
+/// goes out: the connection serving it finishes its request before it closes.
+async fn quit(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: OptionalJson<Reason>,
+) -> Result<Json<PhaseView>, ApiError> {
+    let answer = shutdown(caller, body).await?;
+    tracing::info!("POST /quitquitquit: stopping the agent");
+    state.shutdown().cancel();
+    Ok(answer)
 }
 
 /// Sets `draining`, unless the pod is draining or stopping already (then nothing changes).

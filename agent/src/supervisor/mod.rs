@@ -320,17 +320,52 @@ fn stop_signal(plan: &Plan, trigger: &Trigger) -> i32 {
 /// How long a piece of bookkeeping run outside a stop may take (an event, say).
 pub const BOOKKEEPING_BOUND: Duration = Duration::from_secs(10);
 
+/// The completion of the last event handed to [`spawn_bookkeeping`]: the next one waits for
+/// it, so this process's events are published in the order they happened (`waiting` before
+/// `start`, `ready` before `unready`), as the timeline reads them.
+static LAST_BOOKKEEPING: std::sync::Mutex<Option<oneshot::Receiver<()>>> =
+    std::sync::Mutex::new(None);
+
 /// Publishes an event in the background, giving up after `bound`: an event is bookkeeping,
-/// never in the way of the child or a signal.
+/// never in the way of the child or a signal. Events handed over here are published in
+/// order, each after the one before (published or given up).
 pub fn spawn_bookkeeping<C: Coordinator>(
     c: &C,
     kind: &str,
     data: serde_json::Value,
     bound: Duration,
 ) {
+    drop(spawn_in_order(c, kind, data, bound));
+}
+
+/// [`spawn_bookkeeping`], waited for: returns once the event is published or given up.
+pub async fn bookkeeping_now<C: Coordinator>(
+    c: &C,
+    kind: &str,
+    data: serde_json::Value,
+    bound: Duration,
+) {
+    let _ = spawn_in_order(c, kind, data, bound).await;
+}
+
+fn spawn_in_order<C: Coordinator>(
+    c: &C,
+    kind: &str,
+    data: serde_json::Value,
+    bound: Duration,
+) -> tokio::task::JoinHandle<()> {
     let c = c.clone();
     let kind = event_kind(kind);
+    let (done, next) = oneshot::channel::<()>();
+    let before = LAST_BOOKKEEPING
+        .lock()
+        .map(|mut last| last.replace(next))
+        .unwrap_or_default();
     tokio::spawn(async move {
+        let _done = done; // dropped when this one is over: the next may go
+        if let Some(before) = before {
+            let _ = before.await;
+        }
         match tokio::time::timeout(bound, c.publish(&kind, Some(data))).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(
@@ -342,7 +377,7 @@ pub fn spawn_bookkeeping<C: Coordinator>(
                 podsignal_proto::format_duration(bound)
             ),
         }
-    });
+    })
 }
 
 /// The next valid stop request for `name`. Errors (an agent that went away) are logged and

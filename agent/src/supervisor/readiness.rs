@@ -35,6 +35,8 @@ pub fn start_publisher<C: Coordinator>(c: C, name: Option<Name>) -> mpsc::Unboun
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut held: Option<C::ReadinessHold> = None;
+        // What the last `ready`/`unready` event said: an event per change, not per probe.
+        let mut told: Option<bool> = None;
         let mut frozen = false;
         while let Some(update) = rx.recv().await {
             let Some(name) = &name else {
@@ -45,10 +47,17 @@ pub fn start_publisher<C: Coordinator>(c: C, name: Option<Name>) -> mpsc::Unboun
             };
             match update {
                 Update::Set(_, _) if frozen => {}
-                Update::Set(ready, why) => set(&c, name, &mut held, ready, &why).await,
+                Update::Set(ready, why) => {
+                    if set(&c, name, &mut held, ready, &why).await && told != Some(ready) {
+                        told = Some(ready);
+                        tell(&c, name, ready, &why, false);
+                    }
+                }
                 Update::Freeze(why) => {
                     frozen = true;
                     set(&c, name, &mut held, false, &why).await;
+                    told = Some(false);
+                    tell(&c, name, false, &why, true);
                 }
                 Update::Retract(why, ack) => {
                     if let Some(h) = held.take() {
@@ -72,35 +81,56 @@ pub fn start_publisher<C: Coordinator>(c: C, name: Option<Name>) -> mpsc::Unboun
     tx
 }
 
+/// Publishes the `ready` or `unready` event of a change (`draining`: unready on purpose, while
+/// stopping), in the background and in order with `run`'s other events.
+fn tell<C: Coordinator>(c: &C, name: &Name, ready: bool, why: &str, draining: bool) {
+    let kind = if ready { "ready" } else { "unready" };
+    let mut data = serde_json::json!({
+        "name": name, "reason": why, "incarnation": podsignal_client::identity::incarnation(),
+    });
+    if draining {
+        data["draining"] = true.into();
+    }
+    super::spawn_bookkeeping(c, kind, data, super::BOOKKEEPING_BOUND);
+}
+
+/// Writes the readiness; whether it was written (not when the write failed, nor when there
+/// was nothing to write: unready before ever being ready).
 async fn set<C: Coordinator>(
     c: &C,
     name: &Name,
     held: &mut Option<C::ReadinessHold>,
     ready: bool,
     why: &str,
-) {
+) -> bool {
     let work = async {
         match (&*held, ready) {
-            (None, false) => Ok(()),
+            (None, false) => Ok(false),
             (None, true) => {
                 *held = Some(c.hold_ready(name, Some(why)).await?);
                 tracing::info!("{name} is ready: {why}");
-                Ok(())
+                Ok(true)
             }
-            (Some(h), true) => h.set(true, Some(why)).await,
+            (Some(h), true) => h.set(true, Some(why)).await.map(|()| true),
             (Some(h), false) => {
                 tracing::info!("{name} is unready: {why}");
-                h.set(false, Some(why)).await
+                h.set(false, Some(why)).await.map(|()| true)
             }
         }
     };
     match tokio::time::timeout(WRITE_BOUND, work).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(
-            "publishing readiness of {name}: {}",
-            podsignal_client::error_chain(&e)
-        ),
-        Err(_) => tracing::warn!("publishing readiness of {name}: no answer in time"),
+        Ok(Ok(written)) => written,
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "publishing readiness of {name}: {}",
+                podsignal_client::error_chain(&e)
+            );
+            false
+        }
+        Err(_) => {
+            tracing::warn!("publishing readiness of {name}: no answer in time");
+            false
+        }
     }
 }
 

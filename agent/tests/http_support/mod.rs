@@ -336,10 +336,24 @@ impl Response {
 
 /// Like [`raw`] (with `Host: 127.0.0.1:PORT`), keeping the response headers.
 pub fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Response {
+    request_with(port, method, path, &[], body)
+}
+
+/// Like [`request`], with these headers too.
+pub fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let body = body.unwrap_or("");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
     if !body.is_empty() {
         req.push_str("Content-Type: application/json\r\n");
     }
