@@ -18,7 +18,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,9 @@ pub struct ChildSpec<'a> {
     /// A descriptor the child inherits (a held lock, or the connection that holds it), set
     /// in `PODSIGNAL_LOCK_FD`.
     pub inherit: Option<BorrowedFd<'a>>,
+    /// A descriptor the child gets as exactly this number (`run --ready-when fd:N`), and no
+    /// other process: close-on-exec everywhere but there.
+    pub pass: Option<(BorrowedFd<'a>, RawFd)>,
 }
 
 /// How to spawn, beyond what to run.
@@ -135,6 +138,13 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
         }
         None => None,
     };
+    // A close-on-exec copy at N, or above N when N is taken here: holding N through the
+    // spawn keeps std from putting a descriptor of its own there (its exec-error pipe), which
+    // the child's dup2 onto N would close.
+    let pass: Option<(OwnedFd, RawFd)> = match spec.pass {
+        Some((f, n)) => Some((rustix::io::fcntl_dupfd_cloexec(f, n)?, n)),
+        None => None,
+    };
     let (started_tx, started_rx) = oneshot::channel();
     let (exit_tx, exit_rx) = oneshot::channel();
     let reaper = options.reaper.clone();
@@ -160,7 +170,11 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
                 .as_ref()
                 .filter(|_| grouped)
                 .map(|(pipe, _)| pipe.as_raw_fd());
-            prepare_child(&mut cmd, arm);
+            prepare_child(
+                &mut cmd,
+                arm,
+                pass.as_ref().map(|(f, n)| (f.as_raw_fd(), *n)),
+            );
             let spawned = match &inherit {
                 Some(dup) => rustix::io::fcntl_setfd(dup, FdFlags::empty())
                     .map_err(io::Error::from)
@@ -168,6 +182,7 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
                 None => reaper.spawn(&mut cmd),
             };
             drop(inherit);
+            drop(pass);
             let (child, reaped) = match spawned {
                 Ok(c) => c,
                 Err(e) => {
@@ -228,16 +243,21 @@ pub async fn spawn_with(spec: ChildSpec<'_>, options: SpawnOptions) -> anyhow::R
 }
 
 /// Between fork and exec, in the child: the death signal, then (`arm`: the write end of an
-/// unarmed guard's pipe) the guard armed with the group the child now leads. The command
-/// runs only once both hold.
+/// unarmed guard's pipe) the guard armed with the group the child now leads, then (`pass`:
+/// a descriptor and the number N it must have) N made from it, open across the exec. The
+/// command runs only once all hold.
 #[allow(unsafe_code)]
-fn prepare_child(cmd: &mut Command, arm: Option<RawFd>) {
+fn prepare_child(cmd: &mut Command, arm: Option<RawFd>, pass: Option<(RawFd, RawFd)>) {
     let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the forked child before exec. It calls only prctl(2),
-    // getppid(2), getpid(2) and write(2), which are async-signal-safe, and builds its error
-    // from an errno without allocating. `arm` is open in the child (inherited, closed on
-    // exec). Tested by `a_killed_lock_holder_frees_the_lock_and_its_command` in
-    // tests/locks.rs and the `a_wrapper_*` tests in tests/attack_redteam.rs.
+    // getppid(2), getpid(2), write(2), dup2(2) and fcntl(2), which are async-signal-safe, and
+    // builds its error from an errno without allocating. `arm` and `pass`'s source are open
+    // in the child (inherited, closed on exec). N is this child's to take: the parent holds
+    // it (or `pass` is above it because something else did), so it is not a descriptor std
+    // needs here; it is wrapped in `ManuallyDrop`, so no `OwnedFd` ever closes it. Tested by
+    // `a_killed_lock_holder_frees_the_lock_and_its_command` in tests/locks.rs, the
+    // `a_wrapper_*` tests in tests/attack_redteam.rs, and the `ready_fd_*` tests in
+    // tests/run_notify.rs (CMD holds the pipe as N and nowhere else).
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
@@ -253,6 +273,14 @@ fn prepare_child(cmd: &mut Command, arm: Option<RawFd>) {
                 // A guard killed by hand cannot be armed: run unguarded, as when it could
                 // not be started.
                 let _ = rustix::io::write(BorrowedFd::borrow_raw(pipe), &pgid.to_ne_bytes());
+            }
+            if let Some((from, n)) = pass {
+                let mut target = std::mem::ManuallyDrop::new(OwnedFd::from_raw_fd(n));
+                if from != n {
+                    rustix::io::dup2(BorrowedFd::borrow_raw(from), &mut target)?;
+                }
+                // dup2 clears close-on-exec on N, but does nothing when `from` is N already.
+                rustix::io::fcntl_setfd(&*target, FdFlags::empty())?;
             }
             Ok(())
         })

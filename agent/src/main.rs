@@ -44,6 +44,12 @@ use crate::cli::LogFormat;
 use crate::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
+    // `run --watchdog` starts its command through this binary again (supervisor::notify):
+    // answered before clap, which has nothing to add to an exec.
+    if let Some(argv) = supervisor::notify::watchdog_exec_argv() {
+        let code = supervisor::notify::exec_with_watchdog_pid(&argv);
+        return std::process::ExitCode::from(code.0);
+    }
     let cli = cli::parse();
     if let cli::Command::Guard = &cli.command {
         return std::process::ExitCode::from(guard::run().0);

@@ -21,10 +21,14 @@ pub const FORWARDED: [i32; 20] = [
     SIGPROF, SIGIO, PWR, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGXCPU, SIGXFSZ, STKFLT,
 ];
 
-/// True for the signals that start a graceful shutdown (drain, stop-after, grace).
+/// True for the signals that start a graceful shutdown (drain, stop-after, grace) by default;
+/// `run --stop-on` chooses its own.
 pub fn is_termination(signo: i32) -> bool {
-    signo == SIGTERM || signo == SIGINT
+    DEFAULT_STOP_ON.contains(&signo)
 }
+
+/// The signals that stop `run` gracefully unless `--stop-on` says otherwise.
+pub const DEFAULT_STOP_ON: [i32; 2] = [SIGTERM, SIGINT];
 
 /// Signals as they arrive. Dropping it restores nothing (the process is ending).
 #[derive(Debug)]
@@ -91,6 +95,21 @@ pub fn parse(s: &str) -> Result<i32, String> {
         .ok_or_else(|| format!("unknown signal {s:?} (e.g. TERM, INT, QUIT, 15)"))
 }
 
+/// Parses a signal that the signal stream catches ([`FORWARDED`]): a stop signal must reach
+/// `run` as a signal it can act on (SIGKILL and SIGSTOP cannot be caught; SIGCHLD is the
+/// reaper's).
+pub fn parse_caught(s: &str) -> Result<i32, String> {
+    let signo = parse(s)?;
+    if FORWARDED.contains(&signo) {
+        return Ok(signo);
+    }
+    Err(format!(
+        "{} is not a signal podsignal catches (SIGKILL and SIGSTOP cannot be caught; SIGCHLD, \
+         SIGPIPE, the fault signals and real-time signals are not forwarded)",
+        name(signo)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +121,18 @@ mod tests {
         assert_eq!(parse("9"), Ok(SIGKILL));
         assert!(parse("NOPE").is_err());
         assert_eq!(name(SIGTERM), "SIGTERM");
+    }
+
+    #[test]
+    fn only_caught_signals_can_stop() {
+        assert_eq!(parse_caught("SIGQUIT"), Ok(SIGQUIT));
+        assert_eq!(parse_caught("usr1"), Ok(SIGUSR1));
+        let kill = parse_caught("KILL").unwrap_err();
+        assert!(
+            kill.starts_with("SIGKILL is not a signal podsignal catches"),
+            "{kill}"
+        );
+        assert!(parse_caught("CHLD").is_err());
+        assert!(parse_caught("NOPE").is_err());
     }
 }

@@ -23,8 +23,11 @@ impl Write for Stderr {
     }
 }
 
-/// Writes `args` and a newline to stderr, dropping them if stderr is gone (`say!`).
+/// Writes `args` and a newline to stderr, dropping them if stderr is gone (`say!`). In one
+/// write: stderr is unbuffered, and a line written piece by piece interleaves with another
+/// process writing to the same pipe (`run` and the command it starts).
 pub fn line(args: std::fmt::Arguments<'_>) {
-    let mut e = io::stderr().lock();
-    let _ = e.write_fmt(args).and_then(|()| e.write_all(b"\n"));
+    let mut text = args.to_string();
+    text.push('\n');
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }

@@ -1,6 +1,6 @@
 //! How `run` stops its command, with real processes, signals and sockets: the one --grace
-//! budget, --pre-stop, --pre-stop-http, --on-term-phase, --pgroup, --probe-interval while
-//! running, and the termination log.
+//! budget, --stop-on, --pre-stop, --pre-stop-http, --on-term-phase, --pgroup,
+//! --probe-interval while running, and the termination log.
 
 // Helpers outside #[test] fns unwrap too: in a test, a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -222,6 +222,9 @@ fn termination_log_holds_the_reason_in_kubernetes_format() {
     // terminationMessagePolicy File: the file's text as it is, at most 4096 bytes.
     assert_eq!(read(&path), "exited with code 3");
 
+    // A fresh file, as Kubernetes gives each run of a container.
+    let path = pod.path("termination-log-2");
+    let p = path.to_str().unwrap();
     let mut run = start(
         &mut pod,
         "app",
@@ -238,5 +241,148 @@ fn termination_log_holds_the_reason_in_kubernetes_format() {
         text.starts_with("stopped by podsignal, stop requested by "),
         "{}",
         &text[..80]
+    );
+}
+
+fn tombstone(pod: &Pod, name: &str) -> serde_json::Value {
+    serde_json::from_str(&read(&pod.dir.join(format!("exits/{name}.json")))).unwrap()
+}
+
+#[test]
+fn a_stop_on_signal_stops_in_order_and_the_others_are_only_forwarded() {
+    // nginx's graceful stop is SIGQUIT (lifecycle.stopSignal: SIGQUIT): with --stop-on QUIT
+    // it drains, runs the pre-stop steps, then forwards QUIT; SIGTERM is forwarded as is.
+    let mut pod = Pod::new();
+    let log = pod.path("log");
+    let pre = format!("echo pre-stop >>{}", log.display());
+    let script = format!(
+        "trap 'echo quit >>{l}; exit 0' QUIT; trap 'echo term >>{l}' TERM; while :; do sleep 0.05; done",
+        l = log.display()
+    );
+    let mut run = start(
+        &mut pod,
+        "web",
+        &["--stop-on", "QUIT", "--pre-stop", &pre],
+        &script,
+    );
+    signal(run.id(), "TERM");
+    assert!(
+        eventually(Duration::from_secs(5), || read(&log) == "term\n"),
+        "SIGTERM was not forwarded: {:?}",
+        read(&log)
+    );
+    assert!(
+        alive(run.id()),
+        "SIGTERM stopped run although --stop-on is QUIT"
+    );
+    signal(run.id(), "QUIT");
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(5)), Some(0));
+    assert_eq!(read(&log), "term\npre-stop\nquit\n");
+    let t = tombstone(&pod, "web");
+    assert_eq!(t["stopped"], true, "{t}");
+    assert!(
+        t["reason"].as_str().unwrap().contains("received SIGQUIT"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_stop_request_sends_the_first_stop_on_signal() {
+    let mut pod = Pod::new();
+    let log = pod.path("log");
+    let script = format!(
+        "trap 'echo quit >>{l}; exit 0' QUIT; trap 'echo term >>{l}; exit 1' TERM; sleep 30 & wait",
+        l = log.display()
+    );
+    let mut run = start(&mut pod, "web", &["--stop-on", "QUIT,TERM,INT"], &script);
+    let asked = pod.run(&["stop", "web"]);
+    assert!(asked.status.success(), "{}", stderr(&asked));
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(5)), Some(0));
+    assert_eq!(read(&log), "quit\n");
+}
+
+#[test]
+fn a_stop_on_signal_while_waiting_ends_run_with_128_plus_n() {
+    let mut pod = Pod::new();
+    let pid = pod.spawn(&[
+        "run",
+        "--stop-on",
+        "QUIT",
+        "--wait-for",
+        "never-ready",
+        "--",
+        "true",
+    ]);
+    // Waiting: its watcher is up (the signal stream was installed before anything else).
+    assert!(eventually(Duration::from_secs(5), || watching(pid)));
+    signal(pid, "QUIT");
+    let mut run = pod.take(pid);
+    assert_eq!(wait_exit(&mut run, Duration::from_secs(5)), Some(131));
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("SIGQUIT while waiting for never-ready"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stop_on_takes_only_signals_run_can_catch() {
+    let pod = Pod::new();
+    for bad in ["KILL", "CHLD", "NOPE"] {
+        let out = pod.run(&["run", "--stop-on", bad, "--", "true"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--stop-on"),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn the_apps_termination_message_comes_first_and_is_never_cut() {
+    let pod = Pod::new();
+    let run_writing = |name: &str, app_writes: &str| -> String {
+        let path = pod.path(name);
+        let p = path.to_str().unwrap();
+        let script = format!("{app_writes} >{p}; exit 3");
+        let out = pod.run(&["run", "--termination-log", p, "--", "sh", "-c", &script]);
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        read(&path)
+    };
+    assert_eq!(
+        run_writing("a", "printf 'db down'"),
+        "db down\nexited with code 3"
+    );
+    assert_eq!(
+        run_writing("b", "echo 'db down'"),
+        "db down\nexited with code 3"
+    );
+    // 4090 bytes of the app's: a newline and 5 bytes of run's fill the 4096.
+    let text = run_writing("c", "head -c 4090 /dev/zero | tr '\\0' a");
+    assert_eq!(text.len(), 4096);
+    assert!(text.starts_with(&"a".repeat(4090)) && text.ends_with("\nexite"));
+    // The app's alone is over the limit: run adds nothing, cuts nothing.
+    let text = run_writing("d", "head -c 5000 /dev/zero | tr '\\0' a");
+    assert_eq!(text, "a".repeat(5000));
+    // off: nothing of run's (FallbackToLogsOnError then shows the log's tail).
+    let off = pod.path("e");
+    let off_arg = off.to_str().unwrap();
+    let out = pod.run(&[
+        "run",
+        "--termination-log",
+        "off",
+        "--",
+        "sh",
+        "-c",
+        &format!(": >{off_arg}; exit 3"),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(read(&off), "", "run wrote with --termination-log off");
+    assert!(
+        stderr(&out).contains("exited with code 3"),
+        "the log's tail does not say why: {}",
+        stderr(&out)
     );
 }

@@ -61,6 +61,15 @@ pub enum Error {
         /// How to replace it: the command that rewrites this record.
         repair: Option<String>,
     },
+    /// A record of an older generation than the directory's (`podsignal reset` ran since it
+    /// was written): it reads as absent, and this says why.
+    #[error("{path}: {why}")]
+    OlderGeneration {
+        /// The record.
+        path: PathBuf,
+        /// What it says and when: `exited with 0 in generation 1, now generation 2 (...)`.
+        why: String,
+    },
     /// A record would be larger than every reader accepts: refused before it could replace
     /// the record in place.
     #[error("refusing to write {path}: {size} bytes, over the {limit}-byte record limit")]
@@ -192,6 +201,7 @@ impl Error {
             | Error::Denied { path, .. }
             | Error::Refused { path, .. }
             | Error::BadRecord { path, .. }
+            | Error::OlderGeneration { path, .. }
             | Error::TooLarge { path, .. }
             | Error::Fence { path, .. } => Some(path),
             _ => None,

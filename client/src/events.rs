@@ -49,17 +49,26 @@ pub struct EventPage {
     pub lost: Option<(u64, u64)>,
 }
 
+/// Work to run holding the events flock.
+type EventsJob<T> = Box<dyn FnOnce(&EventLog<'_>) -> Result<T> + Send>;
+
 impl Volume {
     /// Runs `f` holding the events flock, so that what it writes is ordered with events:
     /// on the blocking pool if the lock is free, else on the lock file's flock thread the
     /// moment it is ([`Volume::with_flock`]). The lock is checked to be the file at its path
     /// (a neighbour who replaced it must not split publishers in two). Waiting can be
     /// abandoned (drop the future); once `f` runs it completes.
-    pub(crate) async fn with_events_lock<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&EventLog<'_>) -> Result<T> + Send + 'static,
-    {
+    pub(crate) async fn with_events_lock<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&EventLog<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.with_events_lock_boxed(Box::new(f)).await
+    }
+
+    /// [`Volume::with_events_lock`], compiled once per result type rather than once per
+    /// caller: the flock machinery under it (a blocking task, a flock-thread job, their
+    /// futures) is large, and publishing, the phase and `reset` share it.
+    async fn with_events_lock_boxed<T: Send + 'static>(&self, f: EventsJob<T>) -> Result<T> {
         let mut f = f;
         loop {
             let volume = self.clone();
@@ -444,6 +453,24 @@ impl EventReader {
                     self.cursor.feed(segment, &self.buf[..n], out);
                 }
             }
+        }
+    }
+}
+
+/// Calls `f` with every event kept in the log, oldest first (losses to a concurrent rotation
+/// are skipped: the caller scans for what it can find, `reset` for the last generation).
+pub(crate) fn for_each_event(dir: &SafeDir, mut f: impl FnMut(Event)) -> Result<()> {
+    let mut reader = EventReader::new(0);
+    let mut items = Vec::new();
+    loop {
+        let more = reader.read_available(dir, STREAM_BATCH, &mut items)?;
+        for item in items.drain(..) {
+            if let Item::Event(e) = item {
+                f(e);
+            }
+        }
+        if !more {
+            return Ok(());
         }
     }
 }

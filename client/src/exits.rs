@@ -5,15 +5,32 @@
 use std::time::Duration;
 
 use podsignal_proto::record::encode;
-use podsignal_proto::{Name, TombstoneRecord, layout};
+use podsignal_proto::{Name, TombstoneRecord, generation, layout};
 
 use crate::error::{Error, Result};
 use crate::volume::Volume;
 use crate::watch::Area;
 
 impl Volume {
-    /// The tombstone of `name`, if it has exited since its last start.
+    /// The tombstone of `name`, if it has exited since its last start. One of an older
+    /// generation does not count: [`Error::OlderGeneration`] says so, and callers that show
+    /// tombstones (the agent's `/v1/exits`) show none.
     pub(crate) fn tombstone_now(&self, name: &Name) -> Result<Option<TombstoneRecord>> {
+        let current = self.generation_now()?;
+        match self.any_tombstone(name)? {
+            Some(t) if !generation::counts(t.generation, current) => {
+                let what = format!("exited with {}", t.exit_code);
+                Err(Error::OlderGeneration {
+                    path: self.inner.exits.path_of(&layout::exit_file(name)),
+                    why: generation::stale_why(&what, t.generation, current),
+                })
+            }
+            read => Ok(read),
+        }
+    }
+
+    /// The tombstone of `name`, of whichever generation.
+    fn any_tombstone(&self, name: &Name) -> Result<Option<TombstoneRecord>> {
         let dir = &self.inner.exits;
         let file = layout::exit_file(name);
         let repair = || format!("the next `podsignal run --name {name}` removes it");
@@ -25,11 +42,16 @@ impl Volume {
             .map_err(|why| Error::bad_record(dir.path_of(&file), why, repair()))
     }
 
-    /// Writes a tombstone (atomically: waiters see all of it or nothing).
+    /// Writes a tombstone (atomically: waiters see all of it or nothing), stamped with the
+    /// current generation: the container exited in this one.
     pub(crate) fn write_tombstone_now(&self, record: &TombstoneRecord) -> Result<()> {
         let dir = &self.inner.exits;
         let file = layout::exit_file(&record.name);
-        let bytes = encode(record).map_err(|e| Error::record(dir.path_of(&file), e))?;
+        let record = TombstoneRecord {
+            generation: Some(self.generation_now()?),
+            ..record.clone()
+        };
+        let bytes = encode(&record).map_err(|e| Error::record(dir.path_of(&file), e))?;
         dir.write_atomic(&file, &bytes, self.write_options(), false)
     }
 
@@ -45,8 +67,9 @@ impl Volume {
         code: Option<u8>,
         timeout: Option<Duration>,
     ) -> Result<TombstoneRecord> {
+        // The root too: a reset makes a tombstone stale.
         self.watcher()
-            .wait_until(&[Area::Exits], timeout, || {
+            .wait_until(&[Area::Exits, Area::Root], timeout, || {
                 let read = self.tombstone_now(name);
                 let missing = matches!(read, Ok(None));
                 Ok(match exit_state(read, code) {

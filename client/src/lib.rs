@@ -89,7 +89,8 @@
 //!
 //! Where things live: [`coordinator`] defines the operations; [`volume`] opens the directory
 //! and implements them, with one module per concept: [`readiness`], [`lock`], [`leader`],
-//! [`events`], [`phase`], [`exits`] (tombstones), [`stop`] (stop requests) and [`status`].
+//! [`events`], [`phase`], [`exits`] (tombstones), [`stop`] (stop requests), `generation`
+//! (`reset`, and the generation every record is stamped with) and [`status`].
 //! `safe_dir` does all file access (no symlink is ever followed; a swapped directory is
 //! noticed), `watch` turns inotify into wake-ups, `flock` runs blocking flock waits that can
 //! be abandoned. [`http`] is the other transport, a client of `podsignal agent`.
@@ -99,6 +100,7 @@ pub mod error;
 pub mod events;
 pub mod exits;
 mod flock;
+mod generation;
 pub mod http;
 pub mod identity;
 pub mod leader;
@@ -118,9 +120,10 @@ pub use coordinator::{Coordinator, Hold, LockHold, ReadinessHold, Scope, Wait};
 pub use error::{Error, Result};
 pub use events::EventStream;
 pub use lock::{LockGuard, LockStatus};
+pub use podsignal_proto::generation::GenerationEvent;
 pub use podsignal_proto::{
-    Event, FencingToken, HolderRecord, Name, Phase, PhaseRecord, ReadinessRecord, ReadinessState,
-    StopRequest, TombstoneRecord,
+    Event, FencingToken, GenerationRecord, HolderRecord, Name, Phase, PhaseRecord, ReadinessRecord,
+    ReadinessState, StopRequest, TombstoneRecord,
 };
 pub use readiness::{Readiness, ReadinessGuard, WaitMode};
 pub use safe_dir::Access;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use podsignal_proto::record::encode;
-use podsignal_proto::{FORMAT_VERSION, Name, Phase, PhaseRecord, layout};
+use podsignal_proto::{FORMAT_VERSION, Name, Phase, PhaseRecord, generation, layout};
 
 use crate::error::{Error, Result};
 use crate::identity::now_ms;
@@ -21,9 +21,11 @@ impl Volume {
         else {
             return Ok(None);
         };
-        PhaseRecord::decode(&bytes)
-            .map(Some)
-            .map_err(|why| Error::bad_record(root.path_of(layout::PHASE_FILE), why, repair()))
+        let record = PhaseRecord::decode(&bytes)
+            .map_err(|why| Error::bad_record(root.path_of(layout::PHASE_FILE), why, repair()))?;
+        // A phase of an older generation is the last run's: this one is `starting`.
+        let current = self.generation_now()?;
+        Ok(Some(record).filter(|r| generation::counts(r.generation, current)))
     }
 
     /// The current phase, `starting` if none was set.
@@ -64,6 +66,8 @@ impl Volume {
                 reason: reason.clone(),
                 writer: volume.identity().clone(),
                 updated_ms: now_ms(),
+                // Read under the events flock, which `reset` holds while it switches.
+                generation: Some(volume.generation_now()?),
             };
             let root = &volume.inner.root;
             let bytes =

@@ -14,7 +14,7 @@ use std::fs::{File, TryLockError};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use podsignal_proto::record::encode;
-use podsignal_proto::{FORMAT_VERSION, Name, ReadinessRecord, ReadinessState, layout};
+use podsignal_proto::{FORMAT_VERSION, Name, ReadinessRecord, ReadinessState, generation, layout};
 use serde::{Deserialize, Serialize};
 
 use crate::coordinator::{Hold, ReadinessHold};
@@ -261,6 +261,8 @@ impl Volume {
             reason: reason.map(str::to_owned),
             held: hold.is_some(),
             hold: hold.map(str::to_owned),
+            // Read under the directory's write lock, which `reset` holds while it switches.
+            generation: Some(self.generation_now()?),
             writer: me.clone(),
             since_ms,
             updated_ms: now,
@@ -286,6 +288,12 @@ impl Volume {
     /// Reads and evaluates one readiness record. Never fails: a bad record is "not ready",
     /// with the reason in `why`.
     pub(crate) fn readiness_now(&self, name: &Name) -> Readiness {
+        self.readiness_in(name, &self.generation_now())
+    }
+
+    /// [`Volume::readiness_now`] in generation `current` (read once by the caller for a
+    /// batch of names): a record of an older generation is not ready, and says so.
+    pub(crate) fn readiness_in(&self, name: &Name, current: &Result<u64>) -> Readiness {
         let not = |why: String, record: Option<ReadinessRecord>, alive| Readiness {
             name: name.clone(),
             ready: false,
@@ -293,11 +301,24 @@ impl Volume {
             holder_alive: alive,
             record,
         };
+        // Without the generation no record can be trusted, present or not: say so first.
+        let current = match current {
+            Ok(g) => *g,
+            Err(e) => return not(crate::error_chain(e), None, None),
+        };
         let record = match self.read_readiness_record(name) {
             Ok(Some(r)) => r,
             Ok(None) => return not(Readiness::NO_RECORD.into(), None, None),
             Err(e) => return not(crate::error_chain(&e), None, None),
         };
+        if !generation::counts(record.generation, current) {
+            let state = match record.state {
+                ReadinessState::Ready => "ready",
+                ReadinessState::Unready => "unready",
+            };
+            let why = generation::stale_why(state, record.generation, current);
+            return not(why, Some(record), None);
+        }
         let alive = if record.held {
             Some(holder_alive(&self.inner.ready, name, &record))
         } else {
@@ -421,7 +442,7 @@ fn verdict(
 }
 
 /// Probes the liveness file of a held record: alive while its holder holds the flock.
-fn holder_alive(dir: &SafeDir, name: &Name, record: &ReadinessRecord) -> bool {
+pub(crate) fn holder_alive(dir: &SafeDir, name: &Name, record: &ReadinessRecord) -> bool {
     let file = layout::liveness_file(name, record.liveness_id());
     match dir.open_regular(&file) {
         Ok(Some(f)) => match f.try_lock_shared() {

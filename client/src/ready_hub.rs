@@ -97,6 +97,9 @@ async fn run(
                     None => continue,
                 },
                 Ok(Change { area: Area::Ready | Area::Root, file: None }) => None,
+                // A new generation: every record may have become stale.
+                Ok(Change { area: Area::Root, file: Some(file) })
+                    if &*file == layout::GENERATION_FILE => None,
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(_)) => None,
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -121,13 +124,15 @@ fn refresh(volume: &Volume, entries: &Entries, only: Option<&Name>) {
         Some(name) => vec![name.clone()],
         None => lock(entries).keys().cloned().collect(),
     };
+    // One read of the generation for the whole batch.
+    let current = volume.generation_now();
     for name in names {
         // Evaluated under the lock, name by name, for the same reason as in `subscribe`.
         let entries = lock(entries);
         let Some(tx) = entries.get(&name) else {
             continue;
         };
-        let now = volume.readiness_now(&name);
+        let now = volume.readiness_in(&name, &current);
         tx.send_if_modified(|last| {
             let changed = *last != now;
             if changed {

@@ -16,6 +16,9 @@ use crate::volume::Volume;
 pub struct Status {
     /// The directory.
     pub dir: String,
+    /// The current generation (1 until `podsignal reset` first ran); `None` when
+    /// `generation.json` cannot be read (then it is under `problems`).
+    pub generation: Option<u64>,
     /// The pod phase record, if set (and readable: a bad one is under `problems`).
     pub phase: Option<PhaseRecord>,
     /// Every readiness record, evaluated.
@@ -57,12 +60,17 @@ impl Volume {
         let last_seq = self
             .last_event_seq_now()
             .unwrap_or_else(|e| problem(p, &e, 0));
+        let generation = self
+            .generation_now()
+            .map(Some)
+            .unwrap_or_else(|e| problem(p, &e, None));
         let phase = self.phase_now().unwrap_or_else(|e| problem(p, &e, None));
         let readiness = self
             .list_readiness_now()
             .unwrap_or_else(|e| problem(p, &e, Vec::new()));
         for r in &readiness {
-            if r.record.is_none() && !r.is_missing() {
+            // An unreadable generation makes every record say so: reported once, above.
+            if r.record.is_none() && !r.is_missing() && generation.is_some() {
                 let file = self.inner.ready.path_of(&layout::readiness_file(&r.name));
                 add_problem(p, Some(&file), r.why.clone());
             }
@@ -75,6 +83,7 @@ impl Volume {
             .unwrap_or_else(|e| problem(p, &e, Vec::new()));
         Ok(Status {
             dir: self.path().display().to_string(),
+            generation,
             phase,
             readiness,
             locks,
@@ -107,7 +116,7 @@ impl Volume {
     fn stray_files(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let inner = &self.inner;
-        let root_entries = [layout::PHASE_FILE];
+        let root_entries = [layout::PHASE_FILE, layout::GENERATION_FILE];
         for name in inner.root.list()? {
             let is_sub = layout::SUBDIRS.contains(&name.as_str());
             let kind = inner.root.kind_of(&name);

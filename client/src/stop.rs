@@ -6,7 +6,7 @@
 //! hostile or broken file must never stop a container.
 
 use podsignal_proto::record::encode;
-use podsignal_proto::{FORMAT_VERSION, Name, StopRequest, layout};
+use podsignal_proto::{FORMAT_VERSION, Name, StopRequest, generation, layout};
 
 use crate::error::{Error, Result};
 use crate::identity::now_ms;
@@ -25,6 +25,7 @@ impl Volume {
             reason: reason.map(str::to_owned),
             writer: self.identity().clone(),
             requested_ms: now_ms(),
+            generation: Some(self.generation_now()?),
         };
         let dir = &self.inner.stop;
         let file = layout::stop_file(name);
@@ -52,7 +53,21 @@ impl Volume {
         let request = self
             .watcher()
             .wait_until(&[Area::Stop], None, || match self.stop_request_now(name) {
-                Ok(Some(r)) => Ok(Ok(r)),
+                Ok(Some(r)) => match self.generation_now() {
+                    Ok(g) if generation::counts(r.generation, g) => Ok(Ok(r)),
+                    // A request of an older generation was for a run before the reset.
+                    current => {
+                        let problem = match current {
+                            Ok(g) => generation::stale_why("stop request", r.generation, g),
+                            Err(e) => crate::error_chain(&e),
+                        };
+                        if reported.as_deref() != Some(problem.as_str()) {
+                            tracing::warn!("ignoring a stop request for {name}: {problem}");
+                            reported = Some(problem);
+                        }
+                        Ok(Err(vec![format!("no current stop request for {name}")]))
+                    }
+                },
                 Ok(None) => {
                     reported = None;
                     Ok(Err(vec![format!("no stop request for {name}")]))

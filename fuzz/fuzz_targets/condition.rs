@@ -13,7 +13,8 @@
 //! - An HTTP check's `url()` (the check without its options) parses to the same request with
 //!   the default options.
 //! - `FromStr` agrees with `parse`; a refusal names the whole input.
-//! - The same for `ReadyProbe` (`exec:CMD`, `notify`, `started`, `never`, or a condition).
+//! - The same for `ReadyProbe` (`exec:CMD`, `notify`, `fd:N` with N >= 3, `started`,
+//!   `never`, or a condition).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -144,6 +145,12 @@ fn check_probe(s: &str) {
         ReadyProbe::Exec(cmd) => {
             assert_eq!(s.strip_prefix("exec:"), Some(cmd.as_str()));
             assert!(!cmd.trim().is_empty());
+        }
+        ReadyProbe::Fd(n) => {
+            assert!(*n >= 3, "{s:?}: fd {n} is stdin, stdout or stderr");
+            let digits = s.strip_prefix("fd:").unwrap_or_default();
+            assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{s:?}");
+            assert_eq!(digits.parse::<i32>().ok(), Some(*n));
         }
         ReadyProbe::Check(c) => assert_eq!(Condition::parse(s).as_ref(), Ok(c)),
     }

@@ -11,6 +11,7 @@
 //! events/events.lock         publishers serialize appends with this flock
 //! events/SEQ.jsonl           an event segment; SEQ (20 digits) is its first sequence number
 //! phase.json                 the pod phase
+//! generation.json            the current generation (written by `podsignal reset`)
 //! exits/NAME.json            tombstone: how the container running `run --name NAME` exited
 //! stop/NAME.json             a request that the container running `run --name NAME` stop
 //! .*.tmp                     a record being written (renamed into place when complete)
@@ -45,6 +46,8 @@ pub const SUBDIRS: [&str; 6] = [
 
 /// The pod phase record, at the root of the shared directory.
 pub const PHASE_FILE: &str = "phase.json";
+/// The generation record, at the root of the shared directory.
+pub const GENERATION_FILE: &str = "generation.json";
 /// The flock publishers of events hold while appending.
 pub const EVENTS_LOCK_FILE: &str = "events.lock";
 

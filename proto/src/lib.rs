@@ -7,6 +7,7 @@
 //! - [`readiness`], [`lock`], [`event`], [`phase`]: one module per protocol concept.
 //! - [`condition`]: the condition grammar of `wait` and `run --wait-for`/`--ready-when`.
 //! - [`tombstone`], [`stop`]: how a `run` container exited, and requests that it stop.
+//! - [`generation`]: which run of the Pod a record belongs to (`podsignal reset`).
 //! - [`duration`]: `500ms`, `30s`, `2m` and back.
 //! - [`exit`]: the process exit codes every subcommand uses.
 //! - [`api`]: the HTTP API's request, response and error bodies.
@@ -19,6 +20,7 @@ pub mod condition;
 pub mod duration;
 pub mod event;
 pub mod exit;
+pub mod generation;
 pub mod layout;
 pub mod lock;
 pub mod name;
@@ -35,6 +37,7 @@ pub use condition::{
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use event::{Event, EventSegment};
 pub use exit::ExitCode;
+pub use generation::GenerationRecord;
 pub use lock::{FencingToken, HolderRecord};
 pub use name::{Name, NameError};
 pub use phase::{Phase, PhaseRecord};

@@ -81,6 +81,10 @@ pub struct PhaseRecord {
     /// Why it was set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The generation it was written in (`podsignal reset`); absent: generation 1. A record
+    /// of an older generation than the directory's reads as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// Who set it.
     pub writer: Identity,
     /// When, in Unix milliseconds.

@@ -40,6 +40,10 @@ pub struct ReadinessRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[0-9a-f]{16}$")))]
     pub hold: Option<String>,
+    /// The generation it was written in (`podsignal reset`); absent: generation 1. A record
+    /// of an older generation than the directory's reads as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// Who wrote it.
     pub writer: Identity,
     /// When the state last changed, in Unix milliseconds.
@@ -86,6 +90,7 @@ mod tests {
             reason: Some("migrated".into()),
             held: false,
             hold: None,
+            generation: None,
             writer: Identity {
                 pid: 1,
                 hostname: "h".into(),

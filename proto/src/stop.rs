@@ -18,6 +18,10 @@ pub struct StopRequest {
     /// Why, in the requester's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The generation it was written in (`podsignal reset`); absent: generation 1. A record
+    /// of an older generation than the directory's reads as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// Who asked.
     pub writer: Identity,
     /// When, in Unix milliseconds.

@@ -32,6 +32,10 @@ pub struct TombstoneRecord {
     pub started_ms: u64,
     /// When it exited, in Unix milliseconds.
     pub exited_ms: u64,
+    /// The generation it was written in (`podsignal reset`); absent: generation 1. A record
+    /// of an older generation than the directory's reads as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// Who wrote it (its incarnation tells restarts apart).
     pub writer: Identity,
 }
@@ -67,6 +71,7 @@ mod tests {
             reason: "stopped".into(),
             started_ms: 1,
             exited_ms: 2,
+            generation: None,
             writer: Identity {
                 pid: 1,
                 hostname: "h".into(),

@@ -21,7 +21,7 @@ VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$
 IMAGE=localhost/podsignal:$VERSION
 DEMO=localhost/podsignal-demo:$VERSION
 SHELL_IMAGE=localhost/podsignal-demo-shell:$VERSION
-ALL_EXAMPLES=(startup-ordering native-sidecar ambassador adapter leader-election job-sidecars debug crash-loop inject)
+ALL_EXAMPLES=(startup-ordering native-sidecar ambassador adapter leader-election job-sidecars debug crash-loop inject generation stop-signal)
 [ -z "${PODSIGNAL_STATIC_BIN:-}" ] || PODSIGNAL_STATIC_BIN=$(realpath "$PODSIGNAL_STATIC_BIN")
 WORK=$(mktemp -d /tmp/podsignal-e2e-XXXXXX)
 # kube play must not run from a directory holding a folder named like an image.
@@ -289,7 +289,8 @@ run_example() {
     trap teardown EXIT
     # shellcheck source=/dev/null
     . "$E2E/test_${name//-/_}.sh"
-    # An example's test gets its directory; a test of its own (inject) gets tests/e2e/NAME.
+    # An example's test gets its directory; a test of its own (inject, generation, stop-signal)
+    # gets tests/e2e/NAME.
     if [ -d "$ROOT/examples/$name" ]; then
       test_main "$ROOT/examples/$name"
       write_timeline "$ROOT/examples/$name"

@@ -285,3 +285,15 @@ pub enum TimelineFormat {
     /// An HTML page: the SVG and a table of every change.
     Html,
 }
+
+/// `reset`.
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Why (kept in generation.json and the `generation` event).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print what the reset did as JSON (the `generation` event's data) instead of the new
+    /// generation's number.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -116,14 +116,14 @@ pub struct GlobalOpts {
     /// set), or json (one object per line, the final error too).
     ///
     /// Levels come from PODSIGNAL_LOG: a level (debug, info, warn, error, off) or per-target
-    /// levels (podsignal_client=debug,info). By default agent, run, lock, leader, wait and
-    /// ready --hold log at info (what they wait for, hold, start and stop); the other
-    /// subcommands, which do one thing and return, only warn.
+    /// levels (podsignal_client=debug,info). By default agent, run, lock, leader, wait,
+    /// ready --hold and reset log at info (what they wait for, hold, start, stop and reset);
+    /// the other subcommands, which do one thing and return, only warn.
     #[arg(long, global = true, env = "PODSIGNAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, help_heading = "Logging")]
     pub log_format: LogFormat,
 
     /// Go through a `podsignal agent` at URL (http://HOST:PORT or unix:PATH) instead of
-    /// the shared directory: every subcommand but agent and install works the same way
+    /// the shared directory: every subcommand but agent, install and reset works the same way
     /// (file:, tcp:, http:// and unix: conditions are checked here, where the command runs).
     #[arg(
         long,
@@ -260,6 +260,21 @@ pub enum Command {
     ///   $ podsignal phase wait running --timeout 2m
     #[command(subcommand, verbatim_doc_comment)]
     Phase(PhaseCommand),
+    /// Start a new generation of the shared directory: for an init container, when a Pod
+    /// restarts in place
+    ///
+    /// A Pod restarted in place (RestartAllContainers) runs its init containers again but
+    /// keeps its emptyDir: a sidecar with --exit-with exit:app would find app's last
+    /// tombstone and exit at once. reset removes tombstones, stop requests and readiness
+    /// (held readiness whose holder lives is carried over), sets the phase to starting and
+    /// appends a `generation` event; records of older generations read as absent. Fencing
+    /// tokens and the event log go on. Prints the new generation (1 before any reset). Run it
+    /// in the first init container, on the directory itself (not through --agent).
+    ///
+    ///   $ podsignal reset --reason "pod restarted in place"
+    ///   $ podsignal install /podsignal-bin/ --reset   # what `podsignal inject` adds
+    #[command(verbatim_doc_comment)]
+    Reset(ResetArgs),
     /// Show everything in the shared directory: phase, readiness, locks, leaders, events
     ///
     /// Tables on stdout: the phase, each readiness record (held or sticky, its holder alive
@@ -300,10 +315,12 @@ pub enum Command {
     /// started; --ready-when never opts out); when CMD exits, a tombstone
     /// (exit:NAME) and an `exit` event tell the others. Signals are forwarded to CMD; zombies
     /// are reaped (as PID 1, or as a child subreaper); if run is killed, CMD dies with it.
-    /// Stopping is: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
-    /// SIGKILL. run exits with CMD's code, 128+N if a signal N killed it, 124 if --wait-for
-    /// timed out (--on-timeout continue starts CMD instead, after a warning), 143/130 if
-    /// SIGTERM/SIGINT arrived while waiting.
+    /// A --stop-on signal (SIGTERM, SIGINT; a container's lifecycle.stopSignal) starts the
+    /// stop: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
+    /// SIGKILL. Why CMD ended goes to the tombstone and, after what CMD wrote there, to
+    /// /dev/termination-log. run exits with CMD's code, 128+N if a signal N killed it, 124
+    /// if --wait-for timed out (--on-timeout continue starts CMD instead, after a warning),
+    /// 128+N if stop signal N arrived while waiting.
     ///
     ///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
     ///   $ podsignal run --wait-for postgres://db,redis://cache --stable 5s -- ./worker
@@ -312,6 +329,8 @@ pub enum Command {
     ///         --exit-with exit:app --exit-code on-stop-zero -- ./proxy
     ///   $ podsignal run --name web --drain --drain-ports 8080 --grace 20s -- ./web
     ///   $ podsignal run --name api --ready-when notify -- ./api   # the child sends READY=1
+    ///   $ podsignal run --name db --ready-when fd:3 -- ./db       # writes a newline to fd 3
+    ///   $ podsignal run --name nginx --stop-on QUIT,TERM,INT -- nginx -g 'daemon off;'
     #[command(verbatim_doc_comment)]
     Run(Box<RunArgs>),
     /// Ask the container running `run --name NAME` to stop gracefully
@@ -418,6 +437,9 @@ impl Command {
             // Waits that say what they still wait for (reminders).
             Command::Phase(PhaseCommand::Wait { .. }) => true,
             Command::Stop(s) => s.wait,
+            // A new generation, in an init container's log.
+            Command::Reset(_) => true,
+            Command::Install(i) => i.reset,
             _ => false,
         };
         if lifecycle { "info" } else { "warn" }

@@ -28,6 +28,16 @@ pub(super) fn parse_signal(s: &str) -> Result<i32, String> {
     crate::signals::parse(s)
 }
 
+pub(super) fn parse_caught_signal(s: &str) -> Result<i32, String> {
+    crate::signals::parse_caught(s)
+}
+
+pub(super) fn parse_termination_log(
+    s: &str,
+) -> Result<crate::supervisor::termination_log::TerminationLog, String> {
+    crate::supervisor::termination_log::TerminationLog::parse(s)
+}
+
 pub(super) fn parse_remap(s: &str) -> Result<(u8, u8), String> {
     let (from, to) = s.split_once(':').ok_or("expected FROM:TO, e.g. 143:0")?;
     let code = |c: &str| {

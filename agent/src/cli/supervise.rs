@@ -9,6 +9,7 @@ use podsignal_proto::{Condition, HttpCheck, Name, Phase, ReadyProbe};
 
 use super::parse::*;
 use crate::condition::OnTimeout;
+use crate::supervisor::termination_log::TerminationLog;
 
 /// How probing conditions are timed (`wait`, `run`).
 #[derive(Debug, Clone, Args)]
@@ -65,9 +66,14 @@ pub struct RunArgs {
     pub probe: ProbeArgs,
 
     /// Publish --name ready when this passes: tcp:PORT, http://127.0.0.1:PORT/PATH,
-    /// exec:CMD, file:PATH, unix:PATH, notify (sd_notify READY=1), started (once CMD has
-    /// started: the default with --name, as Kubernetes does without a readinessProbe) or
-    /// never (not published). Held: gone at once if run dies, retracted when CMD exits.
+    /// exec:CMD, file:PATH, unix:PATH, notify (sd_notify READY=1), fd:N (CMD writes a newline
+    /// to its descriptor N, s6's notification-fd), started (once CMD has started: the
+    /// default with --name, as Kubernetes does without a readinessProbe) or never (not
+    /// published). Held: gone at once if run dies, retracted when CMD exits.
+    ///
+    /// fd:N: CMD starts with descriptor N (3 or more) open on a pipe; a newline written to it
+    /// means ready, and CMD may close it then. Closed before a newline: never ready (logged).
+    /// E.g. `--ready-when fd:3 -- sh -c 'prepare && echo >&3 && exec serve'`.
     #[arg(long, value_parser = parse_probe, value_name = "PROBE", help_heading = "Readiness")]
     pub ready_when: Option<ReadyProbe>,
     /// Keep probing this often after the first success; a failure marks --name unready
@@ -78,19 +84,37 @@ pub struct RunArgs {
     /// socket).
     #[arg(long, value_name = "PATH", help_heading = "Readiness")]
     pub notify_socket: Option<PathBuf>,
-    /// With --ready-when notify: CMD must send WATCHDOG=1 this often (WATCHDOG_USEC is set
-    /// for it); a missed deadline marks it unready and publishes a `watchdog` event.
+    /// With --ready-when notify: CMD must send WATCHDOG=1 this often (WATCHDOG_USEC, and
+    /// WATCHDOG_PID with CMD's own pid, are set for it); a missed deadline marks it unready
+    /// and publishes a `watchdog` event.
     #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Readiness")]
     pub watchdog: Option<Duration>,
 
     /// Stop CMD and exit when any of these holds (e.g. exit:app, phase:stopping).
     #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Shutdown")]
     pub exit_with: Vec<Condition>,
-    /// On SIGTERM, keep CMD running until these hold (e.g. exit:app), bounded by --grace
-    /// less --stop-timeout.
+    /// On a --stop-on signal (SIGTERM), keep CMD running until these hold (e.g. exit:app),
+    /// bounded by --grace less --stop-timeout.
     #[arg(long, value_delimiter = ',', value_parser = parse_condition, value_name = "COND", help_heading = "Shutdown")]
     pub stop_after: Vec<Condition>,
-    /// The signal that stops CMD (default: the one run received, else SIGTERM).
+    /// The signals that start the stop (drain, --stop-after, pre-stop steps, --grace); any
+    /// other signal is forwarded to CMD as it comes.
+    ///
+    /// Match the container's lifecycle.stopSignal (what the kubelet sends), e.g. QUIT for
+    /// nginx: `--stop-on QUIT,TERM,INT` (`inject` does this). The stop signal CMD gets is
+    /// the one run received, unless --stop-signal says otherwise.
+    #[arg(
+        long,
+        env = "PODSIGNAL_STOP_ON",
+        value_delimiter = ',',
+        default_value = "TERM,INT",
+        value_parser = parse_caught_signal,
+        value_name = "SIG",
+        help_heading = "Shutdown"
+    )]
+    pub stop_on: Vec<i32>,
+    /// The signal that stops CMD (default: the --stop-on signal run received; for a stop
+    /// request or --exit-with, the first --stop-on signal, SIGTERM by default).
     #[arg(long, value_parser = parse_signal, value_name = "SIG", help_heading = "Shutdown")]
     pub stop_signal: Option<i32>,
     /// The whole stop, from the decision to stop (SIGTERM, --exit-with, podsignal stop) to
@@ -124,8 +148,8 @@ pub struct RunArgs {
     /// POST to this URL before the stop signal.
     #[arg(long, value_parser = parse_http, value_name = "URL", help_heading = "Shutdown")]
     pub pre_stop_http: Option<HttpCheck>,
-    /// On SIGTERM/SIGINT, set the pod phase (e.g. draining), so `--exit-with phase:...`
-    /// elsewhere follows.
+    /// On a --stop-on signal (SIGTERM, SIGINT), set the pod phase (e.g. draining), so
+    /// `--exit-with phase:...` elsewhere follows.
     #[arg(long, value_name = "PHASE", help_heading = "Shutdown")]
     pub on_term_phase: Option<Phase>,
     /// Put CMD in its own process group and signal the whole group.
@@ -139,15 +163,22 @@ pub struct RunArgs {
     /// Exit with TO when CMD exits with FROM (repeatable), e.g. 143:0.
     #[arg(long, value_parser = parse_remap, value_name = "FROM:TO", help_heading = "Exit")]
     pub remap_exit: Vec<(u8, u8)>,
-    /// Write why CMD ended here, in Kubernetes' terminationMessage format (default:
-    /// /dev/termination-log when it is writable).
+    /// Add why CMD ended to this file, where Kubernetes reads the terminationMessage
+    /// (default: /dev/termination-log when it is writable); `off`: write nothing.
+    ///
+    /// What CMD wrote there is kept: run's line goes after it, cut to fit Kubernetes' 4096
+    /// bytes (CMD's text is never cut). Give the container's terminationMessagePath when it
+    /// is not the default. With terminationMessagePolicy FallbackToLogsOnError, `off` keeps
+    /// the file empty when CMD wrote nothing, so a failed container's message is the tail of
+    /// its log (which ends with run's own line saying why CMD ended).
     #[arg(
         long,
         env = "PODSIGNAL_TERMINATION_LOG",
-        value_name = "PATH",
+        value_parser = parse_termination_log,
+        value_name = "PATH|off",
         help_heading = "Exit"
     )]
-    pub termination_log: Option<PathBuf>,
+    pub termination_log: Option<TerminationLog>,
 
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -187,4 +218,9 @@ pub struct StopArgs {
 pub struct InstallArgs {
     /// Where to copy the binary: a directory (gets DEST/podsignal) or a file path.
     pub dest: PathBuf,
+    /// Then start a new generation of the shared directory, as `podsignal reset` does (the
+    /// init container `podsignal inject` adds runs first, also when the Pod restarts in
+    /// place).
+    #[arg(long)]
+    pub reset: bool,
 }

@@ -63,6 +63,7 @@ pub async fn run<H: Hold>(
         argv: how.command,
         env: how.env,
         inherit: Some(hold.descriptor()),
+        pass: None,
     };
     let child = child::spawn_with(spec, SpawnOptions::command(&reaper)).await?;
     let signaller = child.signaller();

@@ -13,6 +13,7 @@ mod lint;
 mod lock;
 mod phase;
 mod ready;
+mod reset;
 mod run;
 mod status;
 mod stop;
@@ -32,6 +33,13 @@ use crate::transport::{Transport, open_transport};
 pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result<ExitCode> {
     let Cli { global, command } = cli;
     let command = match command {
+        Command::Install(args) if args.reset => {
+            install::install(args)?;
+            Command::Reset(crate::cli::ResetArgs {
+                reason: Some("podsignal install --reset".into()),
+                json: false,
+            })
+        }
         Command::Install(args) => return install::install(args),
         Command::Inject(args) => return inject::inject(args),
         Command::Lint(args) => return lint::lint(args),
@@ -55,6 +63,10 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
     let transport = open_transport(&global, source, create, one_shot).await?;
     if let Transport::Volume(v) = &transport {
         check_exists(v, missing)?;
+        // What an init container does to the directory it mounts, before anyone uses it.
+        if let Command::Reset(args) = command {
+            return reset::reset(v, args).await;
+        }
     }
     on(&transport, command, &global, signals).await
 }
@@ -141,6 +153,9 @@ async fn on<C: Coordinator>(
         Command::Phase(cmd) => phase::phase(c, cmd).await,
         Command::Status(args) => status::status(c, args).await,
         Command::Timeline(args) => timeline::timeline(c, args).await,
+        Command::Reset(_) => Err(crate::exit::usage(
+            "reset works on the shared directory itself, not through --agent: run it where the directory is mounted (an init container)",
+        )),
         Command::Stop(args) => stop::stop(c, args).await,
         Command::Run(args) => run::run(c, global, *args, stream(signals)?).await,
         Command::Install(_)

@@ -2,7 +2,7 @@
 //! (wait, spawn, supervise, record the exit); `supervisor/` does the supervising.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -17,16 +17,14 @@ use crate::condition::{self, ProbeTiming};
 use crate::exit::{Exit, ExitCode};
 use crate::reaper::Reaper;
 use crate::signals::{self, SignalStream};
-use crate::supervisor::notify::NotifySocket;
+use crate::supervisor::notify::{self, NotifySocket};
+use crate::supervisor::ready_fd::ReadyPipe;
 use crate::supervisor::shutdown::{self, PreStop};
+use crate::supervisor::termination_log;
 use crate::supervisor::{self as sup, Plan};
 
 /// Set to `1` to exec CMD directly, skipping everything `run` adds (it says what).
 const DISABLED_ENV: &str = "PODSIGNAL_DISABLED";
-/// Where Kubernetes reads a container's termination message by default.
-const K8S_TERMINATION_LOG: &str = "/dev/termination-log";
-/// Kubernetes reads at most this much of the termination message.
-const TERMINATION_LOG_MAX: usize = 4096;
 
 /// `PODSIGNAL_DISABLED=1`: `run` execs CMD and does nothing else.
 pub fn disabled() -> bool {
@@ -63,18 +61,25 @@ pub async fn run<C: Coordinator>(
         Some(ReadyProbe::Notify) => Some(NotifySocket::bind(args.notify_socket.clone())?),
         _ => None,
     };
+    let ready_pipe = match &plan.ready_when {
+        Some(ReadyProbe::Fd(n)) => Some(ReadyPipe::new(*n)?),
+        _ => None,
+    };
     let mut env = Vec::new();
     if let Some(name) = &args.name {
         env.push(("PODSIGNAL_NAME".to_owned(), name.to_string()));
     }
+    let mut argv = args.command.clone();
     if let Some(n) = &notify {
         env.push(("NOTIFY_SOCKET".to_owned(), n.env_value.clone()));
         if let Some(w) = args.watchdog {
             env.push(("WATCHDOG_USEC".to_owned(), w.as_micros().to_string()));
+            argv = notify::through_watchdog_exec(&args.command);
         }
     }
     let started_ms = now_ms();
-    let child = match sup::spawn_child(&args.command, env, &reaper, notify.as_ref()).await {
+    let spawned = sup::spawn_child(&argv, env, &reaper, notify.as_ref(), ready_pipe.as_ref()).await;
+    let child = match spawned {
         Ok(child) => child,
         Err(e) => {
             // Waiters on exit:NAME must learn that this container is done, even so.
@@ -93,6 +98,7 @@ pub async fn run<C: Coordinator>(
     };
     let pid = child.pid().as_raw_nonzero().get();
     tracing::info!("started {} as pid {pid}", command_line(&args.command));
+    let ready_fd = ready_pipe.map(ReadyPipe::watch).transpose()?;
     if let Some(name) = &args.name {
         // In the background, bounded: a neighbour holding the events lock must not delay
         // the supervision (signals, stop requests) that starts now.
@@ -101,27 +107,20 @@ pub async fn run<C: Coordinator>(
         });
         sup::spawn_bookkeeping(c, "start", data, sup::BOOKKEEPING_BOUND);
     }
-    let outcome = sup::supervise(c, &plan, child, &mut signals, &reaper, notify).await?;
+    let mut outcome =
+        sup::supervise(c, &plan, child, &mut signals, &reaper, notify, ready_fd).await?;
     // Stopped on purpose: leftovers get what remains of --grace; else a --grace of their own.
     let deadline = outcome.stop_deadline.map_or_else(
         || podsignal_client::deadline_after(Instant::now(), plan.grace),
         |d| d.max(Instant::now()),
     );
-    crate::leftovers::stop(&reaper, deadline, outcome.group).await;
+    crate::leftovers::stop(&reaper, deadline, outcome.group.take()).await;
     let bookkeeping = outcome
         .stop_deadline
         .map_or(Instant::now() + EXIT_BOOKKEEPING, |d| {
             d.max(Instant::now() + Duration::from_secs(1))
         });
-    finish(
-        c,
-        &args,
-        started_ms,
-        &outcome.status,
-        outcome.stopped,
-        bookkeeping,
-    )
-    .await
+    finish(c, &args, started_ms, &outcome, bookkeeping).await
 }
 
 fn validate(args: &RunArgs) -> anyhow::Result<()> {
@@ -140,6 +139,15 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
     }
     if args.probe_interval.is_some() && args.ready_when.is_none() {
         return usage("--probe-interval needs --ready-when (the probe it repeats)");
+    }
+    if let Some(ReadyProbe::Fd(n)) = &args.ready_when {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        if limit.is_some_and(|l| u64::try_from(*n).unwrap_or(u64::MAX) >= l) {
+            return usage(&format!(
+                "--ready-when fd:{n}: descriptors go up to {} here (ulimit -n): take a smaller N, e.g. fd:3",
+                limit.unwrap_or_default().saturating_sub(1)
+            ));
+        }
     }
     if let Some(t) = args.stop_timeout.filter(|t| *t > args.grace) {
         return usage(&format!(
@@ -167,6 +175,7 @@ fn plan(args: &RunArgs, timing: ProbeTiming) -> Plan {
         ready_when: ready_probe(args),
         probe_interval: args.probe_interval,
         exit_with: args.exit_with.clone(),
+        stop_on: args.stop_on.clone(),
         stop_signal: args.stop_signal,
         grace: args.grace,
         stop_timeout: args
@@ -198,7 +207,7 @@ fn ready_probe(args: &RunArgs) -> Option<ReadyProbe> {
     }
 }
 
-/// `--wait-for`, ended at once by SIGTERM (143) or SIGINT (130).
+/// `--wait-for`, ended at once by a `--stop-on` signal N (128+N: 143 for SIGTERM).
 async fn wait_for<C: Coordinator>(
     volume: &C,
     args: &RunArgs,
@@ -234,7 +243,7 @@ async fn wait_for<C: Coordinator>(
         tokio::select! {
             r = &mut waited => return condition::on_timeout(r, args.on_timeout),
             Some(signo) = signals.recv() => {
-                if signals::is_termination(signo) {
+                if args.stop_on.contains(&signo) {
                     return Err(Exit::with(
                         ExitCode::from_signal(signo),
                         format!("{} while waiting for {}: not starting {}", signals::name(signo), join(&args.wait_for, ", "), command_line(&args.command)),
@@ -260,16 +269,19 @@ async fn finish<C: Coordinator>(
     c: &C,
     args: &RunArgs,
     started_ms: u64,
-    status: &ExitStatus,
-    stopped: Option<String>,
+    outcome: &sup::Outcome,
     deadline: Instant,
 ) -> anyhow::Result<ExitCode> {
+    let (status, stopped) = (&outcome.status, &outcome.stopped);
     let child_code = child::exit_code_of(*status);
-    let what = match (status.code(), status.signal()) {
+    let mut what = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exited with code {c}"),
         (None, Some(s)) => format!("killed by {} (exit {})", signals::name(s), child_code.0),
         _ => format!("ended with {status}"),
     };
+    if let Some(said) = &outcome.said {
+        what = format!("{what} ({said})");
+    }
     let why = match &stopped {
         Some(t) => format!("stopped by podsignal, {t}: {what}"),
         None => what,
@@ -298,7 +310,7 @@ async fn finish<C: Coordinator>(
 /// The termination log, then the tombstone, then the exit event: each best-effort, all
 /// given up at `deadline`.
 async fn record_exit<C: Coordinator>(c: &C, args: &RunArgs, exit: &Exited<'_>, deadline: Instant) {
-    write_termination_log(args.termination_log.as_deref(), exit.why);
+    termination_log::write(args.termination_log.as_ref(), exit.why);
     let Some(name) = &args.name else { return };
     let identity = match &args.name {
         Some(n) => podsignal_proto::Identity {
@@ -321,6 +333,8 @@ async fn record_exit<C: Coordinator>(c: &C, args: &RunArgs, exit: &Exited<'_>, d
         reason: exit.why.to_owned(),
         started_ms: exit.started_ms,
         exited_ms: now_ms(),
+        // Stamped by whoever writes it (the volume, or the agent's): the generation then.
+        generation: None,
         writer: identity,
     };
     let data = serde_json::json!({
@@ -346,30 +360,6 @@ async fn record_exit<C: Coordinator>(c: &C, args: &RunArgs, exit: &Exited<'_>, d
         tracing::warn!(
             "recording the exit of {name}: gave up (is the events lock held, or the agent gone?)"
         );
-    }
-}
-
-/// Writes `why` where Kubernetes reads a terminationMessage: `--termination-log PATH`, or
-/// `/dev/termination-log` if it exists and is writable (never created there).
-fn write_termination_log(path: Option<&Path>, why: &str) {
-    let mut text = why.as_bytes().to_vec();
-    text.truncate(TERMINATION_LOG_MAX);
-    match path {
-        Some(p) => {
-            if let Err(e) = std::fs::write(p, &text) {
-                tracing::warn!("writing the termination log {}: {e}", p.display());
-            }
-        }
-        None => {
-            use std::io::Write;
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(K8S_TERMINATION_LOG);
-            if let Ok(mut f) = file {
-                let _ = f.write_all(&text);
-            }
-        }
     }
 }
 

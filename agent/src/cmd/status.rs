@@ -70,7 +70,16 @@ pub fn render(st: &Status) -> String {
         }
         None => "starting (never set)".to_owned(),
     };
-    let _ = writeln!(o, "DIR    {}\nPHASE  {phase}\n", terminal_safe(&st.dir));
+    let generation = match st.generation {
+        Some(1) => "1 (podsignal reset never ran)".to_owned(),
+        Some(g) => g.to_string(),
+        None => "unknown (generation.json is broken: see PROBLEMS)".to_owned(),
+    };
+    let _ = writeln!(
+        o,
+        "DIR    {}\nGEN    {generation}\nPHASE  {phase}\n",
+        terminal_safe(&st.dir)
+    );
     let _ = writeln!(
         o,
         "{:<24} {:<8} {:<7} {:<18} {:<12} REASON",

@@ -108,6 +108,7 @@ impl From<ClientError> for ApiError {
             // the caller's; the message names it.
             ClientError::Refused { .. }
             | ClientError::BadRecord { .. }
+            | ClientError::OlderGeneration { .. }
             | ClientError::Fence { .. } => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::BadFile, "")
             }

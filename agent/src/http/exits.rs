@@ -84,7 +84,11 @@ async fn show(
     let name = parse_name("exit", &name)?;
     let volume = state.volume();
     let tombstone = match state.wait_param(q.wait) {
-        None => volume.tombstone(&name).await?,
+        // One of an older generation is not this run's: none, as on the volume.
+        None => match volume.tombstone(&name).await {
+            Err(podsignal_client::Error::OlderGeneration { .. }) => None,
+            read => read?,
+        },
         Some(wait) => {
             let _slot = state.waiter()?;
             Some(

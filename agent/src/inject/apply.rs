@@ -212,15 +212,19 @@ pub fn revert(template: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The init container that copies the binary into the `podsignal-bin` volume. Not root
-/// (the image's user is 65532), except in a Pod that asks for root for all its containers:
-/// `runAsNonRoot` would then keep the Pod from starting.
+/// The init container that copies the binary into the `podsignal-bin` volume, then starts a
+/// new generation of the shared directory (`install --reset`): it runs first, also when the
+/// Pod restarts in place keeping its emptyDirs, so no container sees the last run's
+/// tombstones or readiness. It runs as its image's user, not the app's, so what it creates
+/// in the shared directory is for every user (`--access all`). Not root (the image's user is
+/// 65532), except in a Pod that asks for root for all its containers: `runAsNonRoot` would
+/// then keep the Pod from starting.
 fn installer(image: &str, pod_runs_as_root: bool) -> Value {
     let mut installer = json!({
         "name": INSTALL_CONTAINER,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["install", format!("{BIN_DIR}/")],
+        "args": ["install", format!("{BIN_DIR}/"), "--reset", "--access", "all"],
         "resources": {
             "requests": {"cpu": "10m", "memory": "8Mi"},
             "limits": {"cpu": "100m", "memory": "16Mi"},
@@ -231,7 +235,10 @@ fn installer(image: &str, pod_runs_as_root: bool) -> Value {
             "allowPrivilegeEscalation": false,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": BIN_VOLUME, "mountPath": BIN_DIR}],
+        "volumeMounts": [
+            {"name": BIN_VOLUME, "mountPath": BIN_DIR},
+            {"name": SHARED_VOLUME, "mountPath": SHARED_DIR},
+        ],
     });
     if pod_runs_as_root && let Some(s) = installer["securityContext"].as_object_mut() {
         s.shift_remove("runAsNonRoot");

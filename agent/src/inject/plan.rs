@@ -232,6 +232,12 @@ pub fn plan(
         push("drain-delay", get(Key::Drain));
         push("grace", value(Key::Grace, Some(grace.clone())));
         push("exit-code", exit_code);
+        if let Some(signals) = stop_on(f)? {
+            flags.push(format!("--stop-on={signals}"));
+        }
+        if let Some(log) = termination_log(f.value) {
+            flags.push(format!("--termination-log={log}"));
+        }
 
         let entrypoint = match get(Key::Entrypoint) {
             Some(Setting::Words(w)) => Some(w),
@@ -270,6 +276,43 @@ pub fn plan(
         .or_else(|| told.pod.get("image").cloned())
         .unwrap_or_else(|| super::DEFAULT_IMAGE.to_string());
     Ok(Plan { image, wraps })
+}
+
+/// `--stop-on` for a container whose `lifecycle.stopSignal` is not SIGTERM: that signal, and
+/// TERM and INT too, since a kubelet without the ContainerStopSignals feature (or podman)
+/// sends SIGTERM (or the image's STOPSIGNAL) instead. Either way the stop is graceful, and
+/// CMD gets the signal run received, as it would without podsignal.
+fn stop_on(f: &Found) -> Result<Option<String>, String> {
+    let Some(signal) = f.value["lifecycle"]["stopSignal"].as_str() else {
+        return Ok(None);
+    };
+    let signo = crate::signals::parse_caught(signal).map_err(|e| {
+        format!(
+            "container {:?}: lifecycle.stopSignal {signal}: {e}: podsignal run could not stop \
+             it gracefully nor record its exit; use another stopSignal, or leave this \
+             container out (--containers)",
+            f.name
+        )
+    })?;
+    if crate::signals::is_termination(signo) {
+        return Ok(None);
+    }
+    let short = crate::signals::name(signo);
+    let short = short.trim_start_matches("SIG");
+    Ok(Some(format!("{short},TERM,INT")))
+}
+
+/// `--termination-log` for the container's termination message settings: `off` with
+/// `terminationMessagePolicy: FallbackToLogsOnError` (anything run writes would make the
+/// kubelet skip the log's tail), else its `terminationMessagePath` when not the default.
+fn termination_log(container: &Value) -> Option<String> {
+    if container["terminationMessagePolicy"] == "FallbackToLogsOnError" {
+        return Some("off".into());
+    }
+    container["terminationMessagePath"]
+        .as_str()
+        .filter(|p| *p != crate::supervisor::termination_log::K8S_DEFAULT)
+        .map(str::to_owned)
 }
 
 fn name_of(container: &Value) -> Result<&str, String> {
@@ -383,6 +426,35 @@ mod tests {
         assert_eq!(g(2), "1s");
         assert_eq!(g(1), "500ms");
         assert_eq!(g(0), "0s");
+    }
+
+    #[test]
+    fn stop_signal_and_termination_message_settings_become_run_flags() {
+        let found = |v: &Value| -> Result<Option<String>, String> {
+            stop_on(&Found {
+                name: "web",
+                value: v,
+                native: false,
+            })
+        };
+        let c = json!({"lifecycle": {"stopSignal": "SIGQUIT"}});
+        assert_eq!(found(&c), Ok(Some("QUIT,TERM,INT".into())));
+        assert_eq!(
+            found(&json!({"lifecycle": {"stopSignal": "SIGTERM"}})),
+            Ok(None)
+        );
+        assert_eq!(found(&json!({})), Ok(None));
+        let e = found(&json!({"lifecycle": {"stopSignal": "SIGKILL"}})).unwrap_err();
+        assert!(e.contains("\"web\"") && e.contains("SIGKILL"), "{e}");
+
+        assert_eq!(termination_log(&json!({})), None);
+        let custom = json!({"terminationMessagePath": "/tmp/why"});
+        assert_eq!(termination_log(&custom).as_deref(), Some("/tmp/why"));
+        let default = json!({"terminationMessagePath": "/dev/termination-log"});
+        assert_eq!(termination_log(&default), None);
+        let logs = json!({"terminationMessagePath": "/tmp/why",
+            "terminationMessagePolicy": "FallbackToLogsOnError"});
+        assert_eq!(termination_log(&logs).as_deref(), Some("off"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ const BARE_FLAGS: &[&str] = &[
     "unready",
     "no-wait",
     "uninject",
+    "reset",
     "dry-run",
     "job",
     "native-sidecar",

@@ -44,6 +44,9 @@ pub struct Run {
     pub remap_exit: Vec<String>,
     /// `--grace` (10 s when absent).
     pub grace: Duration,
+    /// `--stop-on` (or the container's `PODSIGNAL_STOP_ON`; TERM and INT when absent), as
+    /// signal numbers.
+    pub stop_on: Vec<i32>,
 }
 
 /// One container of the Pod.
@@ -452,5 +455,24 @@ fn run_flags(inv: &Invocation, c: &Container) -> Run {
             .value("grace")
             .and_then(|v| podsignal_proto::parse_duration(v).ok())
             .unwrap_or(Duration::from_secs(10)),
+        stop_on: stop_on(inv, c),
+    }
+}
+
+/// `--stop-on`, else `PODSIGNAL_STOP_ON`, else run's default.
+fn stop_on(inv: &Invocation, c: &Container) -> Vec<i32> {
+    let parse = |words: Vec<&str>| -> Vec<i32> {
+        words
+            .into_iter()
+            .filter_map(|w| crate::signals::parse_caught(w).ok())
+            .collect()
+    };
+    let flags = parse(inv.values("stop-on").collect());
+    if !flags.is_empty() {
+        return flags;
+    }
+    match c.env("PODSIGNAL_STOP_ON") {
+        Some(v) => parse(v.split(',').map(str::trim).collect()),
+        None => crate::signals::DEFAULT_STOP_ON.to_vec(),
     }
 }

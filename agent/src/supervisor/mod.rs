@@ -2,9 +2,11 @@
 //! can happen to it, in one `select!` (the watchexec model: a handle, a task, a state).
 //!
 //! - `notify`: the sd_notify socket for `--ready-when notify`.
+//! - `ready_fd`: the pipe for `--ready-when fd:N` (s6's notification-fd).
 //! - `readiness`: probing `--ready-when`, and publishing `--name`'s readiness from a task of
 //!   its own (a slow write never holds up a signal).
 //! - `shutdown`: the stop's budget, its bookkeeping and the pre-stop steps.
+//! - `termination_log`: why CMD ended, after what CMD wrote, where Kubernetes reads it.
 //!
 //! The state carries its data ([`State::Stopping`] holds the trigger and the deadline), so
 //! the budget lives in one place. Stopping is always: drain (unready) → bookkeeping (the
@@ -12,11 +14,13 @@
 //! `--stop-timeout` → the stop signal → SIGKILL at the end of `--grace`, counted from the
 //! decision to stop. Nothing a neighbour does to a file (holding the events lock, say) can
 //! move the stop signal or SIGKILL: whatever bookkeeping has not finished by then is given up.
-//! A second SIGTERM/SIGINT skips the rest of the pre-stop steps.
+//! A second `--stop-on` signal skips the rest of the pre-stop steps.
 
 pub mod notify;
 mod readiness;
+pub mod ready_fd;
 pub mod shutdown;
+pub mod termination_log;
 
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -47,7 +51,10 @@ pub struct Plan {
     pub probe_interval: Option<Duration>,
     /// `--exit-with`: any of these stops the child.
     pub exit_with: Vec<Condition>,
-    /// `--stop-signal`; `None` forwards the signal `run` received (SIGTERM otherwise).
+    /// `--stop-on`: the signals that start a stop; others are forwarded. Never empty.
+    pub stop_on: Vec<i32>,
+    /// `--stop-signal`; `None` forwards the signal `run` received (the first of `stop_on`
+    /// otherwise).
     pub stop_signal: Option<i32>,
     /// `--grace`: the whole stop, from the decision to SIGKILL.
     pub grace: Duration,
@@ -80,6 +87,8 @@ pub struct Outcome {
     /// When podsignal stopped it: the end of the `--grace` budget (what the child left
     /// behind gets no longer than that).
     pub stop_deadline: Option<Instant>,
+    /// What the child said about its end over sd_notify (`EXIT_STATUS=`, `ERRNO=`).
+    pub said: Option<String>,
 }
 
 /// Where the child is in its life; each state holds what only exists in it.
@@ -87,7 +96,8 @@ pub struct Outcome {
 enum State {
     /// Running; nobody asked it to stop.
     Running,
-    /// Stopping, for `trigger`; SIGKILL comes at `deadline` (the end of `--grace`).
+    /// Stopping, for `trigger`; SIGKILL comes at `deadline` (the end of `--grace`, or later
+    /// if the child asked with `EXTEND_TIMEOUT_USEC`).
     Stopping {
         trigger: Trigger,
         deadline: Instant,
@@ -120,6 +130,7 @@ pub async fn supervise<C: Coordinator>(
     signals: &mut SignalStream,
     reaper: &Reaper,
     notify: Option<NotifySocket>,
+    ready_fd: Option<oneshot::Receiver<bool>>,
 ) -> anyhow::Result<Outcome> {
     let signaller = child.signaller();
     let send = |sig: i32| {
@@ -138,8 +149,10 @@ pub async fn supervise<C: Coordinator>(
     let publish = readiness::start_publisher(c.clone(), plan.name.clone());
     let mut notify_rx = None;
     let mut main_pid = None;
+    let mut flush = None;
     if let Some(n) = notify {
         main_pid = Some(n.main_pid_setter());
+        flush = Some(n.flush_marker());
         notify_rx = Some(n.messages);
     }
     let probe = tokio::spawn(readiness::probe_task(
@@ -147,6 +160,7 @@ pub async fn supervise<C: Coordinator>(
         plan.clone(),
         reaper.clone(),
         publish.clone(),
+        ready_fd,
     ));
     let mut notify_state = NotifyState::new(plan.watchdog);
 
@@ -182,7 +196,7 @@ pub async fn supervise<C: Coordinator>(
         let stop: Option<Trigger> = tokio::select! {
             waited = &mut exited => break waited?,
             Some(signo) = signals.recv() => match &mut state {
-                _ if !signals::is_termination(signo) => {
+                _ if !plan.stop_on.contains(&signo) => {
                     tracing::debug!("forwarding {}", signals::name(signo));
                     send(signo);
                     None
@@ -234,12 +248,7 @@ pub async fn supervise<C: Coordinator>(
             }
             Some(message) = recv_opt(&mut notify_rx) => {
                 match &message {
-                    NotifyMessage::ExtendTimeout(d) => {
-                        if let State::Stopping { step: Step::Signalled { kill_at }, .. } = &mut state {
-                            *kill_at = (*kill_at).max(podsignal_client::deadline_after(Instant::now(), *d));
-                            tracing::info!("EXTEND_TIMEOUT_USEC: SIGKILL postponed by {}", podsignal_proto::format_duration(*d));
-                        }
-                    }
+                    NotifyMessage::ExtendTimeout(d) => extend(&mut state, *d),
                     NotifyMessage::MainPid(pid) => {
                         if let Some(setter) = &main_pid { setter(*pid); }
                     }
@@ -285,6 +294,9 @@ pub async fn supervise<C: Coordinator>(
         }
     };
     probe.abort();
+    if let (Some(rx), Some(flush)) = (&mut notify_rx, &flush) {
+        drain_notify(rx, flush, &mut notify_state).await;
+    }
     let (stopped, stop_deadline) = match state {
         State::Running => (None, None),
         State::Stopping {
@@ -305,15 +317,76 @@ pub async fn supervise<C: Coordinator>(
         group,
         stopped,
         stop_deadline,
+        said: notify_state.said(),
     })
 }
 
-/// The signal that stops the child: `--stop-signal`, else the one run received, else TERM.
+/// `EXTEND_TIMEOUT_USEC`: systemd extends the timeout of the state the service is in. While
+/// stopping, that is SIGKILL (before the stop signal too: the pre-stop steps keep their
+/// share, the child gets the rest). While running there is none: `run` puts no limit on a
+/// start once CMD runs (`--timeout` bounds `--wait-for`, before CMD exists; `--ready-when`
+/// probes for as long as CMD lives), nor on a run.
+fn extend(state: &mut State, d: Duration) {
+    let at = podsignal_client::deadline_after(Instant::now(), d);
+    let kill_at = match state {
+        State::Stopping {
+            step: Step::Signalled { kill_at },
+            ..
+        } => kill_at,
+        State::Stopping {
+            step: Step::PreStop,
+            deadline,
+            ..
+        } => deadline,
+        // Killed already; or running, where there is nothing to extend.
+        State::Stopping {
+            step: Step::Killed, ..
+        }
+        | State::Running => return,
+    };
+    if at > *kill_at {
+        *kill_at = at;
+        tracing::info!(
+            "EXTEND_TIMEOUT_USEC: SIGKILL postponed to {} from now",
+            podsignal_proto::format_duration(round_ms(d))
+        );
+    }
+}
+
+/// After the child exited: applies what it sent just before (`EXIT_STATUS=` then `exit`)
+/// that was not read yet. Datagrams keep their order, so once the marker `run` sends itself
+/// comes back, everything the child sent has been read; bounded, in case the reading thread
+/// is gone.
+async fn drain_notify(
+    rx: &mut mpsc::UnboundedReceiver<NotifyMessage>,
+    flush: &notify::FlushMarker,
+    state: &mut NotifyState,
+) {
+    if flush.send().is_err() {
+        return;
+    }
+    let drain = async {
+        while let Some(m) = rx.recv().await {
+            if matches!(m, NotifyMessage::Flushed) {
+                return;
+            }
+            state.apply(&m);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// The signal that stops the child: `--stop-signal`, else the one run received, else the
+/// first `--stop-on` signal (SIGTERM by default).
 fn stop_signal(plan: &Plan, trigger: &Trigger) -> i32 {
     match (trigger, plan.stop_signal) {
         (_, Some(s)) => s,
         (Trigger::Signal(s), None) => *s,
-        _ => signal_hook::consts::SIGTERM,
+        _ => plan
+            .stop_on
+            .first()
+            .copied()
+            .unwrap_or(signal_hook::consts::SIGTERM),
     }
 }
 
@@ -451,11 +524,13 @@ pub async fn spawn_child(
     env: Vec<(String, String)>,
     reaper: &Reaper,
     notify: Option<&NotifySocket>,
+    ready_fd: Option<&ready_fd::ReadyPipe>,
 ) -> anyhow::Result<Child> {
     let spec = ChildSpec {
         argv,
         env,
         inherit: None,
+        pass: ready_fd.map(|p| p.for_child()),
     };
     let c = child::spawn_with(spec, SpawnOptions::command(reaper)).await?;
     if let Some(n) = notify {

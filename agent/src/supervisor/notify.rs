@@ -11,10 +11,14 @@
 //! Messages: `READY=1` ready; `STOPPING=1` unready; `RELOADING=1` unready until the next
 //! `READY=1`; `STATUS=` the reason shown with the record; `WATCHDOG=1` a ping, missed
 //! deadlines (`WATCHDOG_USEC`, from `--watchdog` or the child) make it unready and publish a
-//! `watchdog` event; `EXTEND_TIMEOUT_USEC` extends the kill deadline while stopping;
-//! `MAINPID` adds a process whose descendants may also notify; `BARRIER=1` is answered by
-//! closing the passed descriptor once every earlier message has been applied.
+//! `watchdog` event (with `--watchdog`, CMD also gets `WATCHDOG_PID`, its own pid:
+//! [`through_watchdog_exec`]); `EXTEND_TIMEOUT_USEC` extends the kill deadline while
+//! stopping (there is no start deadline to extend once CMD runs); `EXIT_STATUS=` and
+//! `ERRNO=` are kept for the tombstone's reason when CMD exits; `MAINPID` adds a process
+//! whose descendants may also notify; `BARRIER=1` is answered by closing the passed
+//! descriptor once every earlier message has been applied.
 
+use std::ffi::OsString;
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
@@ -53,6 +57,12 @@ pub enum NotifyMessage {
     MainPid(i32),
     /// `BARRIER=1`: drop the descriptor when reached.
     Barrier(Vec<OwnedFd>),
+    /// `EXIT_STATUS=...`: how the child says it ended (a code or a word), for the tombstone.
+    ExitStatus(String),
+    /// `ERRNO=N`: the error the child says it failed with, for the tombstone.
+    Errno(i32),
+    /// The marker `run` sent itself ([`FlushMarker`]): everything sent before it was read.
+    Flushed,
 }
 
 /// The bound socket: what to put in `NOTIFY_SOCKET`, and the messages.
@@ -66,6 +76,28 @@ pub struct NotifySocket {
     pub child_pid: Arc<OnceLock<i32>>,
     /// A `MAINPID=` the child named, whose descendants are accepted too.
     main_pid: Arc<std::sync::atomic::AtomicI32>,
+    /// The bound address, for [`FlushMarker`].
+    addr: SocketAddrUnix,
+}
+
+/// Sends `run`'s own marker datagram to the notify socket; it is read after everything the
+/// child sent before it (a datagram socket keeps the order), as [`NotifyMessage::Flushed`].
+#[derive(Debug)]
+pub struct FlushMarker {
+    addr: SocketAddrUnix,
+}
+
+impl FlushMarker {
+    /// Sends the marker.
+    pub fn send(&self) -> rustix::io::Result<()> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        rustix::net::sendto(&fd, b"", rustix::net::SendFlags::empty(), &self.addr).map(|_| ())
+    }
 }
 
 impl NotifySocket {
@@ -96,6 +128,7 @@ impl NotifySocket {
         };
         rustix::net::bind(&fd, &addr)
             .map_err(|e| anyhow::anyhow!("cannot bind the notify socket {env_value}: {e}"))?;
+        let bound = addr.clone();
         rustix::net::sockopt::set_socket_passcred(&fd, true)?;
         let (tx, messages) = mpsc::unbounded_channel();
         let child_pid = Arc::new(OnceLock::new());
@@ -109,7 +142,15 @@ impl NotifySocket {
             messages,
             child_pid,
             main_pid,
+            addr: bound,
         })
+    }
+
+    /// What sends the marker that tells when every earlier datagram has been read.
+    pub fn flush_marker(&self) -> FlushMarker {
+        FlushMarker {
+            addr: self.addr.clone(),
+        }
     }
 
     /// A function that accepts descendants of a pid too (for a `MAINPID=` message).
@@ -158,6 +199,12 @@ fn receive(
             tracing::warn!("notify socket: a datagram without credentials, ignored");
             continue;
         };
+        if pid == std::process::id() as i32 {
+            if tx.send(NotifyMessage::Flushed).is_err() {
+                return;
+            }
+            continue;
+        }
         let roots = [
             child.get().copied().unwrap_or(0),
             main.load(std::sync::atomic::Ordering::Relaxed),
@@ -227,6 +274,21 @@ pub fn parse(text: &str, fds: &mut Vec<OwnedFd>) -> Vec<NotifyMessage> {
                 out.extend(usec().map(|u| NotifyMessage::ExtendTimeout(Duration::from_micros(u))))
             }
             "MAINPID" => out.extend(value.trim().parse().ok().map(NotifyMessage::MainPid)),
+            "EXIT_STATUS" => out.push(NotifyMessage::ExitStatus(
+                value
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(512)
+                    .collect(),
+            )),
+            "ERRNO" => out.extend(
+                value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(NotifyMessage::Errno),
+            ),
             "BARRIER" if value == "1" => out.push(NotifyMessage::Barrier(std::mem::take(fds))),
             _ => {}
         }
@@ -245,6 +307,8 @@ pub struct NotifyState {
     watchdog: Option<Duration>,
     last_ping: Option<Instant>,
     watchdog_missed: bool,
+    exit_status: Option<String>,
+    errno: Option<i32>,
 }
 
 impl NotifyState {
@@ -276,11 +340,36 @@ impl NotifyState {
                 self.watchdog = (*u > 0).then(|| Duration::from_micros(*u));
                 self.last_ping = Some(Instant::now());
             }
+            NotifyMessage::ExitStatus(s) => {
+                self.exit_status = Some(s.clone());
+                return None;
+            }
+            NotifyMessage::Errno(n) => {
+                self.errno = Some(*n);
+                return None;
+            }
             NotifyMessage::ExtendTimeout(_)
             | NotifyMessage::MainPid(_)
-            | NotifyMessage::Barrier(_) => return None,
+            | NotifyMessage::Barrier(_)
+            | NotifyMessage::Flushed => return None,
         }
         Some(self.readiness())
+    }
+
+    /// What the child said about its end, for the tombstone's reason:
+    /// `EXIT_STATUS=db unreachable, ERRNO=111: Connection refused`.
+    pub fn said(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(s) = &self.exit_status {
+            parts.push(format!("EXIT_STATUS={s}"));
+        }
+        if let Some(n) = self.errno {
+            let text = std::io::Error::from_raw_os_error(n).to_string();
+            // std appends " (os error N)": the number is already there.
+            let text = text.split(" (os error").next().unwrap_or_default();
+            parts.push(format!("ERRNO={n}: {text}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
     /// Ready, and the reason.
@@ -315,6 +404,52 @@ impl NotifyState {
     }
 }
 
+/// The hidden first argument `run --watchdog` starts its command through podsignal with
+/// (`podsignal exec-with-watchdog-pid -- CMD...`). Not a clap subcommand: nothing in it needs
+/// parsing, and it must not fail on what the global options read from the environment.
+pub const WATCHDOG_EXEC: &str = "exec-with-watchdog-pid";
+
+/// CMD, when this process was started as `podsignal exec-with-watchdog-pid -- CMD...`.
+pub fn watchdog_exec_argv() -> Option<Vec<OsString>> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != WATCHDOG_EXEC || args.next()? != "--" {
+        return None;
+    }
+    Some(args.collect())
+}
+
+/// `argv` for the child when `--watchdog` is on: podsignal again (the same binary, through
+/// `/proc/self/exe`), which sets `WATCHDOG_PID` to its pid and execs CMD in its place.
+///
+/// Why a second exec: sd_watchdog_enabled(3) checks `WATCHDOG_PID` against its own pid, so
+/// that a process CMD starts does not take the watchdog for its own; the pid is known only
+/// after the fork, and between fork and exec nothing may allocate (the environment cannot
+/// be built there) nor call `setenv` in safe code. The exec keeps the pid, the process
+/// group, the death signal and every inherited descriptor.
+pub fn through_watchdog_exec(argv: &[OsString]) -> Vec<OsString> {
+    let mut v: Vec<OsString> = vec!["/proc/self/exe".into(), WATCHDOG_EXEC.into(), "--".into()];
+    v.extend(argv.iter().cloned());
+    v
+}
+
+/// [`WATCHDOG_EXEC`]: exec `argv` with `WATCHDOG_PID` set to this process's pid, which CMD
+/// keeps. Returns only if the exec failed (127 not found, 126 otherwise, as a shell).
+pub fn exec_with_watchdog_pid(argv: &[OsString]) -> crate::exit::ExitCode {
+    use std::os::unix::process::CommandExt;
+    let Some(program) = argv.first() else {
+        return crate::exit::ExitCode::USAGE;
+    };
+    let e = std::process::Command::new(program)
+        .args(&argv[1..])
+        .env("WATCHDOG_PID", std::process::id().to_string())
+        .exec();
+    say!("podsignal: cannot run {}: {e}", program.to_string_lossy());
+    match e.kind() {
+        std::io::ErrorKind::NotFound => crate::exit::ExitCode::NOT_FOUND,
+        _ => crate::exit::ExitCode::CANNOT_EXECUTE,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,6 +465,23 @@ mod tests {
         assert!(matches!(&m[1], NotifyMessage::Status(s) if s == "serving 3 users"));
         assert!(matches!(m[2], NotifyMessage::WatchdogUsec(500_000)));
         assert_eq!(m.len(), 3);
+    }
+
+    #[test]
+    fn exit_status_and_errno_are_kept_for_the_tombstone() {
+        let mut s = NotifyState::new(None);
+        assert_eq!(s.said(), None);
+        let mut fds = Vec::new();
+        for m in parse(
+            "EXIT_STATUS=db\tunreachable\nERRNO=111\nERRNO=-1\n",
+            &mut fds,
+        ) {
+            assert_eq!(s.apply(&m), None, "{m:?} changed readiness");
+        }
+        assert_eq!(
+            s.said().as_deref(),
+            Some("EXIT_STATUS=dbunreachable, ERRNO=111: Connection refused")
+        );
     }
 
     #[test]

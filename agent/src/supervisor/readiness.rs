@@ -134,12 +134,14 @@ async fn set<C: Coordinator>(
     }
 }
 
-/// Probes `--ready-when` (except `notify`) and reports readiness changes.
+/// Probes `--ready-when` (except `notify`) and reports readiness changes. `ready_fd`: the
+/// answer of the `fd:N` pipe's reader.
 pub async fn probe_task<C: Coordinator>(
     c: C,
     plan: Plan,
     reaper: Reaper,
     tx: mpsc::UnboundedSender<Update>,
+    ready_fd: Option<oneshot::Receiver<bool>>,
 ) {
     let Some(probe) = plan.ready_when.clone() else {
         return;
@@ -156,6 +158,19 @@ pub async fn probe_task<C: Coordinator>(
         ReadyProbe::Notify | ReadyProbe::Never => {}
         // The probe task starts once the child has been spawned.
         ReadyProbe::Started => report(true, format!("{probe}")),
+        ReadyProbe::Fd(n) => match ready_fd {
+            Some(answer) => match answer.await {
+                Ok(true) => report(true, format!("{probe}: CMD wrote a newline")),
+                Ok(false) => tracing::warn!(
+                    "--ready-when {probe}: CMD closed descriptor {n} without writing a newline: {} will not be published ready",
+                    plan.name
+                        .as_ref()
+                        .map_or_else(String::new, |n| n.to_string())
+                ),
+                Err(_) => {}
+            },
+            None => tracing::warn!("--ready-when {probe}: no pipe was set up"),
+        },
         ReadyProbe::Check(cond) => {
             match condition::hold(&c, cond, plan.timing, &why).await {
                 Ok(()) => report(true, format!("{probe} passed")),
@@ -205,6 +220,7 @@ pub async fn exec_once(cmd: &str, reaper: &Reaper) -> Result<(), String> {
         argv: &argv,
         env: Vec::new(),
         inherit: None,
+        pass: None,
     };
     let c = child::spawn_with(spec, SpawnOptions::helper(reaper))
         .await

@@ -196,6 +196,7 @@ async fn run_pre_stop_command(cmd: &str, reaper: &Reaper) {
         argv: &argv,
         env: Vec::new(),
         inherit: None,
+        pass: None,
     };
     match child::spawn_with(spec, SpawnOptions::helper(reaper)).await {
         Ok(c) => match c.wait().await {

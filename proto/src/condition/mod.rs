@@ -13,7 +13,8 @@
 //! postgres://HOST[:PORT]  the server answers PostgreSQL's hello (also redis://, mysql://)
 //! ```
 //!
-//! `--ready-when` also takes `exec:CMD` (CMD exits 0) and `notify` (the sd_notify protocol).
+//! `--ready-when` also takes `exec:CMD` (CMD exits 0), `notify` (the sd_notify protocol) and
+//! `fd:N` (CMD writes a newline to its descriptor N, s6's notification-fd).
 //! [`Condition`]'s `Display` prints the spelling [`Condition::parse`] reads back.
 //! `tcp` holds the address forms, `http` the HTTP check and its `#options`, `service` the
 //! protocol probes.
@@ -72,8 +73,8 @@ macro_rules! condition_forms {
 pub enum Grammar {
     /// A condition ([`Condition::parse`]: `wait`, `--wait-for`, `--exit-with`, ...).
     Condition,
-    /// A readiness probe ([`ReadyProbe::parse`], `--ready-when`): a condition, `exec:CMD`
-    /// or `notify`.
+    /// A readiness probe ([`ReadyProbe::parse`], `--ready-when`): a condition, `exec:CMD`,
+    /// `notify` or `fd:N`.
     Probe,
     /// An HTTP URL on its own ([`HttpCheck::parse`] outside a condition, `--pre-stop-http`).
     Url,
@@ -93,7 +94,7 @@ impl Grammar {
     pub fn forms(self) -> &'static str {
         match self {
             Grammar::Condition => condition_forms!(),
-            Grammar::Probe => concat!(condition_forms!(), ", exec:CMD, notify"),
+            Grammar::Probe => concat!(condition_forms!(), ", exec:CMD, notify, fd:N"),
             Grammar::Url => "http://HOST[:PORT]/PATH, https://...",
         }
     }
@@ -222,6 +223,9 @@ pub enum ReadyProbe {
     Exec(String),
     /// `notify`: the child sends `READY=1` on `$NOTIFY_SOCKET`.
     Notify,
+    /// `fd:N`: the child writes a newline to its descriptor N (3 or more), the write end of
+    /// a pipe `run` reads (s6's notification-fd).
+    Fd(i32),
     /// `started`: ready once the command has started (Kubernetes' rule for a container
     /// without a readinessProbe; `run --name`'s default).
     Started,
@@ -237,6 +241,20 @@ impl ReadyProbe {
             "started" => return Ok(ReadyProbe::Started),
             "never" => return Ok(ReadyProbe::Never),
             _ => {}
+        }
+        if let Some(n) = input.strip_prefix("fd:") {
+            let err = |why: &str| ConditionError::new(input, why).as_in(Grammar::Probe);
+            let n: i32 = n
+                .parse()
+                .ok()
+                .filter(|_| n.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| err("fd: needs a descriptor number, e.g. fd:3"))?;
+            if n < 3 {
+                return Err(err(
+                    "fd: takes 3 or more (0, 1 and 2 are the command's stdin, stdout and stderr)",
+                ));
+            }
+            return Ok(ReadyProbe::Fd(n));
         }
         if let Some(cmd) = input.strip_prefix("exec:") {
             if cmd.trim().is_empty() {
@@ -258,6 +276,7 @@ impl fmt::Display for ReadyProbe {
             ReadyProbe::Check(c) => write!(f, "{c}"),
             ReadyProbe::Exec(cmd) => write!(f, "exec:{cmd}"),
             ReadyProbe::Notify => f.write_str("notify"),
+            ReadyProbe::Fd(n) => write!(f, "fd:{n}"),
             ReadyProbe::Started => f.write_str("started"),
             ReadyProbe::Never => f.write_str("never"),
         }
@@ -427,6 +446,22 @@ mod tests {
             ReadyProbe::Check(Condition::Tcp(_))
         ));
         assert!(ReadyProbe::parse("exec:").is_err());
+        assert_eq!(ReadyProbe::parse("fd:3").unwrap(), ReadyProbe::Fd(3));
+        assert_eq!(ReadyProbe::parse("fd:3").unwrap().to_string(), "fd:3");
+        for bad in [
+            "fd:0",
+            "fd:2",
+            "fd:",
+            "fd:-3",
+            "fd:+3",
+            "fd:x",
+            "fd:99999999999",
+        ] {
+            let e = ReadyProbe::parse(bad).unwrap_err();
+            assert_eq!(e.grammar, Grammar::Probe, "{bad}");
+        }
+        let e = ReadyProbe::parse("fd:1").unwrap_err().to_string();
+        assert!(e.contains("3 or more") && e.contains("fd:N"), "{e}");
         // The error lists every form a probe takes, the two of its own included.
         let e = ReadyProbe::parse("bogus:1").unwrap_err().to_string();
         assert!(
@@ -436,6 +471,7 @@ mod tests {
         for form in [
             "exec:CMD",
             "notify",
+            "fd:N",
             "tcp:HOST:PORT",
             "http://",
             "file:PATH",

@@ -103,7 +103,7 @@ pub static RULES: &[Rule] = &[
     Rule {
         id: "stop-signal-not-term",
         severity: Severity::Warning,
-        summary: "lifecycle.stopSignal is neither SIGTERM nor SIGINT on a podsignal run container",
+        summary: "lifecycle.stopSignal is not one of the --stop-on signals of a podsignal run container (SIGTERM, SIGINT by default)",
         check: shutdown::stop_signal,
     },
     Rule {

@@ -93,15 +93,16 @@ pub fn stop_signal(pod: &Pod) -> Vec<Hit> {
         .iter()
         .enumerate()
         .filter_map(|(i, c)| {
-            c.run.as_ref()?;
+            let run = c.run.as_ref()?;
             let signal = c.value["lifecycle"]["stopSignal"].as_str()?;
-            let stops = matches!(signal, "SIGTERM" | "SIGINT" | "TERM" | "INT");
+            let stops = crate::signals::parse(signal).is_ok_and(|s| run.stop_on.contains(&s));
             (!stops).then(|| {
+                let short = signal.trim_start_matches("SIG");
                 on(
                     i,
                     c,
                     format!(
-                        "lifecycle.stopSignal {signal}: podsignal run stops (drain, --stop-after, --grace, tombstone) only on SIGTERM or SIGINT, and forwards {signal} to the command as is; remove stopSignal and set `run --stop-signal {signal}` to stop the command with it"
+                        "lifecycle.stopSignal {signal}: podsignal run stops (drain, --stop-after, --grace, tombstone) only on its --stop-on signals (SIGTERM, SIGINT by default), and forwards {signal} to the command as is; add `run --stop-on {short},TERM,INT` (or PODSIGNAL_STOP_ON)"
                     ),
                 )
             })
