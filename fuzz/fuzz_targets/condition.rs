@@ -8,7 +8,8 @@
 //! - What was parsed is well-formed: names pass `Name::new`, ports are not 0, hosts are
 //!   non-empty and unbracketed, an HTTP path starts with `/` and has no space or control
 //!   byte, a header name is lowercase, a status is 100-599 or a class 1xx-5xx, paths of
-//!   `file:` and `unix:` are non-empty and have no NUL.
+//!   `file:` and `unix:` are non-empty and have no NUL; a protocol probe (`postgres://`,
+//!   `redis://`, `mysql://`) prints with its scheme and an explicit port.
 //! - An HTTP check's `url()` (the check without its options) parses to the same request with
 //!   the default options.
 //! - `FromStr` agrees with `parse`; a refusal names the whole input.
@@ -73,6 +74,19 @@ fn well_formed(c: &Condition) {
         Condition::Phase(p) => assert_eq!(p.as_str().parse().ok(), Some(*p)),
         Condition::File(p) | Condition::Unix(p) => {
             assert!(!p.is_empty() && !p.contains('\0'), "{p:?}");
+        }
+        Condition::Service(check) => {
+            good_host(&check.target.host);
+            assert_ne!(check.target.port, 0);
+            let shown = check.to_string();
+            assert!(
+                shown.starts_with(&format!("{}://", check.service.scheme())),
+                "{shown:?}"
+            );
+            assert!(
+                shown.ends_with(&format!(":{}", check.target.port)),
+                "{shown:?}"
+            );
         }
         Condition::Tcp(t) => {
             good_host(&t.host);

@@ -31,8 +31,8 @@ pub mod stop;
 pub mod tombstone;
 
 pub use condition::{
-    Condition, ConditionError, Grammar, HttpCheck, ReadyProbe, StatusMatch, TcpTarget,
-    is_loopback_host, is_loopback_or_wildcard, loopback_addresses,
+    Condition, ConditionError, Grammar, HttpCheck, ReadyProbe, Service, ServiceCheck, StatusMatch,
+    TcpTarget, is_loopback_host, is_loopback_or_wildcard, loopback_addresses,
 };
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use event::{Event, EventSegment};

@@ -11,6 +11,7 @@ use podsignal_proto::{Condition, Name, Phase};
 use super::parse::*;
 
 use super::ProbeArgs;
+use crate::condition::OnTimeout;
 
 /// `ready`.
 #[derive(Debug, Args)]
@@ -41,34 +42,32 @@ pub struct UnreadyArgs {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// The conditions to wait for: NAME, exit:NAME[=CODE], phase:PHASE, file:PATH,
-    /// tcp:HOST:PORT, http://... (https:// is refused: no TLS), unix:PATH.
+    /// tcp:HOST:PORT, http://... (https:// is refused: no TLS), unix:PATH,
+    /// postgres://HOST[:PORT], redis://HOST[:PORT], mysql://HOST[:PORT].
     #[arg(required = true, value_parser = parse_condition, value_name = "COND")]
     pub conditions: Vec<Condition>,
     /// Give up after this long (e.g. 500ms, 1.5s, 30s, 2m) with exit code 124.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Option<Duration>,
-    /// Return when any one name holds, instead of all.
+    /// What a --timeout does: fail (exit 124) or continue (exit 0 after a warning naming
+    /// what was missing: the same script with and without the dependency).
+    #[arg(long, value_enum, default_value_t = OnTimeout::Fail, requires = "timeout", value_name = "WHAT")]
+    pub on_timeout: OnTimeout,
+    /// Return when any one condition holds, instead of all.
     #[arg(long)]
     pub any: bool,
-    /// Wait for the names to be NOT ready (absent, unready, or their holder gone).
+    /// The conditions must hold for this long in a row; one that stops holding meanwhile (a
+    /// dependency that went unready, or restarted) starts the wait over.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", conflicts_with = "unready")]
+    pub stable: Option<Duration>,
+    /// Wait for the conditions NOT to hold: NAMEs absent, unready, or their holder gone;
+    /// probes (tcp:, http://, unix:, postgres://, ...) failing: nothing listens on the port,
+    /// the URL answers no 2xx (or not what its #options want), the server does not answer.
     #[arg(long)]
     pub unready: bool,
     /// How probes are timed.
     #[command(flatten)]
     pub probe: ProbeArgs,
-}
-
-impl WaitArgs {
-    /// The readiness names, when every condition is a plain NAME (as before conditions).
-    pub fn plain_names(&self) -> Option<Vec<Name>> {
-        self.conditions
-            .iter()
-            .map(|c| match c {
-                Condition::Ready(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 /// `lock`.

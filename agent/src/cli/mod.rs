@@ -192,16 +192,23 @@ pub enum Command {
     /// Wait until every condition holds (or one, with --any)
     ///
     /// A condition is a readiness NAME, exit:NAME[=CODE] (the container running
-    /// `run --name NAME` exited), phase:PHASE, file:PATH, tcp:HOST:PORT, http://... or
-    /// unix:PATH (docs/conditions.md). Returns 0 as soon as they hold (at once if they already
-    /// do), or 124 after --timeout with one line naming each unmet condition and why. While
-    /// it waits, it logs what is still missing and why after 5s, 10s more, 20s more, ...
-    /// (every minute at most).
+    /// `run --name NAME` exited), phase:PHASE, file:PATH, tcp:HOST:PORT, http://...,
+    /// unix:PATH, or a server answering its own protocol: postgres://HOST[:PORT],
+    /// redis://HOST[:PORT], mysql://HOST[:PORT] (docs/conditions.md). Returns 0 as soon as
+    /// they hold (at once if they already do), or 124 after --timeout with one line naming
+    /// each unmet condition and why (--on-timeout continue: that line as a warning, and 0).
+    /// --stable DUR: they must hold DUR in a row, a lapse starts over. --unready: wait for
+    /// NAMEs not ready and probes failing (a port nobody listens on). While it waits, it logs
+    /// what is still missing and why after 5s, 10s more, 20s more, ... (every minute at most).
     ///
     ///   $ podsignal wait proxy db-migrated --timeout 2m
     ///   $ podsignal wait tcp:db:5432 http://127.0.0.1:8080/healthz --timeout 30s
+    ///   $ podsignal wait postgres://db redis://cache:6380 --timeout 2m
+    ///   $ podsignal wait tcp:4191 --timeout 30s --on-timeout continue   # mesh or not
+    ///   $ podsignal wait db --stable 10s      # db ready for 10s in a row
     ///   $ podsignal wait exit:app=0
     ///   $ podsignal wait --unready web        # until web's holder is gone
+    ///   $ podsignal wait --unready tcp:8080   # until the old server let go of the port
     #[command(verbatim_doc_comment)]
     Wait(WaitArgs),
     /// Run a command holding a lock, with a fencing token
@@ -312,9 +319,12 @@ pub enum Command {
     /// stop: drain and pre-stop steps (bounded by --grace), the stop signal, --grace,
     /// SIGKILL. Why CMD ended goes to the tombstone and, after what CMD wrote there, to
     /// /dev/termination-log. run exits with CMD's code, 128+N if a signal N killed it, 124
-    /// if --wait-for timed out, 128+N if stop signal N arrived while waiting.
+    /// if --wait-for timed out (--on-timeout continue starts CMD instead, after a warning),
+    /// 128+N if stop signal N arrived while waiting.
     ///
     ///   $ podsignal run --name app --wait-for proxy,db-migrated --ready-when tcp:8080 -- ./server
+    ///   $ podsignal run --wait-for postgres://db,redis://cache --stable 5s -- ./worker
+    ///   $ podsignal run --wait-for tcp:4191 --timeout 30s --on-timeout continue -- ./app
     ///   $ podsignal run --name proxy --ready-when http://127.0.0.1:15021/ready \
     ///         --exit-with exit:app --exit-code on-stop-zero -- ./proxy
     ///   $ podsignal run --name web --drain --drain-ports 8080 --grace 20s -- ./web

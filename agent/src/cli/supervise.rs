@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use podsignal_proto::{Condition, HttpCheck, Name, Phase, ReadyProbe};
 
 use super::parse::*;
+use crate::condition::OnTimeout;
 use crate::supervisor::termination_log::TerminationLog;
 
 /// How probing conditions are timed (`wait`, `run`).
@@ -52,6 +53,14 @@ pub struct RunArgs {
     /// --wait-for: give up after this long, exit 124 naming what is missing.
     #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Startup")]
     pub timeout: Option<Duration>,
+    /// --wait-for: what --timeout does: fail (exit 124) or continue (start CMD after a
+    /// warning naming what was missing: one image for clusters with and without it).
+    #[arg(long, value_enum, default_value_t = OnTimeout::Fail, requires = "timeout", value_name = "WHAT", help_heading = "Startup")]
+    pub on_timeout: OnTimeout,
+    /// --wait-for: the conditions must hold for this long in a row; one that stops holding
+    /// meanwhile (a dependency that went unready, or restarted) starts the wait over.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", help_heading = "Startup")]
+    pub stable: Option<Duration>,
     /// How probes are timed.
     #[command(flatten)]
     pub probe: ProbeArgs,

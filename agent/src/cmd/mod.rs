@@ -82,8 +82,9 @@ enum WhenMissing {
     /// It waits: in an init container it may start before anyone created the directory, so
     /// it says so once and waits for it, without creating it.
     Wait,
-    /// It waits only for probes (`tcp:`, `http://`, `unix:`, `file:`): the directory does
-    /// not matter, and is neither created nor mentioned.
+    /// It waits only for probes (`tcp:`, `http://`, `unix:`, `file:`, `postgres://`, ...),
+    /// or for probes not to hold (`--unready`): the directory does not matter, and is
+    /// neither created nor mentioned.
     Unused,
 }
 
@@ -93,7 +94,7 @@ fn when_missing(command: &Command) -> WhenMissing {
             WhenMissing::Refuse
         }
         Command::Leader(l) if l.show.is_some() => WhenMissing::Refuse,
-        Command::Wait(w) if !w.unready && w.conditions.iter().all(is_probe) => WhenMissing::Unused,
+        Command::Wait(w) if w.conditions.iter().all(is_probe) => WhenMissing::Unused,
         Command::Wait(_)
         | Command::Phase(PhaseCommand::Wait { .. })
         | Command::Event(EventCommand::Watch { .. }) => WhenMissing::Wait,
@@ -105,7 +106,11 @@ fn when_missing(command: &Command) -> WhenMissing {
 fn is_probe(c: &Condition) -> bool {
     match c {
         Condition::Ready(_) | Condition::Exit { .. } | Condition::Phase(_) => false,
-        Condition::File(_) | Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) => true,
+        Condition::File(_)
+        | Condition::Tcp(_)
+        | Condition::Http(_)
+        | Condition::Unix(_)
+        | Condition::Service(_) => true,
     }
 }
 

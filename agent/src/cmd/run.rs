@@ -134,6 +134,9 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
     if args.notify_socket.is_some() && args.ready_when != Some(ReadyProbe::Notify) {
         return usage("--notify-socket needs --ready-when notify");
     }
+    if args.stable.is_some() && args.wait_for.is_empty() {
+        return usage("--stable needs --wait-for (the conditions that must hold that long)");
+    }
     if args.probe_interval.is_some() && args.ready_when.is_none() {
         return usage("--probe-interval needs --ready-when (the probe it repeats)");
     }
@@ -227,19 +230,18 @@ async fn wait_for<C: Coordinator>(
     } else {
         WaitMode::All
     };
-    let reminders = Some(condition::Reminders::from_env());
-    let waited = condition::wait_all(
-        volume,
-        &args.wait_for,
+    let plan = condition::WaitPlan {
         mode,
-        args.timeout,
+        timeout: args.timeout,
+        stable: args.stable,
         timing,
-        reminders,
-    );
+        reminders: Some(condition::Reminders::from_env()),
+    };
+    let waited = condition::wait_until(volume, &args.wait_for, &plan);
     tokio::pin!(waited);
     loop {
         tokio::select! {
-            r = &mut waited => return r,
+            r = &mut waited => return condition::on_timeout(r, args.on_timeout),
             Some(signo) = signals.recv() => {
                 if args.stop_on.contains(&signo) {
                     return Err(Exit::with(

@@ -17,22 +17,27 @@ mod http;
 pub mod net;
 mod proc_net;
 mod remind;
+mod service;
 mod sock_diag;
+mod stable;
 mod unix;
+mod unready;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use podsignal_client::{Coordinator, WaitMode};
-use podsignal_proto::{Condition, HttpCheck};
+use podsignal_proto::{Condition, HttpCheck, Name};
 
 use crate::exit::{Exit, ExitCode};
 
 pub use http::request;
 pub use remind::{Reminders, while_waiting};
+pub use unready::wait_unready;
 
 /// How often probes run.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +82,8 @@ impl crate::cli::ProbeArgs {
 impl ProbeTiming {
     /// The delays between attempts at `condition`. A loopback target (127.0.0.0/8, `::1`,
     /// `localhost`, a unix socket) answers in well under a millisecond, so it
-    /// is asked every `local_interval`; a remote one is backed off from.
+    /// is asked every `local_interval`; a remote one is backed off from. So is every protocol
+    /// probe: a server that listens but is not ready logs each attempt it refuses.
     pub fn delays_for(&self, condition: &Condition) -> Backoff {
         let loopback = match condition {
             Condition::Tcp(t) => t.is_local(),
@@ -105,51 +111,155 @@ pub fn check_supported(conditions: &[Condition]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until every condition holds (or one, in [`WaitMode::Any`]). Each is waited for on
-/// its own; once all have been seen holding, the file-backed ones (readiness, tombstones,
-/// phase, files) are checked again together, and any that stopped holding meanwhile (a
-/// dependency that crashed) is waited for again: the wait ends on a state in which all hold,
-/// not on a sequence of edges. Probes (tcp, http, unix) count once they pass. A timeout is
-/// an [`Exit`] with code 124 naming every unmet condition and why. With `reminders`, it says
-/// what it waits for when it starts, and what is still missing and why at each reminder.
-pub async fn wait_all<C: Coordinator>(
-    volume: &C,
+/// The shared directory (or the agent) as the waits here read it, behind one vtable: the
+/// waits are compiled once, not once per [`Coordinator`] (the binary has a size budget).
+pub trait Records: Sync {
+    /// [`hold`]: resolves once `condition` holds.
+    fn hold<'a>(
+        &'a self,
+        condition: &'a Condition,
+        timing: ProbeTiming,
+        why: &'a Why,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// [`holds_now`].
+    fn holds_now<'a>(&'a self, condition: &'a Condition) -> BoxFuture<'a, bool>;
+    /// [`describe`]: why it does not hold now.
+    fn why_not<'a>(&'a self, condition: &'a Condition, why: &'a Why) -> BoxFuture<'a, String>;
+    /// Resolves once every name (or one) is not ready.
+    fn unready<'a>(
+        &'a self,
+        names: &'a [Name],
+        mode: WaitMode,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// One readiness record, evaluated.
+    fn readiness<'a>(
+        &'a self,
+        name: &'a Name,
+    ) -> BoxFuture<'a, podsignal_client::Result<podsignal_client::Readiness>>;
+    /// Where records are read: the directory, or the agent.
+    fn location(&self) -> String;
+}
+
+impl<C: Coordinator> Records for C {
+    fn hold<'a>(
+        &'a self,
+        condition: &'a Condition,
+        timing: ProbeTiming,
+        why: &'a Why,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(hold(self, condition, timing, why))
+    }
+
+    fn holds_now<'a>(&'a self, condition: &'a Condition) -> BoxFuture<'a, bool> {
+        Box::pin(holds_now(self, condition))
+    }
+
+    fn why_not<'a>(&'a self, condition: &'a Condition, why: &'a Why) -> BoxFuture<'a, String> {
+        Box::pin(describe(self, condition, why))
+    }
+
+    fn unready<'a>(
+        &'a self,
+        names: &'a [Name],
+        mode: WaitMode,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move { Ok(self.wait_unready(names, mode, None).await?) })
+    }
+
+    fn readiness<'a>(
+        &'a self,
+        name: &'a Name,
+    ) -> BoxFuture<'a, podsignal_client::Result<podsignal_client::Readiness>> {
+        Box::pin(Coordinator::readiness(self, name))
+    }
+
+    fn location(&self) -> String {
+        self.describe()
+    }
+}
+
+/// How a wait for conditions ends, besides their holding.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitPlan {
+    /// Every condition, or one.
+    pub mode: WaitMode,
+    /// Give up after this long (exit 124).
+    pub timeout: Option<Duration>,
+    /// They must hold for this long in a row (`--stable`).
+    pub stable: Option<Duration>,
+    /// How probes are timed.
+    pub timing: ProbeTiming,
+    /// Say what is waited for, and remind what is missing.
+    pub reminders: Option<Reminders>,
+}
+
+/// [`wait_until`] without `--stable`, for `--exit-with` and `--stop-after`.
+pub async fn wait_all(
+    volume: &dyn Records,
     conditions: &[Condition],
     mode: WaitMode,
     timeout: Option<Duration>,
     timing: ProbeTiming,
     reminders: Option<Reminders>,
 ) -> anyhow::Result<()> {
+    let plan = WaitPlan {
+        mode,
+        timeout,
+        stable: None,
+        timing,
+        reminders,
+    };
+    wait_until(volume, conditions, &plan).await
+}
+
+/// Waits until every condition holds (or one, in [`WaitMode::Any`]). Each is waited for on
+/// its own; once all have been seen holding, the file-backed ones (readiness, tombstones,
+/// phase, files) are checked again together, and any that stopped holding meanwhile (a
+/// dependency that crashed) is waited for again: the wait ends on a state in which all hold,
+/// not on a sequence of edges. Probes (tcp, http, unix, protocols) count once they pass.
+/// With `stable`, they must then go on holding for that long ([`stable::lapse`] watches
+/// them), or the wait starts over. A timeout is an [`Exit`] with code 124 naming every unmet
+/// condition and why. With `reminders`, it says what it waits for when it starts, and what
+/// is still missing and why at each reminder.
+pub async fn wait_until(
+    volume: &dyn Records,
+    conditions: &[Condition],
+    plan: &WaitPlan,
+) -> anyhow::Result<()> {
     check_supported(conditions)?;
     if conditions.is_empty() {
         return Ok(());
     }
+    let (mode, timing) = (plan.mode, plan.timing);
     let whys: Vec<Why> = conditions.iter().map(|_| Why::default()).collect();
     let met: Vec<AtomicBool> = conditions.iter().map(|_| AtomicBool::new(false)).collect();
+    let window = stable::Window::default();
+    let (whys, met, window) = (&whys, &met, &window);
     // One closure makes every wait the same future type, so a lapsed one can be re-queued.
-    let wait_one = |i: usize| {
+    let wait_one = move |i: usize| {
         let (c, why) = (&conditions[i], &whys[i]);
-        async move { (i, hold(volume, c, timing, why).await) }
+        async move { (i, volume.hold(c, timing, why).await) }
     };
-    let mut pending: FuturesUnordered<_> = (0..conditions.len()).map(wait_one).collect();
-    let all = async {
+    // Resolves with the conditions that hold: all of them, or the first one, with `Any`.
+    let reach = move || async move {
+        let mut pending: FuturesUnordered<_> = (0..conditions.len()).map(wait_one).collect();
         loop {
             while let Some((i, result)) = pending.next().await {
                 result?;
                 tracing::info!("condition {} holds", conditions[i]);
                 met[i].store(true, Ordering::Relaxed);
                 if mode == WaitMode::Any {
-                    return anyhow::Ok(());
+                    return anyhow::Ok(vec![i]);
                 }
             }
             let mut lapsed = Vec::new();
             for (i, c) in conditions.iter().enumerate() {
-                if !holds_now(volume, c).await {
+                if !volume.holds_now(c).await {
                     lapsed.push(i);
                 }
             }
             if lapsed.is_empty() {
-                return Ok(());
+                return Ok((0..conditions.len()).collect());
             }
             for i in lapsed {
                 tracing::info!(
@@ -161,17 +271,50 @@ pub async fn wait_all<C: Coordinator>(
             }
         }
     };
+    let all = async {
+        loop {
+            let holding = reach().await?;
+            let Some(stable) = plan.stable else {
+                return Ok(());
+            };
+            let watched: Vec<&Condition> = holding.iter().map(|&i| &conditions[i]).collect();
+            window.open();
+            tokio::select! {
+                () = tokio::time::sleep(stable) => return Ok(()),
+                lapse = stable::lapse(volume, &watched, timing) => {
+                    let (c, why) = lapse?;
+                    let held = window.close(format!("{c}: {why}"));
+                    tracing::info!(
+                        "condition {c} stopped holding after {} of --stable {}: {why}; waiting again",
+                        podsignal_proto::format_duration(held),
+                        podsignal_proto::format_duration(stable),
+                    );
+                    for m in met {
+                        m.store(false, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    };
     let far = Duration::from_secs(86_400 * 365);
-    let limit = timeout.unwrap_or(far);
+    let limit = plan.timeout.unwrap_or(far);
     let list = conditions.iter().map(|c| c.to_string());
+    let stable_for = plan.stable.map_or(String::new(), |d| {
+        format!(", stable for {}", podsignal_proto::format_duration(d))
+    });
     let intro = format!(
-        "waiting for {}{}",
+        "waiting for {}{stable_for}{}",
         list.collect::<Vec<_>>().join(", "),
         read_from(volume, conditions)
     );
-    let (whys, met) = (&whys, &met);
-    let missing = || unmet(volume, conditions, whys, met);
-    let waited = remind::while_waiting(all, &intro, reminders, missing);
+    let missing = || async move {
+        let unmet = unmet(volume, conditions, whys, met).await;
+        match (plan.stable, unmet.is_empty()) {
+            (Some(stable), true) => window.describe(stable),
+            _ => unmet,
+        }
+    };
+    let waited = remind::while_waiting(all, &intro, plan.reminders, missing);
     match tokio::time::timeout(limit, waited).await {
         Ok(r) => r,
         Err(_) => Err(Exit::with(
@@ -179,16 +322,40 @@ pub async fn wait_all<C: Coordinator>(
             format!(
                 "timed out after {}: {}",
                 podsignal_proto::format_duration(limit),
-                unmet(volume, conditions, whys, met).await
+                missing().await
             ),
         )),
     }
 }
 
+/// What `--on-timeout` does when the wait times out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnTimeout {
+    /// Exit 124, naming what is missing (the default).
+    Fail,
+    /// Log one warning naming what is missing, and carry on as if it held.
+    Continue,
+}
+
+/// `result`, except that with [`OnTimeout::Continue`] a timeout (exit 124) becomes a warning
+/// (the timeout's own line, naming what was missing) and success.
+pub fn on_timeout(result: anyhow::Result<()>, on_timeout: OnTimeout) -> anyhow::Result<()> {
+    match result {
+        Err(e)
+            if on_timeout == OnTimeout::Continue
+                && crate::exit::code_of(&e) == ExitCode::TIMEOUT =>
+        {
+            tracing::warn!("{e}; continuing (--on-timeout continue)");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// Every condition not (or no longer) seen holding, and why: "db: no record in
 /// /run/podsignal; tcp:5432: connection refused" (a record's reason names the directory).
-async fn unmet<C: Coordinator>(
-    volume: &C,
+async fn unmet(
+    volume: &dyn Records,
     conditions: &[Condition],
     whys: &[Why],
     met: &[AtomicBool],
@@ -196,7 +363,7 @@ async fn unmet<C: Coordinator>(
     let mut missing = Vec::new();
     for ((c, why), m) in conditions.iter().zip(whys).zip(met) {
         if !m.load(Ordering::Relaxed) {
-            missing.push(format!("{c}: {}", describe(volume, c, why).await));
+            missing.push(format!("{c}: {}", volume.why_not(c, why).await));
         }
     }
     missing.join("; ")
@@ -204,7 +371,7 @@ async fn unmet<C: Coordinator>(
 
 /// " (read from DIR)" when some of `conditions` are records in the shared directory (or
 /// through the agent): a wrong `--dir` is the first thing to rule out.
-pub fn read_from<C: Coordinator>(volume: &C, conditions: &[Condition]) -> String {
+pub fn read_from(volume: &dyn Records, conditions: &[Condition]) -> String {
     let records = conditions.iter().any(|c| {
         matches!(
             c,
@@ -212,7 +379,7 @@ pub fn read_from<C: Coordinator>(volume: &C, conditions: &[Condition]) -> String
         )
     });
     if records {
-        format!(" (read from {})", volume.describe())
+        format!(" (read from {})", volume.location())
     } else {
         String::new()
     }
@@ -228,7 +395,7 @@ async fn holds_now<C: Coordinator>(volume: &C, condition: &Condition) -> bool {
         }
         Condition::Phase(p) => volume.current_phase().await.is_ok_and(|now| now >= *p),
         Condition::File(path) => std::path::Path::new(path).exists(),
-        Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) => true,
+        Condition::Tcp(_) | Condition::Http(_) | Condition::Unix(_) | Condition::Service(_) => true,
     }
 }
 
@@ -268,6 +435,26 @@ pub async fn hold<C: Coordinator>(
             volume.wait_phase(*p, None).await?;
         }
         Condition::File(path) => file::wait_exists(path.as_ref(), timing.rescan, why).await,
+        Condition::Service(s) => {
+            // Until a local port listens, the kernel says so without a connection (nothing
+            // in the server's log); then the hello, backed off from.
+            let mut delays = timing.delays_for(condition);
+            loop {
+                if s.target.is_local()
+                    && net::listeners_visible()
+                    && !net::is_listening(s.target.port)
+                {
+                    why.set("nothing listening");
+                    tokio::time::sleep(timing.tcp_interval).await;
+                    continue;
+                }
+                match service::check(s).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => why.set(e),
+                }
+                tokio::time::sleep(delays.next_delay()).await;
+            }
+        }
         Condition::Tcp(t) if t.is_local() && net::listeners_visible() => loop {
             if net::is_listening(t.port) {
                 return Ok(());
@@ -309,6 +496,7 @@ pub async fn check_once(condition: &Condition) -> Result<(), String> {
         }
         Condition::Http(h) => http::check(h).await,
         Condition::Unix(p) => unix::check(p.as_ref()).await,
+        Condition::Service(s) => service::check(s).await,
         Condition::File(p) => match std::fs::symlink_metadata(p) {
             Ok(_) => Ok(()),
             Err(e) => Err(io_why(&e)),
@@ -472,6 +660,9 @@ mod tests {
             "http://db:8080/",
             "tcp:10.0.0.7:5432",
             "http://[fe80::1]:80/",
+            // Protocol probes, even of a loopback server: each refused hello is logged.
+            "postgres://127.0.0.1",
+            "mysql://localhost",
         ] {
             let mut d = timing.delays_for(&c(remote));
             assert_eq!(d.next_delay(), timing.backoff_min, "{remote}");

@@ -251,6 +251,7 @@ impl Container<'_> {
 pub fn local_port(c: &Condition) -> Option<u16> {
     match c {
         Condition::Tcp(t) if t.is_local() => Some(t.port),
+        Condition::Service(s) if s.target.is_local() => Some(s.target.port),
         Condition::Http(h) if is_loopback(&h.host) => Some(h.port),
         _ => None,
     }

@@ -10,12 +10,14 @@
 //! tcp:HOST:PORT           something listens at HOST:PORT (tcp:PORT means 127.0.0.1)
 //! http://HOST:PORT/PATH   a GET answers 2xx; `#status=503&body=ok&header=x-a:b` to match more
 //! unix:PATH               a unix stream socket at PATH accepts a connection
+//! postgres://HOST[:PORT]  the server answers PostgreSQL's hello (also redis://, mysql://)
 //! ```
 //!
 //! `--ready-when` also takes `exec:CMD` (CMD exits 0), `notify` (the sd_notify protocol) and
 //! `fd:N` (CMD writes a newline to its descriptor N, s6's notification-fd).
 //! [`Condition`]'s `Display` prints the spelling [`Condition::parse`] reads back.
-//! `tcp` holds the address forms, `http` the HTTP check and its `#options`.
+//! `tcp` holds the address forms, `http` the HTTP check and its `#options`, `service` the
+//! protocol probes.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,9 +26,11 @@ use crate::name::Name;
 use crate::phase::Phase;
 
 mod http;
+mod service;
 mod tcp;
 
 pub use http::{HttpCheck, StatusMatch};
+pub use service::{Service, ServiceCheck};
 use tcp::split_host_port;
 pub use tcp::{TcpTarget, is_loopback_host, is_loopback_or_wildcard, loopback_addresses};
 
@@ -52,13 +56,15 @@ pub enum Condition {
     Http(HttpCheck),
     /// `unix:PATH`: a stream socket at PATH accepts.
     Unix(String),
+    /// `postgres://`, `redis://` or `mysql://`: the server answers its protocol's hello.
+    Service(ServiceCheck),
 }
 
 /// The condition forms, listed once: [`Grammar::Condition`] lists them, [`Grammar::Probe`]
 /// adds its own two.
 macro_rules! condition_forms {
     () => {
-        "NAME, exit:NAME[=CODE], phase:PHASE, file:PATH, tcp:HOST:PORT, http://..., unix:PATH"
+        "NAME, exit:NAME[=CODE], phase:PHASE, file:PATH, tcp:HOST:PORT, http://..., unix:PATH, postgres|redis|mysql://HOST[:PORT]"
     };
 }
 
@@ -129,6 +135,9 @@ impl Condition {
         if input.starts_with("http://") || input.starts_with("https://") {
             return HttpCheck::parse(input).map(Condition::Http);
         }
+        if ServiceCheck::scheme_of(input).is_some() {
+            return ServiceCheck::parse(input).map(Condition::Service);
+        }
         let Some((kind, rest)) = input.split_once(':') else {
             return Name::new(input)
                 .map(Condition::Ready)
@@ -198,6 +207,7 @@ impl fmt::Display for Condition {
             Condition::Tcp(t) => write!(f, "tcp:{t}"),
             Condition::Http(h) => write!(f, "{h}"),
             Condition::Unix(p) => write!(f, "unix:{p}"),
+            Condition::Service(s) => write!(f, "{s}"),
         }
     }
 }
@@ -359,6 +369,22 @@ mod tests {
         assert_eq!(h.status, StatusMatch::Exact(503));
         assert_eq!(h.body.as_deref(), Some("up&running"));
         assert_eq!(h.header, Some(("x-ready".into(), "yes".into())));
+        for (url, service, host, port) in [
+            ("postgres://db", Service::Postgres, "db", 5432),
+            ("redis://127.0.0.1:6380/", Service::Redis, "127.0.0.1", 6380),
+            ("mysql://[::1]", Service::Mysql, "::1", 3306),
+            ("postgresql://db:6432", Service::Postgres, "db", 6432),
+        ] {
+            let want = ServiceCheck {
+                service,
+                target: TcpTarget {
+                    host: host.into(),
+                    port,
+                },
+            };
+            assert_eq!(p(url), Condition::Service(want), "{url}");
+        }
+        assert_eq!(p("mysql://[::1]").to_string(), "mysql://[::1]:3306");
         let Condition::Http(h) = p("https://example.com") else {
             panic!()
         };
@@ -384,6 +410,12 @@ mod tests {
             "http://h/#status=9",
             "http://h/#nope=1",
             "http://u@h/",
+            "postgres://",
+            "postgres://u:pw@db",
+            "postgres://db/app",
+            "redis://db:0",
+            "redis://db?x=1",
+            "mysql://db:port",
         ] {
             let e = Condition::parse(bad).expect_err(bad).to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
@@ -466,6 +498,15 @@ mod tests {
             "/[^\0]{0,20}".prop_map(Condition::Unix),
             (host.clone(), 1u16..)
                 .prop_map(|(host, port)| Condition::Tcp(TcpTarget { host, port })),
+            (
+                proptest::sample::select(Service::ALL.to_vec()),
+                host.clone(),
+                1u16..
+            )
+                .prop_map(|(service, host, port)| Condition::Service(ServiceCheck {
+                    service,
+                    target: TcpTarget { host, port }
+                })),
             (
                 any::<bool>(),
                 host,

@@ -108,6 +108,21 @@ fn polling(text: &str) -> Option<String> {
     None
 }
 
+/// The condition that replaces what `found` polls with: a database client's protocol probe
+/// (it asks the server, as the client did, and not only its port), else any condition.
+fn replacement(found: &str) -> &'static str {
+    let client = |names: &[&str]| names.iter().any(|n| found.contains(&format!(" {n} ")));
+    if client(&["pg_isready", "psql"]) {
+        "postgres://HOST[:PORT]"
+    } else if client(&["mysql", "mysqladmin"]) {
+        "mysql://HOST[:PORT]"
+    } else if client(&["redis-cli"]) {
+        "redis://HOST[:PORT]"
+    } else {
+        "COND"
+    }
+}
+
 /// `shell-polling-loop`.
 pub fn polling_loops(pod: &Pod) -> Vec<Hit> {
     pod.containers
@@ -115,11 +130,12 @@ pub fn polling_loops(pod: &Pod) -> Vec<Hit> {
         .enumerate()
         .filter_map(|(i, c)| {
             let found = polling(&c.argv.join(" "))?;
+            let cond = replacement(&found);
             Some(on(
                 i,
                 c,
                 format!(
-                    "{found} polls for a dependency (late by up to the sleep, and it never gives up): use `podsignal run --wait-for COND --timeout DUR` (or `podsignal wait COND`)"
+                    "{found} polls for a dependency (late by up to the sleep, and it never gives up): use `podsignal run --wait-for {cond} --timeout DUR` (or `podsignal wait {cond}`)"
                 ),
             ))
         })
@@ -172,7 +188,8 @@ fn waits(c: &Container) -> Vec<(&'static str, Condition)> {
     let scripts = c
         .calls
         .iter()
-        .filter(|call| call.subcommand == "wait")
+        // `wait --unready` waits for the opposite: nothing it names has to serve first.
+        .filter(|call| call.subcommand == "wait" && call.value("unready").is_none())
         .flat_map(|call| &call.positional)
         .filter(|w| !w.contains('$'))
         .filter_map(|w| Condition::parse(w).ok())
@@ -466,6 +483,47 @@ mod tests {
             "exec podsignal run --wait-for=db --ready-when=file:/tmp/wait-for-x -- ./app",
         ] {
             assert_eq!(polling(script), None, "{script}");
+        }
+    }
+
+    #[test]
+    fn a_protocol_probe_of_a_loopback_server_waits_for_its_port() {
+        // `--wait-for postgres://127.0.0.1` orders a container after the one serving 5432.
+        let port = |s: &str| local_port(&Condition::parse(s).unwrap());
+        assert_eq!(port("postgres://127.0.0.1"), Some(5432));
+        assert_eq!(port("redis://localhost:6380"), Some(6380));
+        assert_eq!(port("mysql://[::1]"), Some(3306));
+        assert_eq!(port("mysql://db"), None);
+    }
+
+    #[test]
+    fn a_database_client_in_a_loop_is_replaced_by_its_protocol_probe() {
+        for (script, cond) in [
+            (
+                "for i in $(seq 30); do pg_isready -h db && break; sleep 1; done",
+                "postgres://HOST[:PORT]",
+            ),
+            (
+                "until psql -h db -c 'select 1'; do sleep 2; done",
+                "postgres://HOST[:PORT]",
+            ),
+            (
+                "until mysqladmin ping -h db; do sleep 1; done",
+                "mysql://HOST[:PORT]",
+            ),
+            (
+                "until redis-cli -h cache ping; do sleep 1; done",
+                "redis://HOST[:PORT]",
+            ),
+            ("until nc -z db 5432; do sleep 1; done", "COND"),
+        ] {
+            let found = polling(script).unwrap();
+            assert_eq!(replacement(&found), cond, "{script}: {found}");
+            // The suggestion parses, once its placeholders are filled in.
+            if cond != "COND" {
+                let filled = cond.replace("HOST[:PORT]", "db");
+                assert!(Condition::parse(&filled).is_ok(), "{filled}");
+            }
         }
     }
 
