@@ -337,3 +337,37 @@ fn unready_refuses_conditions_that_are_not_names_or_probes() {
     let out = pod.run(&["wait", "--unready", "tcp:1", "--stable", "1s"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A `--ready-when mysql://` probe repeats for the container's whole life: against a remote
+/// server each one counts toward `max_connect_errors` and would get the pod blocked, so it is
+/// refused (exit 2, saying why and what to probe instead). On loopback it is not counted, and
+/// `--wait-for` stops at the first answer: both are accepted.
+#[test]
+fn a_lifelong_mysql_probe_of_a_remote_server_is_refused() {
+    let pod = Pod::new();
+    let out = pod.run(&[
+        "run",
+        "--name",
+        "app",
+        "--ready-when",
+        "mysql://db.example:3306",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("max_connect_errors") && err.contains("tcp:db.example:3306"),
+        "{err}"
+    );
+    let out = pod.run(&[
+        "run",
+        "--name",
+        "app",
+        "--ready-when",
+        "mysql://127.0.0.1:1",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use podsignal_client::identity::now_ms;
 use podsignal_client::{Coordinator, WaitMode};
+use podsignal_proto::condition::Service;
 use podsignal_proto::{Condition, FORMAT_VERSION, Name, ReadyProbe, TombstoneRecord};
 use tokio::time::Instant;
 
@@ -148,6 +149,18 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
                 limit.unwrap_or_default().saturating_sub(1)
             ));
         }
+    }
+    // A probe repeated for the container's whole life against a remote MySQL would get this
+    // pod blocked: the server counts each one (a connection closed after its handshake)
+    // toward max_connect_errors, 100 by default, for every host but loopback.
+    if let Some(ReadyProbe::Check(Condition::Service(s))) = &args.ready_when
+        && s.service == Service::Mysql
+        && !s.target.is_local()
+    {
+        return usage(&format!(
+            "--ready-when {s}: MySQL counts every probe from another host toward max_connect_errors (100 by default) and then blocks that host, this pod included; probe tcp:{}:{} or an HTTP health endpoint instead (--wait-for {s} is fine: it stops at the first answer)",
+            s.target.host, s.target.port
+        ));
     }
     if let Some(t) = args.stop_timeout.filter(|t| *t > args.grace) {
         return usage(&format!(
