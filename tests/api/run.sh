@@ -60,8 +60,9 @@ say "schemathesis"
 # The cache of failures (.schemathesis/) goes to the scratch directory, not the repository.
 cd "$WORK"
 status=0
+# /quitquitquit stops the agent by contract: it is checked last, on its own, below.
 "$VENV/bin/st" --config-file "$ROOT/tests/api/schemathesis.toml" run "$URL/openapi.json" \
-  --checks all --exclude-path-regex 'stream|/hold' -n 50 --seed 1 "$@" || status=$?
+  --checks all --exclude-path-regex 'stream|/hold|/quitquitquit' -n 50 --seed 1 "$@" || status=$?
 if ! kill -0 "$AGENT" 2>/dev/null; then
   cat "$WORK/agent.log" >&2
   die "the agent died during the run"
@@ -70,4 +71,14 @@ if [ "$status" -ne 0 ]; then
   tail -n 50 "$WORK/agent.log" >&2
   die "schemathesis found failures (above)"
 fi
+
+say "POST /quitquitquit answers, then the agent exits 0"
+answer=$(curl -fsS -X POST "$URL/quitquitquit") || die "POST /quitquitquit failed"
+case $answer in *'"phase":"draining"'* | *'"phase":"stopping"'*) ;; *) die "POST /quitquitquit answered: $answer" ;; esac
+code=0
+for _ in $(seq 100); do kill -0 "$AGENT" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$AGENT" 2>/dev/null && die "the agent still runs 10 s after POST /quitquitquit"
+wait "$AGENT" || code=$?
+AGENT=
+[ "$code" -eq 0 ] || die "the agent exited $code after POST /quitquitquit"
 say "passed"
