@@ -1,24 +1,56 @@
 //! Giving memory back after a burst. glibc's allocator keeps freed memory in its arenas, so
-//! after thousands of connections (a flood, slowloris) close, the agent would keep their
-//! buffers' worth of resident memory for good, and a pod memory limit sized for the agent's
-//! normal load would count it. After every [`TRIM_EVERY`] closed connections the allocator
-//! is asked to return its free pages (`malloc_trim(3)`), on the blocking pool.
+//! after thousands of connections (a flood, slowloris, ten thousand long-polls answered at
+//! once) close, the agent would keep their buffers' worth of resident memory for good, and a
+//! pod memory limit sized for the agent's normal load would count it. Once [`TRIM_EVERY`]
+//! connections have closed, the allocator is asked to return its free pages
+//! (`malloc_trim(3)`, on the blocking pool) when the burst is over: after [`QUIET`] without a
+//! close, or [`AT_MOST`] after the first close counted, whichever comes first. Not during it:
+//! a trim walks the whole heap under the allocator's lock, and ten trims in the middle of
+//! answering ten thousand waiters made the last answer a third later.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-/// How many closed connections between two trims.
+/// How many closed connections make a trim worth it.
 const TRIM_EVERY: usize = 1024;
+/// How long without a close counts as the end of a burst.
+const QUIET: Duration = Duration::from_millis(250);
+/// The longest a steady stream of closes postpones the trim.
+const AT_MOST: Duration = Duration::from_secs(5);
 
+/// Connections closed since the last trim.
 static CLOSED: AtomicUsize = AtomicUsize::new(0);
+/// Whether a trim is scheduled (its task waits for the burst to end).
+static SCHEDULED: AtomicBool = AtomicBool::new(false);
 
-/// Counts a closed connection; every [`TRIM_EVERY`] of them, trims the allocator.
+/// Counts a closed connection; once [`TRIM_EVERY`] of them closed, schedules a trim for the
+/// end of the burst.
 pub fn connection_closed() {
-    if CLOSED.fetch_add(1, Ordering::Relaxed) + 1 >= TRIM_EVERY {
-        CLOSED.store(0, Ordering::Relaxed);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            drop(rt.spawn_blocking(trim));
-        }
+    if CLOSED.fetch_add(1, Ordering::Relaxed) + 1 < TRIM_EVERY {
+        return;
     }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if SCHEDULED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    rt.spawn(async {
+        let started = tokio::time::Instant::now();
+        let mut seen = CLOSED.load(Ordering::Relaxed);
+        loop {
+            tokio::time::sleep(QUIET).await;
+            let now = CLOSED.load(Ordering::Relaxed);
+            if now == seen || started.elapsed() >= AT_MOST {
+                break;
+            }
+            seen = now;
+        }
+        CLOSED.store(0, Ordering::Relaxed);
+        // Runs to the end even if the runtime shuts down meanwhile; harmless.
+        let _ = tokio::task::spawn_blocking(trim).await;
+        SCHEDULED.store(false, Ordering::Release);
+    });
 }
 
 /// Returns the allocator's free pages to the kernel; true if any were.
