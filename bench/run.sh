@@ -55,10 +55,10 @@ export PODSIGNAL_LOG=warn
 # 10k waiters need 10k descriptors in the client and as many in the agent.
 ulimit -n "$(ulimit -Hn)"
 
-if [ ${#quick[@]} -gt 0 ]; then ns=10,1000 idle=5 probe_rounds=3 probe_503_rounds=5; else ns=10,1000,10000 idle=10 probe_rounds=10 probe_503_rounds=30; fi
+if [ ${#quick[@]} -gt 0 ]; then ns=10,1000 idle=5 rounds=1 probe_rounds=3 probe_503_rounds=5; else ns=10,1000,10000 idle=10 rounds=3 probe_rounds=10 probe_503_rounds=30; fi
 
 step "many long-poll waiters ($ns)"
-"$bench" waiters --podsignal "$ps" --n "$ns" --idle-secs "$idle" --json "$out/waiters.json"
+"$bench" waiters --podsignal "$ps" --n "$ns" --idle-secs "$idle" --rounds "$rounds" --json "$out/waiters.json"
 step "readiness wake: raw inotify, library, HTTP"
 "$bench" readiness --podsignal "$ps" "${quick[@]}" --json "$out/readiness.json"
 step "the CLI path and the shell baselines"

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// How many closed connections make a trim worth it.
 const TRIM_EVERY: usize = 1024;
 /// How long without a close counts as the end of a burst.
-const QUIET: Duration = Duration::from_millis(250);
+const QUIET: Duration = Duration::from_millis(100);
 /// The longest a steady stream of closes postpones the trim.
 const AT_MOST: Duration = Duration::from_secs(5);
 

@@ -82,6 +82,10 @@ enum Command {
         /// How long to measure CPU time with everyone waiting, in seconds.
         #[arg(long, default_value_t = 10)]
         idle_secs: u64,
+        /// Rounds per N (agent, then floor, each round); the last answer reported is the
+        /// median over them, the idle period is measured in the first.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[command(flatten)]
         common: Common,
     },
@@ -300,6 +304,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Waiters {
             n,
             idle_secs,
+            rounds,
             common,
         } => {
             check_binary(&common)?;
@@ -313,6 +318,7 @@ fn run(cli: Cli) -> Result<()> {
                 &common.podsignal,
                 &n,
                 Duration::from_secs(idle_secs),
+                rounds,
             ))?;
             report.write(common.json.as_deref())
         }

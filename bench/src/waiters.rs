@@ -130,26 +130,56 @@ pub async fn measure(kind: Kind, podsignal: &Path, n: usize, idle: Duration) -> 
     })
 }
 
+/// The median of `values` (the mean of the middle two for an even count); NaN if empty.
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::NAN }
 }
 
-/// Runs the benchmark for each N, agent then floor, printing one line per N.
-pub async fn run(podsignal: &Path, ns: &[usize], idle: Duration) -> Result<Report> {
+/// Runs the benchmark for each N, agent then floor, `rounds` times (the idle period only in
+/// the first), printing one line per N. The last answer is the median over the rounds: one
+/// round's is a maximum, and on a shared 2-core machine a maximum is noisy.
+pub async fn run(podsignal: &Path, ns: &[usize], idle: Duration, rounds: usize) -> Result<Report> {
     let mut report = Report::new("waiters");
     let mut rss_curve = [Vec::new(), Vec::new()];
     let mut last_curve = [Vec::new(), Vec::new()];
     for &n in ns {
-        let agent = measure(Kind::Agent, podsignal, n, idle).await?;
-        let floor = measure(Kind::Floor, podsignal, n, idle).await?;
+        let mut lasts = Vec::new();
+        let mut first_round = None;
+        for round in 0..rounds.max(1) {
+            let idle = if round == 0 { idle } else { Duration::ZERO };
+            let agent = measure(Kind::Agent, podsignal, n, idle).await?;
+            let floor = measure(Kind::Floor, podsignal, n, idle).await?;
+            lasts.push((ms(agent.last), ms(floor.last)));
+            first_round.get_or_insert((agent, floor));
+        }
+        let (agent, floor) = first_round.context("no round ran")?;
         let (ra, rf) = (mib(agent.rss_waiting), mib(floor.rss_waiting));
-        let (la, lf) = (ms(agent.last), ms(floor.last));
+        let (la, lf) = (
+            median(lasts.iter().map(|l| l.0)),
+            median(lasts.iter().map(|l| l.1)),
+        );
+        let per_round = lasts
+            .iter()
+            .map(|(a, f)| format!("{a:.0}/{f:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let (ca, cf) = (ms(agent.cpu_idle), ms(floor.cpu_idle));
         println!(
-            "waiters n={n}: RSS agent {ra:.1} MiB floor {rf:.1} MiB ({:.2}x), peak {:.1} / {:.1} MiB | last answer agent {la:.1} ms floor {lf:.1} ms ({:.2}x); first {:.1} / {:.1} ms | idle CPU over {:?} agent {ca:.0} ms floor {cf:.0} ms",
+            "waiters n={n}: RSS agent {ra:.1} MiB floor {rf:.1} MiB ({:.2}x), peak {:.1} / {:.1} MiB | last answer (median of {}) agent {la:.1} ms floor {lf:.1} ms ({:.2}x), agent/floor by round {per_round}; first {:.1} / {:.1} ms | idle CPU over {:?} agent {ca:.0} ms floor {cf:.0} ms",
             ratio(ra, rf),
             mib(agent.rss_peak),
             mib(floor.rss_peak),
+            lasts.len(),
             ratio(la, lf),
             ms(agent.first),
             ms(floor.first),
@@ -178,7 +208,8 @@ pub async fn run(podsignal: &Path, ns: &[usize], idle: Duration) -> Result<Repor
                 podsignal: Some(la),
                 baselines: vec![],
                 note: format!(
-                    "answers: agent {}, floor {}; first answer: agent {:.1}, floor {:.1}; agent made ready by the `podsignal ready db` process (ran {:.1} ms), floor by a POST ({:.1} ms)",
+                    "median over {} rounds (agent/floor ms by round: {per_round}); first round's answers: agent {}, floor {}; first answer: agent {:.1}, floor {:.1}; agent made ready by the `podsignal ready db` process (ran {:.1} ms), floor by a POST ({:.1} ms)",
+                    lasts.len(),
                     Summary::of(&agent.answers_ms),
                     Summary::of(&floor.answers_ms),
                     ms(agent.first),
@@ -206,8 +237,9 @@ pub async fn run(podsignal: &Path, ns: &[usize], idle: Duration) -> Result<Repor
                 ..Default::default()
             });
             rss_curve[i].push(mib(m.rss_waiting));
-            last_curve[i].push(ms(m.last));
         }
+        last_curve[0].push(la);
+        last_curve[1].push(lf);
     }
     let xs: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
     for (i, kind) in [Kind::Agent, Kind::Floor].into_iter().enumerate() {

@@ -11,10 +11,9 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+
 use podsignal_proto::api::ErrorCode;
 
 use super::{ApiError, AppState};
@@ -25,15 +24,8 @@ fn is_open(path: &str) -> bool {
     ["/healthz", "/readyz"].contains(&path) || super::page::is_page_file(path)
 }
 
-/// The guard middleware.
-pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    match refuse(&state, &request) {
-        Some(err) => err.into_response(),
-        None => next.run(request).await,
-    }
-}
-
-fn refuse(state: &AppState, request: &Request) -> Option<ApiError> {
+/// Why `request` is refused, if it is.
+pub fn refuse(state: &AppState, request: &Request) -> Option<ApiError> {
     let headers = request.headers();
     if headers.contains_key(header::ORIGIN) {
         return Some(ApiError::new(

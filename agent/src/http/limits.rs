@@ -5,9 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use podsignal_proto::api::ErrorCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -108,13 +106,9 @@ impl AppState {
 
 /// The per-request timeout: any request that has no response after its longest possible
 /// wait plus `--request-timeout` is answered 503. (Streams count until their headers.)
-pub async fn request_timeout(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let limit = state.config().max_wait + state.config().request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
+pub async fn within_time(config: &Config, answer: impl Future<Output = Response>) -> Response {
+    let limit = config.max_wait + config.request_timeout;
+    match tokio::time::timeout(limit, answer).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -19,9 +20,10 @@ const WAIT_BUCKETS: [f64; 8] = [0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0];
 /// The agent's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (route, method, status) → count. A std mutex: held for one map update, never across
-    /// an await.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// route → method → status → count. Nested so that counting a request looks its key
+    /// up by reference and allocates only the first time. A std mutex: held for one map
+    /// update, never across an await.
+    requests: Mutex<BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>>,
     /// Lock and leader wait times: one counter per bucket, then +Inf.
     wait_buckets: [AtomicU64; WAIT_BUCKETS.len() + 1],
     wait_sum_micros: AtomicU64,
@@ -81,30 +83,49 @@ impl Metrics {
 
 /// Where the route middleware leaves the matched route for the request counter.
 #[derive(Debug, Clone, Default)]
-struct RouteSlot(Arc<Mutex<Option<String>>>);
+struct RouteSlot(Arc<Mutex<Option<MatchedPath>>>);
 
-/// Outermost middleware: counts every request by route template and status.
-pub async fn count_requests(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let slot = RouteSlot::default();
-    let method = request.method().as_str().to_owned();
-    request.extensions_mut().insert(slot.clone());
-    let response = next.run(request).await;
-    let route = slot
-        .0
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    if let Ok(mut requests) = state.metrics().requests.lock() {
-        *requests
-            .entry((route, method, response.status().as_u16()))
-            .or_default() += 1;
+/// A request being counted: started by the front middleware before anything can refuse it,
+/// finished with its response.
+pub struct Counting {
+    slot: RouteSlot,
+    method: Method,
+}
+
+impl Counting {
+    /// Starts counting `request` (and leaves a slot in it for [`record_route`]).
+    pub fn start(request: &mut Request) -> Counting {
+        let slot = RouteSlot::default();
+        request.extensions_mut().insert(slot.clone());
+        Counting {
+            slot,
+            method: request.method().clone(),
+        }
     }
-    response
+
+    /// Counts the request by route template (`unmatched` if none), method and `response`'s
+    /// status.
+    pub fn finish(self, metrics: &Metrics, response: &Response) {
+        let route = self.slot.0.lock().ok().and_then(|s| s.clone());
+        let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let Ok(mut requests) = metrics.requests.lock() else {
+            return;
+        };
+        if !requests.contains_key(route) {
+            requests.insert(route.to_owned(), BTreeMap::new());
+        }
+        let Some(methods) = requests.get_mut(route) else {
+            return;
+        };
+        let method = self.method.as_str();
+        if !methods.contains_key(method) {
+            methods.insert(method.to_owned(), BTreeMap::new());
+        }
+        let Some(statuses) = methods.get_mut(method) else {
+            return;
+        };
+        *statuses.entry(response.status().as_u16()).or_default() += 1;
+    }
 }
 
 /// Route middleware: tells the counter which route matched.
@@ -114,7 +135,7 @@ pub async fn record_route(request: Request, next: Next) -> Response {
         request.extensions().get::<RouteSlot>(),
     ) && let Ok(mut s) = slot.0.lock()
     {
-        *s = Some(path.as_str().to_owned());
+        *s = Some(path.clone());
     }
     next.run(request).await
 }
@@ -128,12 +149,16 @@ pub fn render(state: &AppState) -> String {
         "# HELP podsignal_http_requests_total HTTP requests answered, by route template, method and status.\n# TYPE podsignal_http_requests_total counter"
     );
     if let Ok(requests) = m.requests.lock() {
-        for ((route, method, status), n) in requests.iter() {
-            let _ = writeln!(
-                o,
-                "podsignal_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
-                route.replace('"', "")
-            );
+        for (route, methods) in requests.iter() {
+            let route = route.replace('"', "");
+            for (method, statuses) in methods {
+                for (status, n) in statuses {
+                    let _ = writeln!(
+                        o,
+                        "podsignal_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
         }
     }
     let gauge = |o: &mut String, name: &str, help: &str, v: u64| {
