@@ -17,13 +17,16 @@ use super::AppState;
 /// Upper bounds of the lock wait histogram, in seconds.
 const WAIT_BUCKETS: [f64; 8] = [0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 300.0];
 
+/// Requests of one route: method → status → count.
+type ByMethod = BTreeMap<String, BTreeMap<u16, u64>>;
+
 /// The agent's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// route → method → status → count. Nested so that counting a request looks its key
     /// up by reference and allocates only the first time. A std mutex: held for one map
     /// update, never across an await.
-    requests: Mutex<BTreeMap<String, BTreeMap<String, BTreeMap<u16, u64>>>>,
+    requests: Mutex<BTreeMap<String, ByMethod>>,
     /// Lock and leader wait times: one counter per bucket, then +Inf.
     wait_buckets: [AtomicU64; WAIT_BUCKETS.len() + 1],
     wait_sum_micros: AtomicU64,
