@@ -30,6 +30,8 @@ worker threads like the agent), spawning a tiny static program. *ratio* is podsi
 (for req/s, higher is better; everywhere else lower is). The machine is shared and has 2
 cores, so the numbers are noisy: compare a row with its own floor, not with another run.
 
+- `podsignal` is the static binary the image ships (glibc, crt-static, built as
+  `tests/e2e/run.sh` builds it); the harness and the floor server are ordinary release builds.
 - Long-lived waiters stamp their wake-up with `CLOCK_MONOTONIC`; the writer stamps just
   before its first syscall. Before each trial the harness waits until the waiter is armed
   (5-10 ms, jittered; for locks, until `/proc/locks` shows it blocked).
@@ -44,6 +46,43 @@ cores, so the numbers are noisy: compare a row with its own floor, not with anot
   `podsignal ready db` process, the floor by one `POST`, and the time runs from just before
   that to the last client's response head.
 """
+
+
+def series_values(reports, label_prefix):
+    return next((s["values"] for rep in reports for s in rep.get("series", []) if s["label"].startswith(label_prefix)), None)
+
+
+def teardown_modes(reports):
+    """The CLI rows are bimodal: a process that held an inotify watch waits at exit for the
+    kernel to tear it down (an SRCU grace period), quick or ~10 ms later, and the share of
+    quick ones moves the p50 between runs. Split both samples where the pooled one splits
+    best (least within-group variance of log times) and give each group's p50."""
+    ps, iw = series_values(reports, "podsignal ready → podsignal wait"), series_values(reports, "touch → inotifywait")
+    if not ps or not iw:
+        return ""
+    pooled = sorted(math.log(v) for v in ps + iw if v > 0)
+
+    def spread(xs):
+        m = sum(xs) / len(xs)
+        return sum((x - m) ** 2 for x in xs)
+
+    cut = min(range(len(pooled) // 10, len(pooled) * 9 // 10), key=lambda i: spread(pooled[:i]) + spread(pooled[i:]))
+    edge = math.exp(pooled[cut])
+
+    def p50(xs):
+        xs = sorted(xs)
+        return f"{xs[len(xs) // 2]:.1f}" if xs else "—"
+
+    def part(name, xs):
+        fast = [v for v in xs if v < edge]
+        slow = [v for v in xs if v >= edge]
+        return f"{name} {p50(fast)} ms ({100 * len(fast) // len(xs)}% of trials) / {p50(slow)} ms"
+
+    return (
+        "(both exit through the kernel's teardown of an inotify instance, quick or about 10 ms later, "
+        "and the share of quick ones moves each p50 between runs; p50 below / above "
+        f"{edge:.1f} ms: {part('podsignal', ps)}, {part('inotifywait', iw)})"
+    )
 
 
 def goals(reports, probes_503):
@@ -114,16 +153,26 @@ def goals(reports, probes_503):
     cli = row("CLI readiness")
     base = baseline(cli, "touch → inotifywait")
     if cli and base:
-        goal("CLI path (`ready` → `wait` exits): p50 ≤ 1.5× inotifywait", f"{cli['podsignal'] / base:.2f}×", cli["podsignal"] <= 1.5 * base)
+        goal(
+            "CLI path (`ready` → `wait` exits): p50 ≤ 1.5× inotifywait",
+            f"{cli['podsignal'] / base:.2f}×",
+            cli["podsignal"] <= 1.5 * base,
+            teardown_modes(reports),
+        )
     hand = row("lock hand-off: holder releases")
     p99, floor = stat(hand, "podsignal", "p99"), stat(hand, "floor", "p99")
+    tmpfs = row("lock hand-off: holder releases → waiter in another process holds: library, directory on tmpfs")
+    tmpfs_p99 = stat(tmpfs, "podsignal", "p99")
     if None not in (p99, floor):
         goal(
             "lock hand-off, library: p99 ≤ 3× raw flock",
-            f"{p99:.2f} ms vs {floor:.3f} ms",
+            f"{p99:.2f} ms vs {floor:.3f} ms"
+            + ("" if tmpfs_p99 is None else f" (on tmpfs {tmpfs_p99:.3f} ms, {tmpfs_p99 / floor:.1f}×)"),
             p99 <= 3 * floor,
-            "(the new holder fsyncs the fencing counter before it holds: the project's "
-            "durability rule; a raw flock hand-off writes nothing)",
+            "(by design: before it holds, the new holder takes the next fencing token, fsyncs "
+            "the counter (the project's durability rule) and records itself, about 35 system "
+            "calls with the directory checks; a raw flock hand-off writes nothing. On tmpfs "
+            "the fsync is free and what is left is that work)",
         )
     death = row("lock holder death: kill -9 holder")
     p99 = stat(death, "podsignal", "p99")

@@ -22,6 +22,8 @@ const AT_MOST: Duration = Duration::from_secs(5);
 static CLOSED: AtomicUsize = AtomicUsize::new(0);
 /// Whether a trim is scheduled (its task waits for the burst to end).
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
+/// Trims scheduled by [`connection_closed`] that ran.
+static TRIMS: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts a closed connection; once [`TRIM_EVERY`] of them closed, schedules a trim for the
 /// end of the burst.
@@ -49,6 +51,7 @@ pub fn connection_closed() {
         CLOSED.store(0, Ordering::Relaxed);
         // Runs to the end even if the runtime shuts down meanwhile; harmless.
         let _ = tokio::task::spawn_blocking(trim).await;
+        TRIMS.fetch_add(1, Ordering::Relaxed);
         SCHEDULED.store(false, Ordering::Release);
     });
 }
@@ -86,6 +89,23 @@ mod tests {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_closes_is_trimmed_once_after_it_ends() {
+        let before = TRIMS.load(Ordering::Relaxed);
+        // A burst: three times the threshold, with no pause the size of QUIET.
+        for _ in 0..3 * TRIM_EVERY {
+            connection_closed();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TRIMS.load(Ordering::Relaxed) == before {
+            assert!(std::time::Instant::now() < deadline, "no trim after the burst");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // One trim for the whole burst, not one per TRIM_EVERY closes.
+        tokio::time::sleep(2 * QUIET).await;
+        assert_eq!(TRIMS.load(Ordering::Relaxed), before + 1);
     }
 
     #[test]
