@@ -54,42 +54,51 @@ fn main() -> std::process::ExitCode {
     if let cli::Command::Guard = &cli.command {
         return std::process::ExitCode::from(guard::run().0);
     }
-    // Before anything else: a signal that arrives from now on is handled, never lost.
-    let signals = if cli.command.catches_signals() {
-        match signals::SignalStream::install() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                say!("podsignal: cannot install signal handlers: {e}");
-                return std::process::ExitCode::from(ExitCode::ERROR.0);
-            }
-        }
-    } else {
-        None
-    };
     let format = cli.global.log_format;
     init_logging(format, cli.command.default_log_level());
-    // Servers and supervisors get two workers; a one-shot command (ready, status, wait, ...)
-    // runs on this thread alone: no worker threads to start for a few file operations.
-    let runtime = if cli.command.is_long_running() {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    };
-    let runtime = match runtime {
-        Ok(rt) => rt,
-        Err(e) => {
-            say!("podsignal: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(ExitCode::ERROR.0);
+    let result = match &cli.command {
+        // `PODSIGNAL_DISABLED=1`: CMD replaces this process, before the signal handlers and
+        // the runtime open descriptors of their own, so that it finds free every number it
+        // would find free without podsignal (`--ready-when fd:N` gets /dev/null as N).
+        cli::Command::Run(args) if cmd::run::disabled() => cmd::run::exec_disabled(args),
+        _ => {
+            // Before anything else: a signal that arrives from now on is handled, never lost.
+            let signals = if cli.command.catches_signals() {
+                match signals::SignalStream::install() {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        say!("podsignal: cannot install signal handlers: {e}");
+                        return std::process::ExitCode::from(ExitCode::ERROR.0);
+                    }
+                }
+            } else {
+                None
+            };
+            // Servers and supervisors get two workers; a one-shot command (ready, status, wait, ...)
+            // runs on this thread alone: no worker threads to start for a few file operations.
+            let runtime = if cli.command.is_long_running() {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            };
+            let runtime = match runtime {
+                Ok(rt) => rt,
+                Err(e) => {
+                    say!("podsignal: cannot start the async runtime: {e}");
+                    return std::process::ExitCode::from(ExitCode::ERROR.0);
+                }
+            };
+            let result = runtime.block_on(cmd::dispatch(cli, signals));
+            // Threads blocked in flock(2) for an abandoned wait must not hold up the exit.
+            runtime.shutdown_background();
+            result
         }
     };
-    let result = runtime.block_on(cmd::dispatch(cli, signals));
-    // Threads blocked in flock(2) for an abandoned wait must not hold up the exit.
-    runtime.shutdown_background();
     let code = match result {
         Ok(code) => code,
         Err(e) => {

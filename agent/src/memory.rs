@@ -100,7 +100,10 @@ mod tests {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while TRIMS.load(Ordering::Relaxed) == before {
-            assert!(std::time::Instant::now() < deadline, "no trim after the burst");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no trim after the burst"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // One trim for the whole burst, not one per TRIM_EVERY closes.

@@ -53,6 +53,56 @@ fn a_bad_duration_says_what_is_wrong() {
 }
 
 #[test]
+fn a_first_backoff_longer_than_the_longest_is_refused_not_raised() {
+    let pod = Pod::new();
+    // With a timeout, so that a clamped backoff fails (124) instead of waiting for ever.
+    let backoff = [
+        "--backoff-min",
+        "2s",
+        "--backoff-max",
+        "1s",
+        "--timeout",
+        "2s",
+    ];
+    for cmd in [
+        [&["wait"][..], &backoff, &["tcp:10.0.0.1:5432"]].concat(),
+        [
+            &["run"][..],
+            &backoff,
+            &["--wait-for", "tcp:10.0.0.1:5432", "--", "true"],
+        ]
+        .concat(),
+    ] {
+        let out = pod.run(&cmd);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", stderr(&out));
+        assert_eq!(
+            error_line(&out),
+            "podsignal: --backoff-min (2s) is longer than --backoff-max (1s): the first delay cannot exceed the longest\n",
+            "{cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn an_agent_limit_of_zero_is_refused() {
+    let pod = Pod::new();
+    for flag in [
+        "--max-body",
+        "--max-streams",
+        "--max-waiters",
+        "--max-connections",
+    ] {
+        let out = pod.run(&["agent", "--listen", "127.0.0.1:0", flag, "0"]);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(flag) && err.contains("0 is not in 1.."),
+            "{flag}: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_zero_timeout_is_printed_with_a_unit() {
     let pod = Pod::new();
     assert!(pod.run(&["ready", "other"]).status.success());

@@ -381,6 +381,34 @@ fn disabled_execs_the_command_and_says_what_it_skips() {
 }
 
 #[test]
+fn disabled_with_ready_when_fd_gives_the_command_a_descriptor_that_goes_nowhere() {
+    // Without it, the kill switch broke `set -e` scripts that report readiness on fd 3.
+    let pod = Pod::new();
+    let out = pod
+        .cmd(&[
+            "run",
+            "--name",
+            "app",
+            "--ready-when",
+            "fd:3",
+            "--",
+            "sh",
+            "-ec",
+            "echo >&3; echo reported",
+        ])
+        .env("PODSIGNAL_DISABLED", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("reported"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("descriptor 3 is /dev/null"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn install_copies_a_working_binary() {
     let pod = Pod::new();
     let dest = pod.path("bin");

@@ -148,7 +148,10 @@ pub fn locks(rt: &tokio::runtime::Runtime, podsignal: &Path, trials: Trials) -> 
         "lock hand-off: holder releases → waiter in another process holds",
         Some(("floor: raw flock", &handoff_floor)),
         &[
-            ("library (LockGuard dropped → Volume::lock)", &handoff_lib[..]),
+            (
+                "library (LockGuard dropped → Volume::lock)",
+                &handoff_lib[..],
+            ),
             (
                 "library, directory on tmpfs (emptyDir medium: Memory)",
                 &handoff_tmpfs[..],

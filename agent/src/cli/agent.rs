@@ -24,12 +24,12 @@ pub struct AgentArgs {
     #[arg(long, requires = "token_file")]
     pub generate_token: bool,
     /// The largest request body accepted, in bytes (413 above).
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES", help_heading = "Limits")]
+    #[arg(long, default_value_t = 64 * 1024, value_parser = at_least_one(), value_name = "BYTES", help_heading = "Limits")]
     pub max_body: usize,
     /// How many connections may be open at once; more wait in the kernel's backlog until one
     /// closes (default: three quarters of the descriptor limit, RLIMIT_NOFILE, less a reserve
     /// for the shared directory).
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_parser = at_least_one(), value_name = "N", help_heading = "Limits")]
     pub max_connections: Option<usize>,
     /// A client must send a whole request head within this, and a kept-alive connection must
     /// start its next request within it, or the connection is closed (slow or idle clients
@@ -38,10 +38,10 @@ pub struct AgentArgs {
     pub header_timeout: Duration,
     /// How many long-polls, waiting acquisitions and holds may be open at once (503 above;
     /// default: a quarter of the descriptor budget, at most 1024).
-    #[arg(long, value_name = "N", help_heading = "Limits")]
+    #[arg(long, value_parser = at_least_one(), value_name = "N", help_heading = "Limits")]
     pub max_waiters: Option<usize>,
     /// How many event streams may be open at once (503 above).
-    #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Limits")]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one(), value_name = "N", help_heading = "Limits")]
     pub max_streams: usize,
     /// The longest single long-poll; a longer ?wait= is cut to this (clients poll again).
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
@@ -55,4 +55,10 @@ pub struct AgentArgs {
     /// On shutdown, how long to wait for open connections to finish before exiting anyway.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR", help_heading = "Limits")]
     pub drain_timeout: Duration,
+}
+
+/// A limit of at least 1: a limit of 0 would refuse every request of its kind (clap's error
+/// names the option and the range; exit 2).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }

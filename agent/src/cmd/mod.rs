@@ -14,7 +14,7 @@ mod lock;
 mod phase;
 mod ready;
 mod reset;
-mod run;
+pub mod run;
 mod status;
 mod stop;
 pub mod timeline;
@@ -46,7 +46,6 @@ pub async fn dispatch(cli: Cli, signals: Option<SignalStream>) -> anyhow::Result
         Command::Completions(args) => return completions::completions(args),
         Command::Guard => return Ok(crate::guard::run()),
         Command::Agent(args) => return agent::agent(&global, args, stream(signals)?).await,
-        Command::Run(args) if run::disabled() => return run::exec_disabled(&args),
         other => other,
     };
     let source = match &command {

@@ -44,7 +44,7 @@ pub async fn run<C: Coordinator>(
 ) -> anyhow::Result<ExitCode> {
     validate(&args)?;
     let reaper = Reaper::start()?;
-    let timing = args.probe.timing(global.rescan);
+    let timing = args.probe.timing(global.rescan)?;
     if let Some(name) = &args.name {
         // This container is running now: it has not exited, and earlier stop requests were
         // for an earlier run.
@@ -382,8 +382,14 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if !args.wait_for.is_empty() {
         skipped.push(format!("--wait-for {}", join(&args.wait_for, ",")));
     }
+    let null = match &args.ready_when {
+        Some(ReadyProbe::Fd(n)) if crate::supervisor::ready_fd::null_for_exec(*n)? => {
+            format!(" (descriptor {n} is /dev/null)")
+        }
+        _ => String::new(),
+    };
     if let Some(p) = ready_probe(args) {
-        skipped.push(format!("--ready-when {p}"));
+        skipped.push(format!("--ready-when {p}{null}"));
     }
     if let Some(n) = &args.name {
         skipped.push(format!(

@@ -19,7 +19,7 @@ pub async fn wait<C: Coordinator>(
         WaitMode::All
     };
     let reminders = Some(Reminders::from_env());
-    let timing = args.probe.timing(rescan);
+    let timing = args.probe.timing(rescan)?;
     let waited = if args.unready {
         condition::wait_unready(c, &args.conditions, mode, args.timeout, timing, reminders).await
     } else {

@@ -67,15 +67,23 @@ impl Default for ProbeTiming {
 }
 
 impl crate::cli::ProbeArgs {
-    /// The timing these options ask for; `file:` rescans as often as the volume does.
-    pub fn timing(&self, rescan: Duration) -> ProbeTiming {
-        ProbeTiming {
+    /// The timing these options ask for; `file:` rescans as often as the volume does. A
+    /// first delay longer than the longest is a usage error (exit 2), not quietly raised.
+    pub fn timing(&self, rescan: Duration) -> anyhow::Result<ProbeTiming> {
+        if self.backoff_min > self.backoff_max {
+            return Err(crate::exit::usage(format!(
+                "--backoff-min ({}) is longer than --backoff-max ({}): the first delay cannot exceed the longest",
+                podsignal_proto::format_duration(self.backoff_min),
+                podsignal_proto::format_duration(self.backoff_max)
+            )));
+        }
+        Ok(ProbeTiming {
             tcp_interval: self.tcp_interval,
             local_interval: self.local_interval,
             backoff_min: self.backoff_min,
             backoff_max: self.backoff_max,
             rescan,
-        }
+        })
     }
 }
 

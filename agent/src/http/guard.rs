@@ -9,8 +9,6 @@
 //! otherwise go unchecked), and an absolute-form target (`GET http://evil.example/ ...`)
 //! must name a loopback host too. A port must be a port (1 to 65535).
 
-use std::net::IpAddr;
-
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 
@@ -102,29 +100,31 @@ fn host_problem(request: &Request) -> Option<ApiError> {
     None
 }
 
-/// True for `localhost`, a loopback IP, each with an optional port.
+/// True for a loopback name or address ([`podsignal_proto::is_loopback_name`]: `localhost`,
+/// 127.0.0.0/8, `::1`; not `0.0.0.0`), each with an optional port.
 pub fn is_loopback_host(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port or [v6]
         match rest.split_once(']') {
-            Some((ip, tail)) if tail.is_empty() || is_port(tail) => ip,
+            Some((ip, "")) => ip,
+            Some((ip, tail)) if tail.strip_prefix(':').is_some_and(is_port) => ip,
             _ => return false,
         }
     } else {
         match host.rsplit_once(':') {
-            Some((name, port)) if is_port(&format!(":{port}")) => name,
+            Some((name, port)) if is_port(port) => name,
             Some(_) => return false,
             None => host,
         }
     };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // An IPv6 address outside brackets is not a Host (RFC 3986), and a bare one was split
+    // at its last colon above: only names and IPv4 addresses get here unbracketed.
+    !name.is_empty() && podsignal_proto::is_loopback_name(name)
 }
 
-fn is_port(tail: &str) -> bool {
-    tail.strip_prefix(':').is_some_and(|p| {
-        p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
-    })
+/// A port: 1 to 65535, digits only.
+fn is_port(p: &str) -> bool {
+    p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
 }
 
 /// Compares in time independent of where the first difference is.
@@ -155,6 +155,9 @@ mod tests {
             "localhost.evil.example",
             "10.0.0.1:7781",
             "[::2]:1",
+            "0.0.0.0",
+            "0.0.0.0:7781",
+            "[::]:7781",
             "127.0.0.1:",
             "127.0.0.1:x",
             "127.0.0.1:65536",

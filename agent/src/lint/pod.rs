@@ -192,7 +192,9 @@ impl Container<'_> {
             .unwrap_or("127.0.0.1:7781");
         let (host, port) = listen.rsplit_once(':')?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        is_loopback(host).then(|| port.parse().ok()).flatten()
+        podsignal_proto::is_loopback_host(host)
+            .then(|| port.parse().ok())
+            .flatten()
     }
 
     /// A regular container from its definition alone, for unit tests.
@@ -252,14 +254,9 @@ pub fn local_port(c: &Condition) -> Option<u16> {
     match c {
         Condition::Tcp(t) if t.is_local() => Some(t.port),
         Condition::Service(s) if s.target.is_local() => Some(s.target.port),
-        Condition::Http(h) if is_loopback(&h.host) => Some(h.port),
+        Condition::Http(h) if podsignal_proto::is_loopback_host(&h.host) => Some(h.port),
         _ => None,
     }
-}
-
-/// Whether `host` is this Pod's loopback.
-pub fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
 /// A pod template and its containers.

@@ -8,7 +8,7 @@
 //! and whatever it passed N on have closed it. What is written after the newline is read and
 //! dropped, so a CMD that keeps writing never gets SIGPIPE.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd};
 
 use tokio::sync::oneshot;
 
@@ -45,6 +45,36 @@ impl ReadyPipe {
             .spawn(move || read_until_newline(&read, fd, tx))?;
         Ok(rx)
     }
+}
+
+/// For `PODSIGNAL_DISABLED=1`, where CMD replaces podsignal: opens `/dev/null` as descriptor
+/// `fd`, inherited across the exec, so that CMD's `echo >&N` succeeds and goes nowhere (a
+/// `set -e` script would die on a closed descriptor). Returns false, and leaves it, if `fd`
+/// is already open: CMD writes wherever it points, as it would without podsignal.
+pub fn null_for_exec(fd: i32) -> anyhow::Result<bool> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::FdFlags;
+    let fail = |e: rustix::io::Errno| {
+        anyhow::anyhow!("--ready-when fd:{fd}: cannot open /dev/null as {fd}: {e}")
+    };
+    let null = rustix::fs::open("/dev/null", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(fail)?;
+    let min =
+        u32::try_from(fd).map_err(|_| anyhow::anyhow!("--ready-when fd:{fd}: not a descriptor"))?;
+    // /dev/null itself if it got `fd` (the lowest free one), else the lowest free descriptor
+    // from `fd` up: `fd` unless it is open already.
+    let dup = if null.as_raw_fd() == fd {
+        null
+    } else {
+        rustix::io::fcntl_dupfd_cloexec(&null, min as _).map_err(fail)?
+    };
+    if dup.as_raw_fd() != fd {
+        return Ok(false);
+    }
+    rustix::io::fcntl_setfd(&dup, FdFlags::empty()).map_err(fail)?;
+    // Kept open (not close-on-exec) for CMD, which replaces this process.
+    let _ = dup.into_raw_fd();
+    Ok(true)
 }
 
 fn read_until_newline(read: &OwnedFd, fd: i32, tx: oneshot::Sender<bool>) {

@@ -19,11 +19,23 @@ impl TcpTarget {
     }
 }
 
-/// True when `host` names this network namespace: a loopback name ([`loopback_addresses`])
-/// or an address [`is_loopback_or_wildcard`].
+/// True when `host` names this network namespace: a loopback name or address
+/// ([`is_loopback_name`]) or a wildcard address (`0.0.0.0`, `::`), which reaches this host
+/// when connected to.
 pub fn is_loopback_host(host: &str) -> bool {
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => is_loopback_or_wildcard(ip),
+        Err(_) => loopback_addresses(host).is_some(),
+    }
+}
+
+/// True when `host` is a loopback name ([`loopback_addresses`]) or a loopback address
+/// (127.0.0.0/8, `::1`, `::ffff:127.x.x.x`); not a wildcard address. What a `Host` header
+/// must name for the agent: a browser page at `http://0.0.0.0:PORT/` reaches a loopback
+/// listener on Linux, so a wildcard host is not one of ours.
+pub fn is_loopback_name(host: &str) -> bool {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => unmapped(ip).is_loopback(),
         Err(_) => loopback_addresses(host).is_some(),
     }
 }
@@ -32,12 +44,16 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// (`0.0.0.0`, `::`): connecting to it reaches this host, and a socket bound to it accepts
 /// connections to a loopback address.
 pub fn is_loopback_or_wildcard(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = unmapped(ip);
     ip.is_loopback() || ip.is_unspecified()
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it maps; any other unchanged.
+fn unmapped(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// The addresses of a loopback host name, known without a resolver: `localhost` is
