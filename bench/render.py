@@ -266,6 +266,7 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--machine", required=True)
     ap.add_argument("--command", required=True)
+    ap.add_argument("--commit", default="unknown")
     ap.add_argument("--markdown", required=True)
     ap.add_argument("--plots")
     a = ap.parse_args()
@@ -292,13 +293,14 @@ def main():
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{a.command}` on {now}; machine: {a.machine}. "
+        f"Written by `{a.command}` on {now}, at commit {a.commit}; machine: {a.machine}. "
         "Every row is from that one run; rerun the command to refresh the whole file.",
         "",
         "Run it: `bash bench/run.sh` (the full suite, ~12 min on 2 cores), `--quick` (~2 min), "
         "`--no-write` (CI's smoke run: leaves this file alone). One benchmark alone: "
-        "`cargo build --release --bin podsignal --bin podsignal-bench && ulimit -n $(ulimit -Hn) && "
-        "target/release/podsignal-bench waiters --n 10000 --podsignal target/release/podsignal` "
+        "`cargo build --release --bin podsignal-bench && cargo static && ulimit -n $(ulimit -Hn) && "
+        "target/release/podsignal-bench waiters --n 10000 --podsignal target/x86_64-unknown-linux-gnu/release/podsignal` "
+        "(`cargo static`: the static binary the image ships; bench/run.sh builds the same one in target/static) "
         "(`podsignal-bench --help` lists them: waiters, readiness, cli, locks, events, cost). "
         "Not measured yet: see the end of this file.",
         "",

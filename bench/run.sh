@@ -40,6 +40,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 step "build (release; podsignal static, as the image ships it)"
+# The code measured (as built now): the commit, and whether the work tree differed from it.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git diff --quiet HEAD -- . ':!BENCHMARKS.md' ':!docs/img' 2>/dev/null; then commit="$commit with uncommitted changes"; fi
 cargo build --release -q --bin podsignal-bench
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bench=$target/release/podsignal-bench
@@ -91,11 +94,11 @@ if [ "$write" = 1 ]; then
     "$venv/bin/pip" install -q matplotlib
   fi
   "$venv/bin/python" bench/render.py --results "$out" --machine "$machine" \
-    --command "$command" --markdown BENCHMARKS.md --plots docs/img
+    --command "$command" --commit "$commit" --markdown BENCHMARKS.md --plots docs/img
   echo "wrote BENCHMARKS.md and docs/img/bench-*.png" >&2
 else
   python3 bench/render.py --results "$out" --machine "$machine" --command "$command" \
-    --markdown "$out/BENCHMARKS.md"
+    --commit "$commit" --markdown "$out/BENCHMARKS.md"
   echo "report rendered (not written: --no-write)" >&2
 fi
 step "done"
