@@ -25,6 +25,7 @@
 //!
 //! The renderers do no I/O; reading the log is the caller's (`cmd/timeline.rs`).
 
+mod builder;
 mod html;
 pub mod model;
 mod scale;
