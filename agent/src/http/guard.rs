@@ -146,6 +146,9 @@ mod tests {
             "127.1.2.3:9",
             "[::1]",
             "[::1]:7781",
+            "[::ffff:127.0.0.1]:80",
+            "ip6-localhost:1",
+            "localhost.",
         ] {
             assert!(is_loopback_host(ok), "{ok}");
         }
