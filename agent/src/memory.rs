@@ -15,12 +15,13 @@ use std::time::Duration;
 const TRIM_EVERY: usize = 1024;
 /// How long without a close counts as the end of a burst.
 const QUIET: Duration = Duration::from_millis(100);
-/// The longest a steady stream of closes postpones the trim.
+/// The longest a steady stream of closes postpones the trim, counted from the close that
+/// made [`TRIM_EVERY`].
 const AT_MOST: Duration = Duration::from_secs(5);
 
 /// Connections closed since the last trim.
 static CLOSED: AtomicUsize = AtomicUsize::new(0);
-/// Whether a trim is scheduled (its task waits for the burst to end).
+/// Whether a trim is scheduled (its task waits for the burst to end, or trims).
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
 /// Trims scheduled by [`connection_closed`] that ran.
 static TRIMS: AtomicUsize = AtomicUsize::new(0);
@@ -38,22 +39,52 @@ pub fn connection_closed() {
         return;
     }
     rt.spawn(async {
-        let started = tokio::time::Instant::now();
-        let mut seen = CLOSED.load(Ordering::Relaxed);
+        // If the task is dropped midway (a runtime shutting down), no trim is scheduled any
+        // more, and the next close that makes TRIM_EVERY schedules one.
+        let mut scheduled = Scheduled { armed: true };
         loop {
-            tokio::time::sleep(QUIET).await;
-            let now = CLOSED.load(Ordering::Relaxed);
-            if now == seen || started.elapsed() >= AT_MOST {
-                break;
+            burst_over().await;
+            CLOSED.store(0, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(trim).await;
+            TRIMS.fetch_add(1, Ordering::Relaxed);
+            SCHEDULED.store(false, Ordering::Release);
+            // The closes during the trim saw it scheduled and scheduled nothing: if they
+            // made TRIM_EVERY, this task trims again after their burst.
+            if CLOSED.load(Ordering::Relaxed) < TRIM_EVERY || SCHEDULED.swap(true, Ordering::AcqRel)
+            {
+                // Not scheduled by this task any more: another may be.
+                scheduled.armed = false;
+                return;
             }
-            seen = now;
         }
-        CLOSED.store(0, Ordering::Relaxed);
-        // Runs to the end even if the runtime shuts down meanwhile; harmless.
-        let _ = tokio::task::spawn_blocking(trim).await;
-        TRIMS.fetch_add(1, Ordering::Relaxed);
-        SCHEDULED.store(false, Ordering::Release);
     });
+}
+
+/// Clears [`SCHEDULED`] when dropped armed: the trim task was dropped before it finished.
+struct Scheduled {
+    armed: bool,
+}
+
+impl Drop for Scheduled {
+    fn drop(&mut self) {
+        if self.armed {
+            SCHEDULED.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Returns after [`QUIET`] without a close, or [`AT_MOST`] from now.
+async fn burst_over() {
+    let started = tokio::time::Instant::now();
+    let mut seen = CLOSED.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(QUIET).await;
+        let now = CLOSED.load(Ordering::Relaxed);
+        if now == seen || started.elapsed() >= AT_MOST {
+            return;
+        }
+        seen = now;
+    }
 }
 
 /// Returns the allocator's free pages to the kernel; true if any were.

@@ -84,7 +84,7 @@ fn a_first_backoff_longer_than_the_longest_is_refused_not_raised() {
 }
 
 #[test]
-fn an_agent_limit_of_zero_is_refused() {
+fn an_agent_limit_of_zero_or_beyond_a_billion_is_refused() {
     let pod = Pod::new();
     for flag in [
         "--max-body",
@@ -92,13 +92,16 @@ fn an_agent_limit_of_zero_is_refused() {
         "--max-waiters",
         "--max-connections",
     ] {
-        let out = pod.run(&["agent", "--listen", "127.0.0.1:0", flag, "0"]);
-        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stderr(&out));
-        let err = stderr(&out);
-        assert!(
-            err.contains(flag) && err.contains("0 is not in 1.."),
-            "{flag}: {err}"
-        );
+        for n in ["0", "2305843009213693952"] {
+            // The second panicked in a semaphore (more than its MAX_PERMITS).
+            let out = pod.run(&["agent", "--listen", "127.0.0.1:0", flag, n]);
+            assert_eq!(out.status.code(), Some(2), "{flag} {n}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains(flag) && err.contains(&format!("{n} is not in 1..=1000000000")),
+                "{flag} {n}: {err}"
+            );
+        }
     }
 }
 

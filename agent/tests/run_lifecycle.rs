@@ -409,6 +409,32 @@ fn disabled_with_ready_when_fd_gives_the_command_a_descriptor_that_goes_nowhere(
 }
 
 #[test]
+fn disabled_runs_the_command_even_when_fd_n_cannot_be_made() {
+    // N beyond the descriptor limit: said on the line, and the command still runs (the kill
+    // switch used to exit 1 there, without running it).
+    let pod = Pod::new();
+    let script = format!(
+        "ulimit -n 64 && exec {} --dir {} run --ready-when fd:100 -- sh -c 'echo ran'",
+        env!("CARGO_BIN_EXE_podsignal"),
+        pod.dir.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("PODSIGNAL_DISABLED", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ran"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "--ready-when fd:100 (descriptor 100 left closed: cannot open /dev/null as 100"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn install_copies_a_working_binary() {
     let pod = Pod::new();
     let dest = pod.path("bin");

@@ -32,7 +32,8 @@ pub mod tombstone;
 
 pub use condition::{
     Condition, ConditionError, Grammar, HttpCheck, ReadyProbe, Service, ServiceCheck, StatusMatch,
-    TcpTarget, is_loopback_host, is_loopback_name, is_loopback_or_wildcard, loopback_addresses,
+    TcpTarget, is_loopback_host, is_loopback_ip, is_loopback_name, is_loopback_or_wildcard,
+    loopback_addresses,
 };
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use event::{Event, EventSegment};

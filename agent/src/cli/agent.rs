@@ -57,8 +57,9 @@ pub struct AgentArgs {
     pub drain_timeout: Duration,
 }
 
-/// A limit of at least 1: a limit of 0 would refuse every request of its kind (clap's error
-/// names the option and the range; exit 2).
+/// A limit from 1 (0 would refuse every request of its kind) to a billion (the semaphores
+/// behind the limits take at most `usize::MAX >> 3` permits, and no pod needs more than a
+/// billion of anything here). clap's error names the option and the range; exit 2.
 fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
-    clap::builder::RangedU64ValueParser::new().range(1..)
+    clap::builder::RangedU64ValueParser::new().range(1..=1_000_000_000)
 }

@@ -382,13 +382,20 @@ pub fn exec_disabled(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if !args.wait_for.is_empty() {
         skipped.push(format!("--wait-for {}", join(&args.wait_for, ",")));
     }
-    let null = match &args.ready_when {
-        Some(ReadyProbe::Fd(n)) if crate::supervisor::ready_fd::null_for_exec(*n)? => {
-            format!(" (descriptor {n} is /dev/null)")
+    // The kill switch runs CMD whatever happens here: a descriptor that cannot be made is
+    // said, not fatal.
+    let (fd, null) = match &args.ready_when {
+        Some(p @ ReadyProbe::Fd(n)) => {
+            let null = match crate::supervisor::ready_fd::null_for_exec(*n) {
+                Ok(true) => format!(" (descriptor {n} is /dev/null)"),
+                Ok(false) => String::new(),
+                Err(e) => format!(" (descriptor {n} left closed: {e})"),
+            };
+            (Some(p.clone()), null)
         }
-        _ => String::new(),
+        _ => (None, String::new()),
     };
-    if let Some(p) = ready_probe(args) {
+    if let Some(p) = ready_probe(args).or(fd) {
         skipped.push(format!("--ready-when {p}{null}"));
     }
     if let Some(n) = &args.name {

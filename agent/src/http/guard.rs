@@ -100,26 +100,41 @@ fn host_problem(request: &Request) -> Option<ApiError> {
     None
 }
 
-/// True for a loopback name or address ([`podsignal_proto::is_loopback_name`]: `localhost`,
-/// 127.0.0.0/8, `::1`; not `0.0.0.0`), each with an optional port.
+/// True for `localhost` (any case, a trailing dot allowed) or a loopback address
+/// ([`podsignal_proto::is_loopback_ip`]: 127.0.0.0/8, `[::1]`, `[::ffff:127.x.x.x]`), each
+/// with an optional port. Not `0.0.0.0` or `[::]` (a page at `http://0.0.0.0:PORT/` reaches a
+/// loopback listener on Linux), and no other name: `localhost` is the one name browsers
+/// resolve to loopback themselves; `ip6-localhost` and the like come from a hosts file that
+/// the browser's machine may not have, and then from DNS, which an attacker can answer
+/// (DNS rebinding, e.g. through `kubectl port-forward`).
 pub fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
+    let (name, bracketed) = if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port or [v6]
         match rest.split_once(']') {
-            Some((ip, "")) => ip,
-            Some((ip, tail)) if tail.strip_prefix(':').is_some_and(is_port) => ip,
+            Some((ip, "")) => (ip, true),
+            Some((ip, tail)) if tail.strip_prefix(':').is_some_and(is_port) => (ip, true),
             _ => return false,
         }
     } else {
         match host.rsplit_once(':') {
-            Some((name, port)) if is_port(port) => name,
+            Some((name, port)) if is_port(port) => (name, false),
             Some(_) => return false,
-            None => host,
+            None => (host, false),
         }
     };
-    // An IPv6 address outside brackets is not a Host (RFC 3986), and a bare one was split
-    // at its last colon above: only names and IPv4 addresses get here unbracketed.
-    !name.is_empty() && podsignal_proto::is_loopback_name(name)
+    if bracketed {
+        // Brackets hold an IPv6 address and nothing else (RFC 3986).
+        return name
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| podsignal_proto::is_loopback_ip(ip.into()));
+    }
+    // An IPv6 address outside brackets is not a Host, and a bare one was split at its last
+    // colon above: only names and IPv4 addresses get here.
+    let unrooted = name.strip_suffix('.').unwrap_or(name);
+    unrooted.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A port: 1 to 65535, digits only.
@@ -147,8 +162,8 @@ mod tests {
             "[::1]",
             "[::1]:7781",
             "[::ffff:127.0.0.1]:80",
-            "ip6-localhost:1",
             "localhost.",
+            "LocalHost.:80",
         ] {
             assert!(is_loopback_host(ok), "{ok}");
         }
@@ -161,6 +176,11 @@ mod tests {
             "0.0.0.0",
             "0.0.0.0:7781",
             "[::]:7781",
+            "ip6-localhost",
+            "ip6-loopback:1",
+            "[localhost]",
+            "[127.0.0.1]:80",
+            "127.0.0.1.",
             "127.0.0.1:",
             "127.0.0.1:x",
             "127.0.0.1:65536",

@@ -192,7 +192,8 @@ impl Container<'_> {
             .unwrap_or("127.0.0.1:7781");
         let (host, port) = listen.rsplit_once(':')?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        podsignal_proto::is_loopback_host(host)
+        // A wildcard --listen is refused by the agent without --allow-remote.
+        podsignal_proto::is_loopback_name(host)
             .then(|| port.parse().ok())
             .flatten()
     }

@@ -54,13 +54,10 @@ impl ReadyPipe {
 pub fn null_for_exec(fd: i32) -> anyhow::Result<bool> {
     use rustix::fs::{Mode, OFlags};
     use rustix::io::FdFlags;
-    let fail = |e: rustix::io::Errno| {
-        anyhow::anyhow!("--ready-when fd:{fd}: cannot open /dev/null as {fd}: {e}")
-    };
+    let fail = |e: rustix::io::Errno| anyhow::anyhow!("cannot open /dev/null as {fd}: {e}");
     let null = rustix::fs::open("/dev/null", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(fail)?;
-    let min =
-        u32::try_from(fd).map_err(|_| anyhow::anyhow!("--ready-when fd:{fd}: not a descriptor"))?;
+    let min = u32::try_from(fd).map_err(|_| anyhow::anyhow!("{fd} is not a descriptor"))?;
     // /dev/null itself if it got `fd` (the lowest free one), else the lowest free descriptor
     // from `fd` up: `fd` unless it is open already.
     let dup = if null.as_raw_fd() == fd {

@@ -33,7 +33,8 @@ pub use http::{HttpCheck, StatusMatch};
 pub use service::{Service, ServiceCheck};
 use tcp::split_host_port;
 pub use tcp::{
-    TcpTarget, is_loopback_host, is_loopback_name, is_loopback_or_wildcard, loopback_addresses,
+    TcpTarget, is_loopback_host, is_loopback_ip, is_loopback_name, is_loopback_or_wildcard,
+    loopback_addresses,
 };
 
 /// One condition of the grammar in the module docs.

@@ -30,14 +30,18 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 /// True when `host` is a loopback name ([`loopback_addresses`]) or a loopback address
-/// (127.0.0.0/8, `::1`, `::ffff:127.x.x.x`); not a wildcard address. What a `Host` header
-/// must name for the agent: a browser page at `http://0.0.0.0:PORT/` reaches a loopback
-/// listener on Linux, so a wildcard host is not one of ours.
+/// (127.0.0.0/8, `::1`, `::ffff:127.x.x.x`); not a wildcard address: what a process in this
+/// network namespace may be told to connect to, or to listen on, to stay on loopback.
 pub fn is_loopback_name(host: &str) -> bool {
     match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => unmapped(ip).is_loopback(),
+        Ok(ip) => is_loopback_ip(ip),
         Err(_) => loopback_addresses(host).is_some(),
     }
+}
+
+/// True for a loopback address: 127.0.0.0/8, `::1`, `::ffff:127.x.x.x`.
+pub fn is_loopback_ip(ip: std::net::IpAddr) -> bool {
+    unmapped(ip).is_loopback()
 }
 
 /// True for a loopback address (127.0.0.0/8, `::1`, `::ffff:127.x.x.x`) or a wildcard one
