@@ -112,6 +112,20 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
+/// Whether an HTTP server on `port` answers `GET /healthz` (any status).
+fn answers_healthz(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let mut head = [0u8; 12];
+    s.write_all(request.as_bytes()).is_ok()
+        && s.read_exact(&mut head).is_ok()
+        && head.starts_with(b"HTTP/1.1 ")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -263,9 +277,12 @@ impl Agent {
                 .spawn()
                 .unwrap();
             let mut exited = false;
+            // Listening means answering: a bare connect can succeed with nothing listening
+            // (a TCP self-connect, when the connection's ephemeral port happens to be `port`),
+            // and the agent then fails to bind it.
             let listening = eventually(Duration::from_secs(10), || {
                 exited = matches!(child.try_wait(), Ok(Some(_)));
-                exited || TcpStream::connect(("127.0.0.1", port)).is_ok()
+                exited || answers_healthz(port)
             });
             if listening && !exited {
                 return Agent {
